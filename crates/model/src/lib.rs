@@ -1,0 +1,29 @@
+//! # model — the vocabulary of dnsward
+//!
+//! Every other crate speaks these types; this crate does no I/O.
+//!
+//! * [`ZoneContent`]: the records of one zone at one point in time, normalised (record sets
+//!   in canonical DNS order, each set's data sorted and de-duplicated) so that equal content
+//!   has one encoding and one [`ContentHash`].
+//! * [`Version`]: content stored under a [`Generation`] of a zone, with its parent and its
+//!   [`Provenance`]. Versions are immutable; the one mutable thing per zone is a ref
+//!   ([`RefName::Active`], [`RefName::Canary`]) that points at a generation.
+//! * [`limits`]: every bound in the system, with a default, a minimum and a maximum.
+//! * [`invariants`]: the safety contract of `DESIGN.md` written once as functions, called by
+//!   the store, the guard, the tests and the simulation.
+//!
+//! The one design decision to know: names, types and RDATA are `hickory-proto`'s. Names
+//! compare case-insensitively and keep their case; record sets are keyed by the lower-cased
+//! name, so `WWW.example.` and `www.example.` are the same owner.
+
+pub mod invariants;
+pub mod limits;
+pub mod serial;
+mod version;
+mod zone;
+
+pub use hickory_proto::rr::{rdata, DNSClass, Name, RData, Record, RecordType};
+pub use version::{
+    AuditEntry, ContentHash, Generation, Provenance, RefName, Refs, Version, VersionState,
+};
+pub use zone::{decode_records, encode_rdata, ContentError, RecordSet, RrsetKey, ZoneContent};
