@@ -1,0 +1,198 @@
+//! Differential test against NSD: both servers load the same zone file and must give the
+//! same reply to every query of a set that exercises each behaviour of an authoritative
+//! server (RFC 1034/1035/2181/2308/4592/6891/7766/8482), over UDP with EDNS, UDP without
+//! EDNS and TCP.
+//!
+//! Compared: rcode, AA, TC and the answer section always; authority and additional too for
+//! negative answers and referrals (dnsward answers positive queries minimally, which RFC
+//! 8482 and common practice allow). ANY is answered minimally, so dnsward's answer must be a
+//! non-empty subset of NSD's.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{example_zone, query, start_dnsward, start_nsd, tcp_exchange, udp_exchange};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    UdpEdns,
+    UdpPlain,
+    Tcp,
+}
+
+const QUERIES: &[(&str, RecordType)] = &[
+    // positive answers, one per record type
+    ("example.test.", RecordType::SOA),
+    ("example.test.", RecordType::NS),
+    ("example.test.", RecordType::MX),
+    ("example.test.", RecordType::TXT),
+    ("example.test.", RecordType::CAA),
+    ("www.example.test.", RecordType::A),
+    ("www.example.test.", RecordType::AAAA),
+    ("_sip._tcp.example.test.", RecordType::SRV),
+    ("10.2.0.192.in-addr.example.test.", RecordType::PTR),
+    ("text.example.test.", RecordType::TXT),
+    ("api.example.test.", RecordType::A),
+    // 0x20 mixed case: question echoed as asked
+    ("WwW.ExAmPlE.tEsT.", RecordType::A),
+    // RFC 2308: NODATA and NXDOMAIN carry the SOA in authority
+    ("www.example.test.", RecordType::MX),
+    ("www.example.test.", RecordType::Unknown(65280)),
+    ("nothing.example.test.", RecordType::A),
+    ("deep.nothing.example.test.", RecordType::AAAA),
+    // empty non-terminals answer NODATA
+    ("ent.example.test.", RecordType::A),
+    ("c.ent.example.test.", RecordType::A),
+    ("b.c.ent.example.test.", RecordType::TXT),
+    ("x.b.c.ent.example.test.", RecordType::A),
+    // CNAME: chains, dangling, leaving the zone, loops, qtype CNAME
+    ("alias.example.test.", RecordType::A),
+    ("alias.example.test.", RecordType::CNAME),
+    ("alias.example.test.", RecordType::MX),
+    ("chain1.example.test.", RecordType::A),
+    ("dangling.example.test.", RecordType::A),
+    ("outside.example.test.", RecordType::A),
+    ("loop1.example.test.", RecordType::A),
+    // RFC 4592 wildcards
+    ("anything.wild.example.test.", RecordType::A),
+    ("anything.wild.example.test.", RecordType::TXT),
+    ("anything.wild.example.test.", RecordType::MX),
+    ("two.labels.wild.example.test.", RecordType::A),
+    ("exists.wild.example.test.", RecordType::A),
+    ("exists.wild.example.test.", RecordType::AAAA),
+    ("below.exists.wild.example.test.", RecordType::A),
+    ("wild.example.test.", RecordType::A),
+    ("x.cnamewild.example.test.", RecordType::A),
+    // delegations: referral with glue, occluded data, DS from the parent
+    ("sub.example.test.", RecordType::NS),
+    ("sub.example.test.", RecordType::A),
+    ("hidden.sub.example.test.", RecordType::A),
+    ("ns.sub.example.test.", RecordType::A),
+    ("deep.below.sub.example.test.", RecordType::MX),
+    ("sub.example.test.", RecordType::DS),
+    // a record set larger than 512 bytes: TC without EDNS, whole with EDNS and over TCP
+    ("big.example.test.", RecordType::TXT),
+    // outside every served zone
+    ("www.example.net.", RecordType::A),
+    ("test.", RecordType::SOA),
+];
+
+fn exchange(server: std::net::SocketAddr, name: &str, rtype: RecordType, transport: Transport) -> Message {
+    let result = match transport {
+        Transport::UdpEdns => udp_exchange(server, &query(name, rtype, Some(1232)), common::QUERY_TIMEOUT),
+        Transport::UdpPlain => udp_exchange(server, &query(name, rtype, None), common::QUERY_TIMEOUT),
+        Transport::Tcp => tcp_exchange(server, &query(name, rtype, Some(1232))),
+    };
+    result.unwrap_or_else(|error| panic!("{name} {rtype} over {transport:?} from {server}: {error}"))
+}
+
+/// Records as comparable text, order-independent within a section.
+fn section(records: &[Record]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|record| record.record_type() != RecordType::OPT)
+        .map(|record| {
+            format!(
+                "{} {} {} {}",
+                record.name.to_ascii().to_ascii_lowercase(),
+                record.ttl,
+                record.record_type(),
+                record.data
+            )
+        })
+        .collect()
+}
+
+fn is_negative_or_referral(reply: &Message) -> bool {
+    reply.metadata.response_code != ResponseCode::NoError
+        || reply.answers.is_empty()
+        || !reply.metadata.authoritative
+}
+
+fn differences(name: &str, rtype: RecordType, ours: &Message, theirs: &Message) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{what}: dnsward {a} / nsd {b}"));
+        }
+    };
+    check("rcode", format!("{:?}", ours.metadata.response_code), format!("{:?}", theirs.metadata.response_code));
+    check("aa", ours.metadata.authoritative.to_string(), theirs.metadata.authoritative.to_string());
+    check("tc", ours.metadata.truncation.to_string(), theirs.metadata.truncation.to_string());
+    check("qr", ours.metadata.message_type_is_response().to_string(), "true".into());
+    check(
+        "question",
+        ours.queries.iter().map(|q| q.name().to_ascii()).collect::<Vec<_>>().join(","),
+        theirs.queries.iter().map(|q| q.name().to_ascii()).collect::<Vec<_>>().join(","),
+    );
+    check("edns", ours.edns.is_some().to_string(), theirs.edns.is_some().to_string());
+    let (our_answer, their_answer) = (section(&ours.answers), section(&theirs.answers));
+    if rtype == RecordType::ANY {
+        if our_answer.is_empty() || !our_answer.is_subset(&their_answer) {
+            out.push(format!("ANY answer not a non-empty subset: {our_answer:?} / {their_answer:?}"));
+        }
+    } else {
+        check("answer", format!("{our_answer:?}"), format!("{their_answer:?}"));
+    }
+    if is_negative_or_referral(theirs) {
+        check("authority", format!("{:?}", section(&ours.authorities)), format!("{:?}", section(&theirs.authorities)));
+        check("additional", format!("{:?}", section(&ours.additionals)), format!("{:?}", section(&theirs.additionals)));
+    }
+    out.into_iter().map(|d| format!("{name} {rtype}: {d}")).collect()
+}
+
+trait IsResponse {
+    fn message_type_is_response(&self) -> bool;
+}
+
+impl IsResponse for hickory_proto::op::Metadata {
+    fn message_type_is_response(&self) -> bool {
+        self.message_type == hickory_proto::op::MessageType::Response
+    }
+}
+
+fn compare_all(transport: Transport) {
+    let zone_file = example_zone();
+    let nsd = start_nsd("example.test", &zone_file);
+    let zone_arg = zone_file.to_string_lossy().into_owned();
+    let dnsward = start_dnsward(&["serve", "--zone", &zone_arg], "example.test.");
+    let mut all = Vec::new();
+    let mut queries: Vec<(&str, RecordType)> = QUERIES.to_vec();
+    queries.push(("www.example.test.", RecordType::ANY));
+    for (name, rtype) in queries {
+        let ours = exchange(dnsward.addr, name, rtype, transport);
+        let theirs = exchange(nsd.addr, name, rtype, transport);
+        all.extend(differences(name, rtype, &ours, &theirs));
+    }
+    assert!(all.is_empty(), "dnsward differs from NSD over {transport:?}:\n{}", all.join("\n"));
+}
+
+#[test]
+fn answers_equal_nsd_over_udp_with_edns() {
+    compare_all(Transport::UdpEdns);
+}
+
+#[test]
+fn answers_equal_nsd_over_udp_without_edns() {
+    compare_all(Transport::UdpPlain);
+}
+
+#[test]
+fn answers_equal_nsd_over_tcp() {
+    compare_all(Transport::Tcp);
+}
+
+#[test]
+fn the_large_record_set_is_truncated_without_edns_and_whole_over_tcp() {
+    let zone_file = example_zone();
+    let zone_arg = zone_file.to_string_lossy().into_owned();
+    let dnsward = start_dnsward(&["serve", "--zone", &zone_arg], "example.test.");
+    let plain = exchange(dnsward.addr, "big.example.test.", RecordType::TXT, Transport::UdpPlain);
+    assert!(plain.metadata.truncation, "a 700-byte answer must set TC in 512 bytes");
+    let tcp = exchange(dnsward.addr, "big.example.test.", RecordType::TXT, Transport::Tcp);
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(tcp.answers.len(), 7);
+}
