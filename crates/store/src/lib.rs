@@ -1,1 +1,193 @@
-//! store
+//! # store — the one mutable thing
+//!
+//! Where it sits: `enactor ──CAS──▶ store ──watch──▶ server`. The enactor, the validator and
+//! operators write versions and move refs here; the server follows the active ref of each
+//! zone (through [`watch_changes`]) and serves a snapshot of that version's content.
+//!
+//! * [`Store`]: the trait every backend implements (SQLite now, etcd next). Synchronous and
+//!   free of backend concepts: versions, refs, audit, clean-up.
+//! * [`SqliteStore`]: the embedded implementation (WAL, `synchronous=FULL`).
+//! * [`Commit`], [`MoveRef`]: the two ways a ref moves, both compare-and-swap.
+//! * [`StoreError`]: what a caller can handle (`Conflict`, `NotFound`, `Invalid`, ...).
+//! * [`contract`]: one test suite every implementation must pass, stamped onto it with
+//!   [`contract_suite!`].
+//! * [`buckets`]: how content is split into content-addressed, deduplicated buckets.
+//!
+//! The one design decision to know: **a ref moves only by compare-and-swap inside the same
+//! transaction that reads it** (safety contract 2), and content is stored immutable in
+//! **content-addressed buckets** (contract 1), so a new version of a large zone costs only
+//! the buckets it changes. Clean-up decides reachability in the transaction that deletes
+//! (contract 4), and every ref move, pin and clean-up is appended to the audit log in the
+//! same transaction (contract 10). An acknowledged write is durable (contract 11).
+
+pub mod buckets;
+pub mod contract;
+mod error;
+mod sqlite;
+mod watch;
+
+use model::{AuditEntry, Generation, Name, Provenance, RefName, Refs, Version, ZoneContent};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+pub use watch::{default_poll_interval, watch_changes, WatchHandle};
+
+/// The `action` words of audit entries written by the store itself.
+pub mod actions {
+    /// The active ref of a zone moved (commit, promotion, rollback).
+    pub const REF_MOVE: &str = "ref-move";
+    /// The canary ref was set, moved or cleared.
+    pub const CANARY_MOVE: &str = "canary-move";
+    /// A version was pinned: clean-up keeps it.
+    pub const PIN: &str = "pin";
+    /// A version was unpinned.
+    pub const UNPIN: &str = "unpin";
+    /// Clean-up deleted unreachable versions; the reason lists them.
+    pub const CLEAN_UP: &str = "clean-up";
+}
+
+/// The store: versions of zones, the refs that point at them, and the audit log.
+///
+/// Every method is one transaction of the backend. Methods that change something take the
+/// actor and `now_ms` from the caller (time comes in through the caller's seam).
+pub trait Store: Send + Sync {
+    /// Creates a new version of `commit.content.origin()` and moves `commit.target` to it,
+    /// in one transaction.
+    ///
+    /// Compare-and-swap: the zone's active ref must still equal `commit.base` (`None` = the
+    /// zone has no active version yet), else [`StoreError::Conflict`] and nothing changes.
+    /// The new generation is the zone's next one (never reused, even after clean-up). The
+    /// stored SOA serial is [`model::serial::next_serial`] of the last serial ever stored
+    /// for the zone and the content's serial, so the served serial rises with every
+    /// generation. Moving active past a canary clears the canary. Audited.
+    fn commit(&self, commit: Commit<'_>) -> Result<Version, StoreError>;
+
+    /// Compare-and-swap of a ref to an existing version: `reference` must equal `expected`;
+    /// `to` must exist and be newer than `expected` (a canary must also be newer than the
+    /// active version). `to = None` clears the canary; the active ref cannot be cleared.
+    /// Moving active to (or past) the canary's generation clears the canary (promotion).
+    /// Audited.
+    fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError>;
+
+    /// Where the zone's refs point; both `None` for a zone the store does not know.
+    fn refs(&self, zone: &Name) -> Result<Refs, StoreError>;
+
+    /// Every zone the store knows, in order of their lower-cased names.
+    fn zones(&self) -> Result<Vec<(Name, Refs)>, StoreError>;
+
+    /// Metadata of one version, or [`StoreError::NotFound`].
+    fn version(&self, zone: &Name, generation: Generation) -> Result<Version, StoreError>;
+
+    /// Content of one version, verified against its content hash
+    /// ([`StoreError::Corrupt`] on mismatch).
+    fn content(&self, zone: &Name, generation: Generation) -> Result<ZoneContent, StoreError>;
+
+    /// The zone's newest `limit` versions, newest first.
+    fn history(&self, zone: &Name, limit: usize) -> Result<Vec<Version>, StoreError>;
+
+    /// Pins or unpins a version (clean-up keeps pinned versions). Audited.
+    fn set_pinned(&self, request: SetPinned<'_>) -> Result<(), StoreError>;
+
+    /// Appends an entry written by another stage (breaker, operator, validator). Returns its
+    /// sequence number.
+    fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError>;
+
+    /// Audit entries matching `query`, oldest first, at most
+    /// [`model::limits::AUDIT_PAGE`] of them.
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Clean-up by reachability, decided and executed in one transaction. Deletes versions
+    /// of `zone` that are not the target of active or canary, not pinned, not among the
+    /// `keep_last` newest versions that were ever active (clamped to
+    /// [`model::limits::KEEP_LAST_VERSIONS`]), and not newer than the active generation
+    /// (in-flight proposals). Age is never a reason. Then deletes the content no remaining
+    /// version uses. Audited when it deletes something. Returns the deleted generations,
+    /// oldest first.
+    fn clean_up(
+        &self,
+        zone: &Name,
+        keep_last: usize,
+        actor: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Generation>, StoreError>;
+
+    /// A number that changes whenever any ref of any zone moves, in this or another
+    /// process. Followers poll it cheaply.
+    fn change_counter(&self) -> Result<u64, StoreError>;
+
+    /// Full check: backend integrity, every ref points at an existing version, every
+    /// version's content is present and hashes to its content hash. The error describes the
+    /// first problem found.
+    fn check_integrity(&self) -> Result<(), StoreError>;
+}
+
+/// A new version and the ref to move to it. See [`Store::commit`].
+#[derive(Debug, Clone)]
+pub struct Commit<'a> {
+    pub content: &'a ZoneContent,
+    /// The active generation the content was computed from; `None` for a new zone.
+    pub base: Option<Generation>,
+    /// `Active` to make it served, `Canary` to canary it first.
+    pub target: RefName,
+    pub provenance: Provenance,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub now_ms: u64,
+}
+
+/// A compare-and-swap of one ref to an existing version. See [`Store::move_ref`].
+#[derive(Debug, Clone)]
+pub struct MoveRef<'a> {
+    pub zone: &'a Name,
+    pub reference: RefName,
+    /// Where the caller saw the ref; the move happens only if it is still there.
+    pub expected: Option<Generation>,
+    /// Where it should point; `None` clears it (canary only).
+    pub to: Option<Generation>,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub now_ms: u64,
+}
+
+/// Pin or unpin one version. See [`Store::set_pinned`].
+#[derive(Debug, Clone)]
+pub struct SetPinned<'a> {
+    pub zone: &'a Name,
+    pub generation: Generation,
+    pub pinned: bool,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub now_ms: u64,
+}
+
+/// An audit entry before the store gives it a sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub at_ms: u64,
+    pub actor: String,
+    pub zone: Name,
+    pub action: String,
+    pub from: Option<Generation>,
+    pub to: Option<Generation>,
+    pub reason: String,
+}
+
+/// Which audit entries to read. All filters are conjunctive; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub zone: Option<Name>,
+    /// Entries at or after this time.
+    pub since_ms: Option<u64>,
+    /// Entries with a sequence strictly above this one (paging).
+    pub after_sequence: Option<u64>,
+    /// Page size; `None` or out-of-bounds values are clamped to
+    /// [`model::limits::AUDIT_PAGE`].
+    pub limit: Option<usize>,
+}
+
+/// The store's key for a zone: the lower-cased, fully qualified name.
+pub fn zone_key(zone: &Name) -> String {
+    let mut name = zone.to_lowercase();
+    name.set_fqdn(true);
+    name.to_ascii()
+}

@@ -1,0 +1,1222 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL`, one connection per
+//! instance behind a mutex, every write in a `BEGIN IMMEDIATE` transaction. Several
+//! instances, in one or several processes, may open the same file.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use model::invariants::{self, Violation};
+use model::{
+    limits, serial, AuditEntry, ContentHash, Generation, Name, Provenance, RefName, Refs, Version,
+    ZoneContent,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use crate::buckets::{self, BucketHash};
+use crate::{
+    actions, zone_key, AuditQuery, Commit, MoveRef, NewAuditEntry, SetPinned, Store, StoreError,
+};
+
+/// Version of the schema below; a file with another version is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('change_counter', 0);
+CREATE TABLE IF NOT EXISTS zones (
+    name TEXT PRIMARY KEY,              -- lower-cased, fully qualified
+    display_name TEXT NOT NULL,         -- as first written
+    next_generation INTEGER NOT NULL,   -- never decreases: generations are never reused
+    last_serial INTEGER,                -- last SOA serial ever stored for the zone
+    active INTEGER,
+    canary INTEGER,
+    FOREIGN KEY (name, active) REFERENCES versions (zone, generation),
+    FOREIGN KEY (name, canary) REFERENCES versions (zone, generation)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    zone TEXT NOT NULL REFERENCES zones (name),
+    generation INTEGER NOT NULL,
+    content_hash BLOB NOT NULL,
+    manifest BLOB NOT NULL,             -- bucket keys, see buckets.rs
+    parent INTEGER,
+    provenance TEXT NOT NULL,
+    rollback_to INTEGER,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    activated INTEGER NOT NULL DEFAULT 0, -- was ever the target of the active ref
+    PRIMARY KEY (zone, generation)
+);
+-- Buckets are keyed by zone and hash: content never crosses zones, so clean-up decides
+-- reachability from one zone's manifests.
+CREATE TABLE IF NOT EXISTS blobs (
+    zone TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (zone, hash)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    zone_key TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_gen INTEGER,
+    to_gen INTEGER,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_zone ON audit (zone_key, sequence);
+CREATE TRIGGER IF NOT EXISTS audit_is_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+";
+
+/// A [`Store`] in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+/// A zone's row.
+#[derive(Debug, Clone, Copy)]
+struct ZoneRow {
+    next_generation: Generation,
+    last_serial: Option<u32>,
+    refs: Refs,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |operation: &str, error: rusqlite::Error| backend(&path, operation, error);
+        let connection = Connection::open(&path).map_err(|e| fail("opening", e))?;
+        connection
+            .busy_timeout(Duration::from_millis(limits::STORE_BUSY_TIMEOUT_MS.default))
+            .map_err(|e| fail("setting busy_timeout", e))?;
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| fail("switching to WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend {
+                location: path.display().to_string(),
+                operation: "switching to WAL".to_string(),
+                detail: format!("journal mode stayed {mode}"),
+            });
+        }
+        // FULL: a commit is on disk when it returns (contract 11), also in WAL mode.
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| fail("setting synchronous=FULL", e))?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| fail("enabling foreign keys", e))?;
+        let store = SqliteStore {
+            path,
+            connection: Mutex::new(connection),
+        };
+        store.create_schema()?;
+        Ok(store)
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create_schema(&self) -> Result<(), StoreError> {
+        self.write("creating the schema", |tx| {
+            tx.execute_batch(SCHEMA)?;
+            let version: Option<i64> = tx
+                .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+                .optional()?;
+            match version {
+                None => {
+                    tx.execute(
+                        "INSERT INTO schema_version (version) VALUES (?1)",
+                        [SCHEMA_VERSION],
+                    )?;
+                    Ok(Ok(()))
+                }
+                Some(SCHEMA_VERSION) => Ok(Ok(())),
+                Some(other) => Ok(Err(StoreError::Backend {
+                    location: self.path.display().to_string(),
+                    operation: "checking the schema version".to_string(),
+                    detail: format!(
+                        "the file has schema version {other}, this dnsward knows \
+                         {SCHEMA_VERSION}; use the dnsward release that wrote it"
+                    ),
+                })),
+            }
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock dropped its transaction, which rolled back, so the
+        // connection is in a clean state.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `work` in a `BEGIN IMMEDIATE` transaction and commits it when `work` returns
+    /// `Ok(Ok(_))`. The outer result carries SQLite errors, the inner one refusals; both roll
+    /// back.
+    fn write<T>(
+        &self,
+        operation: &str,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| backend(&self.path, operation, e))?;
+        match work(&tx).map_err(|e| backend(&self.path, operation, e))? {
+            Ok(value) => {
+                tx.commit().map_err(|e| backend(&self.path, operation, e))?;
+                Ok(value)
+            }
+            // Dropping the transaction rolls it back.
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Runs `work` in a read transaction: one consistent snapshot.
+    fn read<T>(
+        &self,
+        operation: &str,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| backend(&self.path, operation, e))?;
+        work(&tx).map_err(|e| backend(&self.path, operation, e))?
+    }
+
+    /// Total bytes of bucket blobs and manifests: what storing versions costs.
+    #[cfg(test)]
+    fn stored_bytes(&self) -> u64 {
+        let connection = self.lock();
+        let blobs: i64 = connection
+            .query_row(
+                "SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM blobs",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let manifests: i64 = connection
+            .query_row(
+                "SELECT COALESCE(SUM(LENGTH(manifest)), 0) FROM versions",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (blobs + manifests) as u64
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, commit: Commit<'_>) -> Result<Version, StoreError> {
+        let content = commit.content;
+        let origin = content.origin().clone();
+        let key = zone_key(&origin);
+        let invalid = |violation| StoreError::Invalid {
+            zone: origin.clone(),
+            violation,
+        };
+        invariants::check_content_valid(content, limits::ZONE_RECORDS.default).map_err(invalid)?;
+        let content_serial = content.serial().ok_or_else(|| {
+            invalid(Violation::InvalidContent {
+                problems: "no single SOA at the apex".to_string(),
+            })
+        })?;
+        self.write("committing a version", |tx| {
+            let row = zone_row(tx, &key)?;
+            let refs = row.map(|row| row.refs).unwrap_or_default();
+            if refs.active != commit.base {
+                return Ok(Err(StoreError::Conflict {
+                    zone: origin.clone(),
+                    reference: RefName::Active,
+                    expected: commit.base,
+                    actual: refs.active,
+                }));
+            }
+            let generation = row.map_or(Generation::FIRST, |row| row.next_generation);
+            let last_serial = row.and_then(|row| row.last_serial);
+            let served_serial = serial::next_serial(last_serial, content_serial);
+            // Kept in release builds: a violation here is a bug, refuse rather than store it.
+            let asserted = invariants::check_generation_monotonic(refs.active, generation)
+                .and_then(|()| invariants::check_generation_monotonic(refs.canary, generation))
+                .and_then(|()| invariants::check_serial_rises(last_serial, served_serial));
+            if let Err(violation) = asserted {
+                return Ok(Err(invalid(violation)));
+            }
+            let stored = if served_serial == content_serial {
+                content.clone()
+            } else {
+                content.with_serial(served_serial)
+            };
+            let content_hash = stored.hash();
+            let manifest = store_buckets(tx, &key, &stored)?;
+            let display = match row {
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE zones SET next_generation = ?2, last_serial = ?3 WHERE name = ?1",
+                        params![key, sql(generation.next().0), served_serial],
+                    )?;
+                    display_name(tx, &key)?
+                }
+                None => {
+                    let display = origin.to_ascii();
+                    tx.execute(
+                        "INSERT INTO zones (name, display_name, next_generation, last_serial) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![key, display, sql(generation.next().0), served_serial],
+                    )?;
+                    display
+                }
+            };
+            let version = Version {
+                zone: parse_name(&display).unwrap_or_else(|_| origin.clone()),
+                generation,
+                content_hash,
+                parent: commit.base,
+                provenance: commit.provenance.clone(),
+                actor: commit.actor.to_string(),
+                reason: commit.reason.to_string(),
+                serial: served_serial,
+                records: stored.record_count(),
+                created_at_ms: commit.now_ms,
+                pinned: false,
+            };
+            insert_version(tx, &key, &version, &manifest)?;
+            let change = RefChange {
+                key: &key,
+                display: &display,
+                actor: commit.actor,
+                reason: commit.reason,
+                now_ms: commit.now_ms,
+            };
+            match commit.target {
+                RefName::Active => change.move_active(tx, refs, generation)?,
+                RefName::Canary => {
+                    change.set_canary(tx, refs.canary, Some(generation), commit.reason)?
+                }
+            }
+            Ok(Ok(version))
+        })
+    }
+
+    fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError> {
+        let key = zone_key(request.zone);
+        let zone = request.zone.clone();
+        self.write("moving a ref", |tx| {
+            let refs = zone_row(tx, &key)?.map(|row| row.refs).unwrap_or_default();
+            let actual = refs.get(request.reference);
+            if actual != request.expected {
+                return Ok(Err(StoreError::Conflict {
+                    zone,
+                    reference: request.reference,
+                    expected: request.expected,
+                    actual,
+                }));
+            }
+            let Some(to) = request.to else {
+                return Ok(match (request.reference, actual) {
+                    (RefName::Active, _) => Err(StoreError::Refused {
+                        zone,
+                        reason: "the active ref cannot be cleared; roll back to an earlier \
+                                 generation instead"
+                            .to_string(),
+                    }),
+                    (RefName::Canary, None) => Err(StoreError::Refused {
+                        zone,
+                        reason: "the canary ref is already clear".to_string(),
+                    }),
+                    (RefName::Canary, Some(_)) => {
+                        let display = display_name(tx, &key)?;
+                        RefChange::new(&key, &display, &request).set_canary(
+                            tx,
+                            actual,
+                            None,
+                            request.reason,
+                        )?;
+                        Ok(())
+                    }
+                });
+            };
+            if !version_exists(tx, &key, to)? {
+                return Ok(Err(StoreError::NotFound {
+                    zone,
+                    generation: to,
+                }));
+            }
+            let mut checked = invariants::check_generation_monotonic(request.expected, to);
+            if request.reference == RefName::Canary {
+                checked =
+                    checked.and_then(|()| invariants::check_generation_monotonic(refs.active, to));
+            }
+            if let Err(violation) = checked {
+                return Ok(Err(StoreError::Invalid { zone, violation }));
+            }
+            let display = display_name(tx, &key)?;
+            let change = RefChange::new(&key, &display, &request);
+            match request.reference {
+                RefName::Active => change.move_active(tx, refs, to)?,
+                RefName::Canary => change.set_canary(tx, actual, Some(to), request.reason)?,
+            }
+            Ok(Ok(()))
+        })
+    }
+
+    fn refs(&self, zone: &Name) -> Result<Refs, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading refs", |tx| {
+            Ok(Ok(zone_row(tx, &key)?
+                .map(|row| row.refs)
+                .unwrap_or_default()))
+        })
+    }
+
+    fn zones(&self) -> Result<Vec<(Name, Refs)>, StoreError> {
+        self.read("listing zones", |tx| {
+            let mut statement =
+                tx.prepare("SELECT display_name, active, canary FROM zones ORDER BY name")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    Refs {
+                        active: generation_column(row, 1)?,
+                        canary: generation_column(row, 2)?,
+                    },
+                ))
+            })?;
+            let mut zones = Vec::new();
+            for row in rows {
+                let (display, refs) = row?;
+                match parse_name(&display) {
+                    Ok(name) => zones.push((name, refs)),
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
+            Ok(Ok(zones))
+        })
+    }
+
+    fn version(&self, zone: &Name, generation: Generation) -> Result<Version, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading a version", |tx| {
+            Ok(match read_version(tx, &key, generation)? {
+                None => Err(StoreError::NotFound {
+                    zone: zone.clone(),
+                    generation,
+                }),
+                Some(row) => row.map(|(version, _)| version),
+            })
+        })
+    }
+
+    fn content(&self, zone: &Name, generation: Generation) -> Result<ZoneContent, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading content", |tx| {
+            read_content(tx, &key, zone, generation)
+        })
+    }
+
+    fn history(&self, zone: &Name, limit: usize) -> Result<Vec<Version>, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading history", |tx| {
+            let mut statement = tx.prepare(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions JOIN zones ON zones.name = versions.zone \
+                 WHERE zone = ?1 ORDER BY generation DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(
+                params![key, i64::try_from(limit).unwrap_or(i64::MAX)],
+                version_from_row,
+            )?;
+            let mut versions = Vec::new();
+            for row in rows {
+                match row? {
+                    Ok((version, _)) => versions.push(version),
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
+            Ok(Ok(versions))
+        })
+    }
+
+    fn set_pinned(&self, request: SetPinned<'_>) -> Result<(), StoreError> {
+        let key = zone_key(request.zone);
+        self.write("pinning a version", |tx| {
+            let updated = tx.execute(
+                "UPDATE versions SET pinned = ?3 WHERE zone = ?1 AND generation = ?2",
+                params![key, sql(request.generation.0), request.pinned],
+            )?;
+            if updated == 0 {
+                return Ok(Err(StoreError::NotFound {
+                    zone: request.zone.clone(),
+                    generation: request.generation,
+                }));
+            }
+            let display = display_name(tx, &key)?;
+            append(
+                tx,
+                &key,
+                &display,
+                &NewAuditEntry {
+                    at_ms: request.now_ms,
+                    actor: request.actor.to_string(),
+                    zone: request.zone.clone(),
+                    action: if request.pinned {
+                        actions::PIN
+                    } else {
+                        actions::UNPIN
+                    }
+                    .to_string(),
+                    from: None,
+                    to: Some(request.generation),
+                    reason: request.reason.to_string(),
+                },
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError> {
+        let key = zone_key(&entry.zone);
+        let display = entry.zone.to_ascii();
+        self.write("appending to the audit log", |tx| {
+            Ok(Ok(append(tx, &key, &display, &entry)?))
+        })
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let key = query.zone.as_ref().map(zone_key);
+        let limit = limits::AUDIT_PAGE.clamp(query.limit.map(|limit| limit as u64));
+        self.read("reading the audit log", |tx| {
+            let mut statement = tx.prepare(
+                "SELECT sequence, at_ms, actor, zone, action, from_gen, to_gen, reason FROM audit \
+                 WHERE (?1 IS NULL OR zone_key = ?1) AND (?2 IS NULL OR at_ms >= ?2) \
+                 AND sequence > ?3 ORDER BY sequence LIMIT ?4",
+            )?;
+            let rows = statement.query_map(
+                params![
+                    key,
+                    query.since_ms.map(sql),
+                    sql(query.after_sequence.unwrap_or(0)),
+                    sql(limit)
+                ],
+                |row| {
+                    Ok((
+                        AuditEntry {
+                            sequence: unsigned(row.get(0)?),
+                            at_ms: unsigned(row.get(1)?),
+                            actor: row.get(2)?,
+                            zone: Name::root(),
+                            action: row.get(4)?,
+                            from: generation_column(row, 5)?,
+                            to: generation_column(row, 6)?,
+                            reason: row.get(7)?,
+                        },
+                        row.get::<_, String>(3)?,
+                    ))
+                },
+            )?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let (mut entry, zone) = row?;
+                match parse_name(&zone) {
+                    Ok(zone) => entry.zone = zone,
+                    Err(error) => return Ok(Err(error)),
+                }
+                entries.push(entry);
+            }
+            Ok(Ok(entries))
+        })
+    }
+
+    fn clean_up(
+        &self,
+        zone: &Name,
+        keep_last: usize,
+        actor: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Generation>, StoreError> {
+        let key = zone_key(zone);
+        let keep_last = limits::KEEP_LAST_VERSIONS.clamp(Some(keep_last as u64));
+        self.write("cleaning up", |tx| {
+            let Some(row) = zone_row(tx, &key)? else {
+                return Ok(Ok(Vec::new()));
+            };
+            let Some(active) = row.refs.active else {
+                // Without an active version every version is in flight.
+                return Ok(Ok(Vec::new()));
+            };
+            let plan = plan_clean_up(tx, &key, active, row.refs.canary, keep_last)?;
+            if plan.delete.is_empty() {
+                return Ok(Ok(Vec::new()));
+            }
+            delete_versions(tx, &key, &plan.delete)?;
+            let display = display_name(tx, &key)?;
+            let reason = format!(
+                "deleted generations {}; kept active {}, canary {}, the last {keep_last} \
+                 ever-active, pinned and in-flight versions",
+                list(&plan.delete),
+                active,
+                row.refs
+                    .canary
+                    .map_or_else(|| "none".to_string(), |c| c.to_string()),
+            );
+            append(
+                tx,
+                &key,
+                &display,
+                &NewAuditEntry {
+                    at_ms: now_ms,
+                    actor: actor.to_string(),
+                    zone: zone.clone(),
+                    action: actions::CLEAN_UP.to_string(),
+                    from: None,
+                    to: None,
+                    reason,
+                },
+            )?;
+            Ok(Ok(plan.delete))
+        })
+    }
+
+    fn change_counter(&self) -> Result<u64, StoreError> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'change_counter'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(unsigned)
+            .map_err(|e| backend(&self.path, "reading the change counter", e))
+    }
+
+    fn check_integrity(&self) -> Result<(), StoreError> {
+        self.read("checking integrity", |tx| check_all(tx))
+    }
+}
+
+/// The columns [`version_from_row`] reads, for a join of versions with zones.
+const VERSION_COLUMNS: &str = "zones.display_name, generation, content_hash, parent, provenance, \
+     rollback_to, actor, reason, serial, records, created_at_ms, pinned, manifest";
+
+/// A version and its manifest, or why the row is not one.
+type VersionRow = Result<(Version, Vec<u8>), StoreError>;
+
+fn version_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
+    let display: String = row.get(0)?;
+    let generation = Generation(unsigned(row.get(1)?));
+    let hash: Vec<u8> = row.get(2)?;
+    let kind: String = row.get(4)?;
+    let rollback_to = generation_column(row, 5)?;
+    let serial: i64 = row.get(8)?;
+    let corrupt = |what: &str| StoreError::Corrupt {
+        detail: format!("zone {display} generation {generation}: {what}"),
+    };
+    let zone = match parse_name(&display) {
+        Ok(zone) => zone,
+        Err(error) => return Ok(Err(error)),
+    };
+    let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+        return Ok(Err(corrupt("the content hash is not 32 bytes")));
+    };
+    let Some(provenance) = Provenance::from_kind(&kind, rollback_to) else {
+        return Ok(Err(corrupt(&format!("unknown provenance {kind:?}"))));
+    };
+    let Ok(serial) = u32::try_from(serial) else {
+        return Ok(Err(corrupt(&format!("serial {serial} is out of range"))));
+    };
+    Ok(Ok((
+        Version {
+            zone,
+            generation,
+            content_hash: ContentHash(hash),
+            parent: generation_column(row, 3)?,
+            provenance,
+            actor: row.get(6)?,
+            reason: row.get(7)?,
+            serial,
+            records: unsigned(row.get(9)?),
+            created_at_ms: unsigned(row.get(10)?),
+            pinned: row.get(11)?,
+        },
+        row.get(12)?,
+    )))
+}
+
+fn read_version(
+    tx: &Connection,
+    key: &str,
+    generation: Generation,
+) -> rusqlite::Result<Option<VersionRow>> {
+    tx.query_row(
+        &format!(
+            "SELECT {VERSION_COLUMNS} FROM versions JOIN zones ON zones.name = versions.zone \
+             WHERE zone = ?1 AND generation = ?2"
+        ),
+        params![key, sql(generation.0)],
+        version_from_row,
+    )
+    .optional()
+}
+
+fn read_content(
+    tx: &Connection,
+    key: &str,
+    zone: &Name,
+    generation: Generation,
+) -> rusqlite::Result<Result<ZoneContent, StoreError>> {
+    let (version, manifest) = match read_version(tx, key, generation)? {
+        None => {
+            return Ok(Err(StoreError::NotFound {
+                zone: zone.clone(),
+                generation,
+            }))
+        }
+        Some(Err(error)) => return Ok(Err(error)),
+        Some(Ok(found)) => found,
+    };
+    let corrupt = |what: String| {
+        Ok(Err(StoreError::Corrupt {
+            detail: format!("zone {key} generation {generation}: {what}"),
+        }))
+    };
+    let Some(hashes) = buckets::decode_manifest(&manifest) else {
+        return corrupt("the bucket manifest is torn".to_string());
+    };
+    let mut statement =
+        tx.prepare_cached("SELECT bytes FROM blobs WHERE zone = ?1 AND hash = ?2")?;
+    let mut bucket_bytes = Vec::with_capacity(hashes.len());
+    for (index, hash) in hashes.iter().enumerate() {
+        let bytes: Option<Vec<u8>> = statement
+            .query_row(params![key, hash.as_slice()], |row| row.get(0))
+            .optional()?;
+        match bytes {
+            None => return corrupt(format!("bucket {index} is missing")),
+            Some(bytes) if buckets::hash(&bytes) != *hash => {
+                return corrupt(format!("bucket {index} does not match its hash"))
+            }
+            Some(bytes) => bucket_bytes.push(bytes),
+        }
+    }
+    let content =
+        match buckets::assemble(version.zone.clone(), bucket_bytes.iter().map(Vec::as_slice)) {
+            Ok(content) => content,
+            Err(error) => return corrupt(format!("the content does not decode: {error}")),
+        };
+    if content.hash() != version.content_hash {
+        return corrupt(format!(
+            "the content hashes to {} but the version says {}",
+            content.hash(),
+            version.content_hash
+        ));
+    }
+    Ok(Ok(content))
+}
+
+/// Stores the content's buckets (deduplicated) and returns the version's manifest.
+fn store_buckets(tx: &Connection, key: &str, content: &ZoneContent) -> rusqlite::Result<Vec<u8>> {
+    let mut statement =
+        tx.prepare_cached("INSERT OR IGNORE INTO blobs (zone, hash, bytes) VALUES (?1, ?2, ?3)")?;
+    let mut hashes: Vec<BucketHash> = Vec::new();
+    for bytes in buckets::split(content) {
+        let hash = buckets::hash(&bytes);
+        statement.execute(params![key, hash.as_slice(), bytes])?;
+        hashes.push(hash);
+    }
+    Ok(buckets::encode_manifest(&hashes))
+}
+
+fn insert_version(
+    tx: &Connection,
+    key: &str,
+    version: &Version,
+    manifest: &[u8],
+) -> rusqlite::Result<()> {
+    let rollback_to = match version.provenance {
+        Provenance::Rollback { to } => Some(sql(to.0)),
+        _ => None,
+    };
+    tx.execute(
+        "INSERT INTO versions (zone, generation, content_hash, manifest, parent, provenance, \
+         rollback_to, actor, reason, serial, records, created_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            key,
+            sql(version.generation.0),
+            version.content_hash.0.as_slice(),
+            manifest,
+            version.parent.map(|parent| sql(parent.0)),
+            version.provenance.kind(),
+            rollback_to,
+            version.actor,
+            version.reason,
+            version.serial,
+            sql(version.records),
+            sql(version.created_at_ms),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes one ref change: the ref, the audit entry, the change counter.
+struct RefChange<'a> {
+    key: &'a str,
+    display: &'a str,
+    actor: &'a str,
+    reason: &'a str,
+    now_ms: u64,
+}
+
+impl<'a> RefChange<'a> {
+    fn new(key: &'a str, display: &'a str, request: &MoveRef<'a>) -> RefChange<'a> {
+        RefChange {
+            key,
+            display,
+            actor: request.actor,
+            reason: request.reason,
+            now_ms: request.now_ms,
+        }
+    }
+
+    /// Moves active to `to`; a canary at or below `to` is superseded and cleared.
+    fn move_active(&self, tx: &Connection, refs: Refs, to: Generation) -> rusqlite::Result<()> {
+        tx.execute(
+            "UPDATE zones SET active = ?2 WHERE name = ?1",
+            params![self.key, sql(to.0)],
+        )?;
+        tx.execute(
+            "UPDATE versions SET activated = 1 WHERE zone = ?1 AND generation = ?2",
+            params![self.key, sql(to.0)],
+        )?;
+        self.audit(tx, actions::REF_MOVE, refs.active, Some(to), self.reason)?;
+        if let Some(canary) = refs.canary.filter(|canary| *canary <= to) {
+            let reason = if canary == to {
+                format!("promoted to active: {}", self.reason)
+            } else {
+                format!("superseded by active generation {to}")
+            };
+            self.set_canary(tx, Some(canary), None, &reason)?;
+        }
+        Ok(())
+    }
+
+    fn set_canary(
+        &self,
+        tx: &Connection,
+        from: Option<Generation>,
+        to: Option<Generation>,
+        reason: &str,
+    ) -> rusqlite::Result<()> {
+        tx.execute(
+            "UPDATE zones SET canary = ?2 WHERE name = ?1",
+            params![self.key, to.map(|to| sql(to.0))],
+        )?;
+        self.audit(tx, actions::CANARY_MOVE, from, to, reason)
+    }
+
+    fn audit(
+        &self,
+        tx: &Connection,
+        action: &str,
+        from: Option<Generation>,
+        to: Option<Generation>,
+        reason: &str,
+    ) -> rusqlite::Result<()> {
+        let entry = NewAuditEntry {
+            at_ms: self.now_ms,
+            actor: self.actor.to_string(),
+            zone: Name::root(),
+            action: action.to_string(),
+            from,
+            to,
+            reason: reason.to_string(),
+        };
+        append(tx, self.key, self.display, &entry)?;
+        tx.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'change_counter'",
+            [],
+        )?;
+        Ok(())
+    }
+}
+
+/// Appends an audit entry; `display` is the zone as written in the entry (`entry.zone` is
+/// not read).
+fn append(
+    tx: &Connection,
+    key: &str,
+    display: &str,
+    entry: &NewAuditEntry,
+) -> rusqlite::Result<u64> {
+    tx.execute(
+        "INSERT INTO audit (at_ms, actor, zone_key, zone, action, from_gen, to_gen, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            sql(entry.at_ms),
+            entry.actor,
+            key,
+            display,
+            entry.action,
+            entry.from.map(|g| sql(g.0)),
+            entry.to.map(|g| sql(g.0)),
+            entry.reason,
+        ],
+    )?;
+    Ok(unsigned(tx.last_insert_rowid()))
+}
+
+/// What clean-up will delete, decided inside its transaction.
+struct CleanUpPlan {
+    delete: Vec<Generation>,
+}
+
+fn plan_clean_up(
+    tx: &Connection,
+    key: &str,
+    active: Generation,
+    canary: Option<Generation>,
+    keep_last: u64,
+) -> rusqlite::Result<CleanUpPlan> {
+    let recent: HashSet<Generation> = generations(
+        tx,
+        "SELECT generation FROM versions WHERE zone = ?1 AND activated = 1 \
+         ORDER BY generation DESC LIMIT ?2",
+        params![key, sql(keep_last)],
+    )?
+    .into_iter()
+    .collect();
+    // `generation < active` keeps the active version and every newer, in-flight one.
+    let candidates = generations(
+        tx,
+        "SELECT generation FROM versions WHERE zone = ?1 AND pinned = 0 AND generation < ?2 \
+         ORDER BY generation",
+        params![key, sql(active.0)],
+    )?;
+    let delete = candidates
+        .into_iter()
+        .filter(|generation| !recent.contains(generation) && Some(*generation) != canary)
+        .collect();
+    Ok(CleanUpPlan { delete })
+}
+
+/// Deletes versions, then the buckets no remaining version of the zone uses.
+fn delete_versions(tx: &Connection, key: &str, delete: &[Generation]) -> rusqlite::Result<()> {
+    let doomed: HashSet<Generation> = delete.iter().copied().collect();
+    let mut used: HashSet<BucketHash> = HashSet::new();
+    let mut orphaned: HashSet<BucketHash> = HashSet::new();
+    {
+        let mut statement =
+            tx.prepare("SELECT generation, manifest FROM versions WHERE zone = ?1")?;
+        let rows = statement.query_map([key], |row| {
+            Ok((Generation(unsigned(row.get(0)?)), row.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            let (generation, manifest) = row?;
+            // A torn manifest names no buckets; check_integrity reports it.
+            let hashes = buckets::decode_manifest(&manifest).unwrap_or_default();
+            if doomed.contains(&generation) {
+                orphaned.extend(hashes);
+            } else {
+                used.extend(hashes);
+            }
+        }
+    }
+    let mut remove_version =
+        tx.prepare_cached("DELETE FROM versions WHERE zone = ?1 AND generation = ?2")?;
+    for generation in delete {
+        remove_version.execute(params![key, sql(generation.0)])?;
+    }
+    let mut remove_blob = tx.prepare_cached("DELETE FROM blobs WHERE zone = ?1 AND hash = ?2")?;
+    for hash in orphaned.difference(&used) {
+        remove_blob.execute(params![key, hash.as_slice()])?;
+    }
+    Ok(())
+}
+
+fn check_all(tx: &Connection) -> rusqlite::Result<Result<(), StoreError>> {
+    let corrupt = |detail: String| Ok(Err(StoreError::Corrupt { detail }));
+    let verdict: String = tx.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+    if verdict != "ok" {
+        return corrupt(format!("SQLite integrity check: {verdict}"));
+    }
+    let dangling: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+        .optional()?;
+    if let Some(table) = dangling {
+        return corrupt(format!("a row of table {table} points at a missing row"));
+    }
+    let mut statement = tx.prepare(
+        "SELECT name, display_name, next_generation, active, canary, \
+         (SELECT MAX(generation) FROM versions WHERE zone = zones.name) FROM zones ORDER BY name",
+    )?;
+    let zones = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                Generation(unsigned(row.get(2)?)),
+                generation_column(row, 3)?,
+                generation_column(row, 4)?,
+                generation_column(row, 5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (key, display, next_generation, active, canary, newest) in zones {
+        if newest.is_some_and(|newest| newest >= next_generation) {
+            return corrupt(format!(
+                "zone {display}: generation {} exists but the next generation is {next_generation}",
+                newest.unwrap_or(next_generation)
+            ));
+        }
+        for (reference, target) in [(RefName::Active, active), (RefName::Canary, canary)] {
+            if let Some(target) = target {
+                if !version_exists(tx, &key, target)? {
+                    return corrupt(format!(
+                        "zone {display}: the {reference} ref points at missing generation {target}"
+                    ));
+                }
+            }
+        }
+        let zone = match parse_name(&display) {
+            Ok(zone) => zone,
+            Err(error) => return Ok(Err(error)),
+        };
+        let all = generations(
+            tx,
+            "SELECT generation FROM versions WHERE zone = ?1 ORDER BY generation",
+            [&key],
+        )?;
+        for generation in all {
+            if let Err(error) = read_content(tx, &key, &zone, generation)? {
+                return Ok(Err(error));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+fn zone_row(tx: &Connection, key: &str) -> rusqlite::Result<Option<ZoneRow>> {
+    tx.query_row(
+        "SELECT next_generation, last_serial, active, canary FROM zones WHERE name = ?1",
+        [key],
+        |row| {
+            Ok(ZoneRow {
+                next_generation: Generation(unsigned(row.get(0)?)),
+                last_serial: row
+                    .get::<_, Option<i64>>(1)?
+                    .and_then(|serial| u32::try_from(serial).ok()),
+                refs: Refs {
+                    active: generation_column(row, 2)?,
+                    canary: generation_column(row, 3)?,
+                },
+            })
+        },
+    )
+    .optional()
+}
+
+fn display_name(tx: &Connection, key: &str) -> rusqlite::Result<String> {
+    tx.query_row(
+        "SELECT display_name FROM zones WHERE name = ?1",
+        [key],
+        |row| row.get(0),
+    )
+}
+
+fn version_exists(tx: &Connection, key: &str, generation: Generation) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM versions WHERE zone = ?1 AND generation = ?2)",
+        params![key, sql(generation.0)],
+        |row| row.get(0),
+    )
+}
+
+fn generations(
+    tx: &Connection,
+    query: &str,
+    parameters: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<Generation>> {
+    let mut statement = tx.prepare(query)?;
+    let rows = statement.query_map(parameters, |row| Ok(Generation(unsigned(row.get(0)?))))?;
+    rows.collect()
+}
+
+fn generation_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Generation>> {
+    Ok(row
+        .get::<_, Option<i64>>(index)?
+        .map(|value| Generation(unsigned(value))))
+}
+
+fn parse_name(text: &str) -> Result<Name, StoreError> {
+    Name::from_ascii(text).map_err(|error| StoreError::Corrupt {
+        detail: format!("stored zone name {text:?} does not parse: {error}"),
+    })
+}
+
+fn list(generations: &[Generation]) -> String {
+    generations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SQLite integers are signed; counters and times above 2^63 do not occur, saturate if so.
+fn sql(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Inverse of [`sql`]; the store never writes negative values.
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn backend(path: &Path, operation: &str, error: rusqlite::Error) -> StoreError {
+    StoreError::Backend {
+        location: path.display().to_string(),
+        operation: operation.to_string(),
+        detail: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::fixtures;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+        (dir, store)
+    }
+
+    fn commit(store: &SqliteStore, content: &ZoneContent) -> Version {
+        let base = store.refs(content.origin()).unwrap().active;
+        store
+            .commit(fixtures::commit(content, base, RefName::Active))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_one_percent_change_of_a_large_zone_stores_a_small_fraction_of_it() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 20_000, 0);
+        assert!(zone.rrset_count() >= 20_000);
+        commit(&store, &zone);
+        let first = store.stored_bytes();
+        let mut changed = zone.clone();
+        for host in (0..20_000).step_by(100) {
+            changed.put_rrset(fixtures::host_set("big.test.", host, 99));
+        }
+        commit(&store, &changed);
+        let added = store.stored_bytes() - first;
+        assert!(
+            added * 4 < first,
+            "a 1 % change added {added} bytes to a zone stored in {first}"
+        );
+    }
+
+    #[test]
+    fn identical_content_is_stored_once() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 5_000, 0);
+        commit(&store, &zone);
+        let first = store.stored_bytes();
+        // Same records again: only the bucket holding the SOA (its serial rises) and the
+        // manifest are new.
+        commit(&store, &zone);
+        let added = store.stored_bytes() - first;
+        let manifest = 32 * buckets::bucket_count(zone.rrset_count()) as u64;
+        assert!(
+            added < manifest + first / 50,
+            "re-committing identical content added {added} bytes to {first}"
+        );
+    }
+
+    #[test]
+    fn the_audit_table_refuses_updates_and_deletes() {
+        let (_dir, store) = open();
+        commit(&store, &fixtures::content("example.test.", 1, 3, 0));
+        let connection = store.lock();
+        assert!(connection
+            .execute("UPDATE audit SET reason = 'rewritten'", [])
+            .is_err());
+        assert!(connection.execute("DELETE FROM audit", []).is_err());
+    }
+
+    #[test]
+    fn blobs_of_deleted_versions_are_gone_unless_shared() {
+        let (_dir, store) = open();
+        let origin = fixtures::name("example.test.");
+        for variant in 0..6u8 {
+            commit(&store, &fixtures::content("example.test.", 1, 100, variant));
+        }
+        let deleted = store.clean_up(&origin, 2, "test", 1).unwrap();
+        assert_eq!(
+            deleted,
+            vec![Generation(1), Generation(2), Generation(3), Generation(4)]
+        );
+        let connection = store.lock();
+        let mut statement = connection.prepare("SELECT manifest FROM versions").unwrap();
+        let mut used: HashSet<BucketHash> = HashSet::new();
+        for manifest in statement
+            .query_map([], |row| row.get::<_, Vec<u8>>(0))
+            .unwrap()
+        {
+            used.extend(buckets::decode_manifest(&manifest.unwrap()).unwrap());
+        }
+        let blobs: i64 = connection
+            .query_row("SELECT COUNT(*) FROM blobs", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(blobs as usize, used.len(), "every remaining blob is in use");
+    }
+
+    #[test]
+    fn a_damaged_bucket_is_reported_as_corrupt() {
+        let (_dir, store) = open();
+        let origin = fixtures::name("example.test.");
+        commit(&store, &fixtures::content("example.test.", 1, 10, 0));
+        store
+            .lock()
+            .execute("UPDATE blobs SET bytes = X'00'", [])
+            .unwrap();
+        assert!(matches!(
+            store.content(&origin, Generation(1)),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.check_integrity(),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unknown_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+        let error = SqliteStore::open(&path).unwrap_err();
+        assert!(error.to_string().contains("schema version 99"), "{error}");
+    }
+}

@@ -1,0 +1,36 @@
+//! The store contract suite, stamped onto the SQLite implementation.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use store::contract::Backend;
+use store::{SqliteStore, Store};
+
+/// A fresh SQLite file in its own scratch directory, removed when dropped.
+struct SqliteBackend {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl SqliteBackend {
+    fn new() -> SqliteBackend {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let path = dir.path().join("store.db");
+        SqliteBackend { _dir: dir, path }
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn open(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.path).expect("the store opens"))
+    }
+
+    fn torture_command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_store-torture"));
+        command.arg(&self.path);
+        command
+    }
+}
+
+store::contract_suite!(sqlite, SqliteBackend::new);
