@@ -1,1 +1,96 @@
-fn main() {}
+//! # dnsward — the binary
+//!
+//! One binary whose subcommands wire the stages together (see `ARCHITECTURE.md`):
+//!
+//! * `dnsward serve --zone FILE... | --store PATH --listen ADDR` — authoritative DNS from
+//!   zone files, or from the store's active versions, following every ref move.
+//! * `dnsward zone check|import|export` — zone files in and out of the store.
+//!
+//! The one design decision to know: the binary holds no logic of its own beyond wiring;
+//! decisions live in the stage crates, so the tests and the simulation run the same code.
+
+mod follow;
+mod serve;
+mod zone_command;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "dnsward", version, about = "A DNS control plane that cannot publish an empty record")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve zones as an authoritative server over UDP and TCP.
+    ///
+    /// With --zone only, the files are served as they are (no store). With --store, the
+    /// store's active versions are served and every ref move is followed; --zone files given
+    /// too are imported first (a new version only when their content changed).
+    Serve(serve::ServeArgs),
+    /// Zone files in and out of the store.
+    #[command(subcommand)]
+    Zone(zone_command::ZoneCommand),
+}
+
+/// What went wrong, said so a person can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    ZoneFile(#[from] zonefile::ZoneFileError),
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Server(#[from] server::ServerError),
+    #[error("{message}")]
+    Usage { message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Zone(command) => zone_command::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dnsward: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one clock of the binary's shell.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Who is acting, for the audit log: the user running the command.
+pub fn actor(command: &str) -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!("{user} via dnsward {command}")
+}

@@ -1,0 +1,115 @@
+//! Follows the store: whenever a zone's active ref moves, load that version, build its
+//! snapshot off the serving path and swap it into the catalog. A version that cannot be
+//! loaded leaves the previous snapshot serving (the last good state keeps serving).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use model::{Generation, Name};
+use server::{Catalog, ZoneSnapshot};
+use store::{watch_changes, Store, WatchHandle};
+
+use crate::CliError;
+
+/// Keeps the follower running; dropping it stops it.
+pub struct Follower {
+    _watch: WatchHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Which zones must be (re)loaded: those whose active generation differs from the served
+/// one. Pure, so it is tested without a store.
+pub fn zones_to_load(
+    active: &BTreeMap<String, (Name, Generation)>,
+    served: &BTreeMap<String, Generation>,
+) -> Vec<(Name, Generation)> {
+    active
+        .iter()
+        .filter(|(key, (_, generation))| served.get(*key) != Some(generation))
+        .map(|(_, (name, generation))| (name.clone(), *generation))
+        .collect()
+}
+
+/// Loads every zone's active version now, then follows changes in the background.
+pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follower, CliError> {
+    let (mut changes, watch) = watch_changes(store.clone(), store::default_poll_interval());
+    sync(store.clone(), catalog.clone()).await?;
+    let task = tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            if let Err(error) = sync(store.clone(), catalog.clone()).await {
+                tracing::error!(%error, "could not follow the store; the last loaded versions keep serving");
+            }
+        }
+    });
+    Ok(Follower {
+        _watch: watch,
+        task,
+    })
+}
+
+async fn sync(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<(), CliError> {
+    tokio::task::spawn_blocking(move || sync_blocking(store.as_ref(), &catalog))
+        .await
+        .map_err(|error| CliError::Usage {
+            message: format!("store follower task failed: {error}"),
+        })?
+}
+
+fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
+    let active: BTreeMap<String, (Name, Generation)> = store
+        .zones()?
+        .into_iter()
+        .filter_map(|(name, refs)| Some((store::zone_key(&name), (name, refs.active?))))
+        .collect();
+    let served: BTreeMap<String, Generation> = catalog
+        .zones()
+        .into_iter()
+        .map(|(name, generation)| (store::zone_key(&name), generation))
+        .collect();
+    for (zone, generation) in zones_to_load(&active, &served) {
+        match store.content(&zone, generation) {
+            Ok(content) => {
+                let snapshot = ZoneSnapshot::build(&content, generation);
+                catalog.replace_zone(Arc::new(snapshot));
+                tracing::info!(%zone, %generation, serial = content.serial().unwrap_or_default(), "now serving");
+            }
+            Err(error) => {
+                tracing::error!(%zone, %generation, %error, "cannot load the active version; the previous one keeps serving");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).expect("test names are valid")
+    }
+
+    #[test]
+    fn only_zones_whose_active_generation_moved_are_loaded() {
+        let active = BTreeMap::from([
+            ("a.test.".to_string(), (name("a.test."), Generation(3))),
+            ("b.test.".to_string(), (name("b.test."), Generation(5))),
+            ("c.test.".to_string(), (name("c.test."), Generation(1))),
+        ]);
+        let served = BTreeMap::from([
+            ("a.test.".to_string(), Generation(3)),
+            ("b.test.".to_string(), Generation(4)),
+        ]);
+        let load = zones_to_load(&active, &served);
+        assert_eq!(
+            load,
+            vec![(name("b.test."), Generation(5)), (name("c.test."), Generation(1))]
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! `dnsward serve`: zone files or the store's active versions, over UDP and TCP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use model::Generation;
+use server::{Catalog, ServerConfig, ZoneSnapshot};
+use store::{SqliteStore, Store};
+
+use crate::CliError;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Zone files to serve (origin from $ORIGIN or the SOA owner). Repeatable.
+    #[arg(long = "zone", value_name = "FILE", num_args = 1..)]
+    pub zones: Vec<PathBuf>,
+    /// Serve the active versions in this SQLite store and follow every ref move.
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Address for UDP and TCP.
+    #[arg(long, default_value = "127.0.0.1:5353")]
+    pub listen: SocketAddr,
+    /// Largest UDP answer in bytes when the client's EDNS buffer allows it (512–4096).
+    #[arg(long, default_value_t = model::limits::UDP_PAYLOAD_BYTES.default)]
+    pub udp_payload_bytes: u64,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    if args.zones.is_empty() && args.store.is_none() {
+        return Err(CliError::Usage {
+            message: "nothing to serve: give --zone FILE... and/or --store PATH".into(),
+        });
+    }
+    let udp_payload_bytes = model::limits::UDP_PAYLOAD_BYTES
+        .check(args.udp_payload_bytes)
+        .map_err(|message| CliError::Usage { message })?;
+    let catalog = Arc::new(Catalog::new());
+    let store: Option<Arc<dyn Store>> = match &args.store {
+        Some(path) => Some(Arc::new(SqliteStore::open(path)?)),
+        None => None,
+    };
+    for file in &args.zones {
+        let content = zonefile::read_file(file, None)?;
+        match &store {
+            Some(store) => {
+                let reason = format!("loaded by dnsward serve ({})", file.display());
+                let (generation, created) =
+                    crate::zone_command::import_content(store.as_ref(), &content, &reason)?;
+                tracing::info!(zone = %content.origin(), %generation, created, "zone file imported");
+            }
+            None => {
+                let snapshot = ZoneSnapshot::build(&content, Generation::FIRST);
+                tracing::info!(zone = %content.origin(), records = content.record_count(), "zone file loaded");
+                catalog.replace_zone(Arc::new(snapshot));
+            }
+        }
+    }
+    let config = ServerConfig {
+        listen: args.listen,
+        udp_payload_bytes: udp_payload_bytes as u16,
+        ..ServerConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            path: "tokio runtime".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let _follower = match store {
+            Some(store) => Some(crate::follow::start(store, catalog.clone()).await?),
+            None => None,
+        };
+        let server = server::Server::bind(config, catalog).await?;
+        tracing::info!(listen = %server.local_addr(), "serving");
+        server.run(shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
