@@ -1151,6 +1151,40 @@ mod tests {
     }
 
     #[test]
+    fn the_connection_is_durable_write_ahead_and_checks_foreign_keys() {
+        let (_dir, store) = open();
+        let connection = store.lock();
+        let pragma = |name: &str| -> String {
+            connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| {
+                    row.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|value| format!("{value:?}"))
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "Text(\"wal\")");
+        assert_eq!(pragma("synchronous"), "Integer(2)", "FULL");
+        assert_eq!(pragma("foreign_keys"), "Integer(1)");
+        assert_eq!(
+            pragma("busy_timeout"),
+            format!("Integer({})", limits::STORE_BUSY_TIMEOUT_MS.default)
+        );
+    }
+
+    #[test]
+    fn a_ref_to_a_missing_version_is_refused_by_the_schema_too() {
+        let (_dir, store) = open();
+        commit(&store, &fixtures::content("example.test.", 1, 3, 0));
+        let connection = store.lock();
+        assert!(connection
+            .execute("UPDATE zones SET active = 99", [])
+            .is_err());
+        assert!(connection
+            .execute("DELETE FROM versions WHERE generation = 1", [])
+            .is_err());
+    }
+
+    #[test]
     fn the_audit_table_refuses_updates_and_deletes() {
         let (_dir, store) = open();
         commit(&store, &fixtures::content("example.test.", 1, 3, 0));
