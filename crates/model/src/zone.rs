@@ -91,13 +91,13 @@ pub enum ContentError {
     #[error(
         "{name} is outside the zone {origin}; every owner name must be at or below the origin"
     )]
-    OutOfZone { name: Name, origin: Name },
+    OutOfZone { name: Name, origin: Box<Name> },
     #[error("the zone {origin} has no SOA record at its apex; add one")]
     MissingSoa { origin: Name },
     #[error("the zone {origin} has {count} SOA records at its apex; keep exactly one")]
     MultipleSoa { origin: Name, count: usize },
     #[error("{name} has an SOA record but is not the apex {origin}")]
-    SoaNotAtApex { name: Name, origin: Name },
+    SoaNotAtApex { name: Name, origin: Box<Name> },
     #[error("the zone {origin} has no NS records at its apex; add at least one")]
     MissingApexNs { origin: Name },
     #[error(
@@ -183,7 +183,7 @@ impl ZoneContent {
         if !self.origin.zone_of(&record.name) {
             return Err(ContentError::OutOfZone {
                 name: record.name,
-                origin: self.origin.clone(),
+                origin: Box::new(self.origin.clone()),
             });
         }
         let key = RrsetKey {
@@ -306,7 +306,7 @@ impl ZoneContent {
             if set.rtype == RecordType::SOA && set.name != *origin {
                 problems.push(ContentError::SoaNotAtApex {
                     name: set.name.clone(),
-                    origin: origin.clone(),
+                    origin: Box::new(origin.clone()),
                 });
             }
         }

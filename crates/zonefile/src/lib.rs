@@ -194,7 +194,7 @@ fn scan(
                         format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files"),
                     ));
                 }
-                let included = resolve_include(file, &path.to_string());
+                let included = resolve_include(file, path.as_ref());
                 let included_text = read_text(&included)?;
                 let included_origin = match include_origin {
                     Some(name) => Some(from_domain_name(&name, file, line)?),
