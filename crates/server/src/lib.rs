@@ -1,1 +1,45 @@
-//! server
+//! # server — authoritative DNS over UDP and TCP from an immutable in-memory snapshot
+//!
+//! Where it sits: `store ──watch──▶ snapshot of the active version ──▶ server ──DNS──▶
+//! resolvers and the validator`. Whoever follows the store builds a [`ZoneSnapshot`] from
+//! a version's [`model::ZoneContent`] and hands it to [`Catalog::replace_zone`]; the server
+//! answers from whatever the catalog holds at the moment a query arrives.
+//!
+//! * [`ZoneSnapshot`]: one version of one zone, precomputed for lookup (nodes by
+//!   lower-cased name, ready records per type, cuts, empty non-terminals, wildcards,
+//!   the negative SOA).
+//! * [`Catalog`]: the served zones behind an `ArcSwap`.
+//! * [`lookup`]: the pure answer to one question from one zone (RFC 1034 §4.3.2, RFC 2308,
+//!   RFC 4592, RFC 8482), returning a [`Lookup`].
+//! * [`handle`]: bytes in, bytes out (or silence), pure apart from one catalog load: the
+//!   checks NSD 4.6 makes (FORMERR, NOTIMP, REFUSED, BADVERS), EDNS, 0x20 case, truncation.
+//! * [`Server`] / [`serve`]: the async shell binding UDP and TCP on one address.
+//!
+//! The one design decision: **snapshots are immutable and swapped atomically.** A query
+//! loads the catalog once and answers entirely from that load, so it never sees half of
+//! a version nor a mix of two, and readers never wait for writers. Behaviour is matched
+//! against NSD 4.6; where we differ, the item says so.
+
+mod catalog;
+mod config;
+mod lookup;
+mod net;
+mod snapshot;
+mod wire;
+
+pub use catalog::{Catalog, Zones};
+pub use config::ServerConfig;
+pub use lookup::{lookup, AnswerKind, Lookup};
+pub use net::{serve, Server};
+pub use snapshot::ZoneSnapshot;
+pub use wire::{handle, handle_with, Transport};
+
+/// What can go wrong running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}; is another server using that port?")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}

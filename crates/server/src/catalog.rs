@@ -1,0 +1,103 @@
+//! The set of served zones, swapped atomically as a whole.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use model::{Generation, Name, RecordType};
+
+use crate::snapshot::{key, ZoneSnapshot};
+
+/// One consistent set of zones: what a query sees from start to end.
+#[derive(Debug, Default, Clone)]
+pub struct Zones {
+    /// Keyed by lower-cased origin; BTreeMap so listings come out in a stable order.
+    by_origin: BTreeMap<Name, Arc<ZoneSnapshot>>,
+}
+
+impl Zones {
+    /// The zone with the longest origin at or above `qname`.
+    pub fn find(&self, qname: &Name) -> Option<&Arc<ZoneSnapshot>> {
+        let name = key(qname);
+        (0..=name.num_labels())
+            .rev()
+            .find_map(|labels| self.by_origin.get(&name.trim_to(usize::from(labels))))
+    }
+
+    /// The zone that answers `qname`/`qtype`: like [`Zones::find`], except that DS at a zone
+    /// apex is answered by the parent zone when the parent is served too (RFC 4035 §3.1.4.1).
+    pub fn find_for(&self, qname: &Name, qtype: RecordType) -> Option<&Arc<ZoneSnapshot>> {
+        let zone = self.find(qname)?;
+        if qtype == RecordType::DS && zone.origin() == &key(qname) && !qname.is_root() {
+            if let Some(parent) = self.find(&key(qname).base_name()) {
+                return Some(parent);
+            }
+        }
+        Some(zone)
+    }
+
+    /// Origins and generations of every served zone, in canonical order.
+    pub fn list(&self) -> Vec<(Name, Generation)> {
+        self.by_origin
+            .iter()
+            .map(|(origin, zone)| (origin.clone(), zone.generation()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_origin.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_origin.is_empty()
+    }
+}
+
+/// The served zones behind an atomic pointer. Readers load once per query and never block;
+/// writers copy the small map of pointers, change it, and swap it in.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    current: ArcSwap<Zones>,
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    /// Serves `zone` under its origin, replacing any earlier version of it.
+    pub fn replace_zone(&self, zone: Arc<ZoneSnapshot>) {
+        self.current.rcu(|zones| {
+            let mut next = Zones::clone(zones);
+            next.by_origin
+                .insert(zone.origin().clone(), Arc::clone(&zone));
+            next
+        });
+    }
+
+    /// Stops serving the zone at `origin`. Returns whether it was served.
+    pub fn remove_zone(&self, origin: &Name) -> bool {
+        let origin = key(origin);
+        let previous = self.current.rcu(|zones| {
+            let mut next = Zones::clone(zones);
+            next.by_origin.remove(&origin);
+            next
+        });
+        previous.by_origin.contains_key(&origin)
+    }
+
+    /// One consistent view of every zone; load once per query.
+    pub fn snapshot(&self) -> Arc<Zones> {
+        self.current.load_full()
+    }
+
+    /// The zone with the longest origin at or above `qname`.
+    pub fn find(&self, qname: &Name) -> Option<Arc<ZoneSnapshot>> {
+        self.current.load().find(qname).cloned()
+    }
+
+    /// Origins and generations of every served zone.
+    pub fn zones(&self) -> Vec<(Name, Generation)> {
+        self.current.load().list()
+    }
+}

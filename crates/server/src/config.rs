@@ -1,0 +1,75 @@
+//! Server settings, each bounded by a named limit from `model::limits`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use model::limits;
+
+/// How the server listens and how much it does per query and per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// UDP and TCP are bound on this one address.
+    pub listen: SocketAddr,
+    /// Largest UDP response we send and the payload size we advertise in OPT.
+    pub udp_payload_bytes: u16,
+    /// CNAMEs followed in one answer.
+    pub cname_chain_length: usize,
+    /// Concurrent TCP connections; further connections wait to be accepted.
+    pub tcp_connections: usize,
+    /// A TCP connection with no complete query for this long is closed.
+    pub tcp_idle_timeout_ms: u64,
+    /// Queries answered on one TCP connection before it is closed.
+    pub tcp_queries_per_connection: u64,
+}
+
+impl ServerConfig {
+    /// Defaults from `model::limits`, listening on `listen`.
+    pub fn new(listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            listen,
+            udp_payload_bytes: clamp_u16(limits::UDP_PAYLOAD_BYTES.default),
+            cname_chain_length: clamp_usize(limits::CNAME_CHAIN_LENGTH.default),
+            tcp_connections: clamp_usize(limits::TCP_CONNECTIONS.default),
+            tcp_idle_timeout_ms: limits::TCP_IDLE_TIMEOUT_MS.default,
+            tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION.default,
+        }
+    }
+
+    /// The same settings with every value clamped into its limit's bounds.
+    pub fn clamped(&self) -> ServerConfig {
+        ServerConfig {
+            listen: self.listen,
+            udp_payload_bytes: clamp_u16(
+                limits::UDP_PAYLOAD_BYTES.clamp(Some(u64::from(self.udp_payload_bytes))),
+            ),
+            cname_chain_length: clamp_usize(
+                limits::CNAME_CHAIN_LENGTH.clamp(Some(self.cname_chain_length as u64)),
+            ),
+            tcp_connections: clamp_usize(
+                limits::TCP_CONNECTIONS.clamp(Some(self.tcp_connections as u64)),
+            ),
+            tcp_idle_timeout_ms: limits::TCP_IDLE_TIMEOUT_MS.clamp(Some(self.tcp_idle_timeout_ms)),
+            tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION
+                .clamp(Some(self.tcp_queries_per_connection)),
+        }
+    }
+
+    pub fn tcp_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.tcp_idle_timeout_ms)
+    }
+}
+
+impl Default for ServerConfig {
+    /// Loopback, port 53.
+    fn default() -> ServerConfig {
+        ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 53)))
+    }
+}
+
+fn clamp_u16(value: u64) -> u16 {
+    u16::try_from(value).unwrap_or(u16::MAX)
+}
+
+fn clamp_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}

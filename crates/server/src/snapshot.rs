@@ -1,0 +1,168 @@
+//! One zone, ready to answer: everything lookup needs, computed once when a version is
+//! loaded, never modified afterwards.
+
+use std::collections::HashMap;
+
+use model::{Generation, Name, RData, Record, RecordType, ZoneContent};
+
+/// The records of one owner name, grouped by type in ascending type order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Node {
+    /// Ready-made records per type; each set non-empty.
+    pub(crate) rrsets: Vec<(RecordType, Vec<Record>)>,
+    /// NS records at a name below the apex: a zone cut (delegation point).
+    pub(crate) is_cut: bool,
+}
+
+impl Node {
+    pub(crate) fn rrset(&self, rtype: RecordType) -> Option<&[Record]> {
+        self.rrsets
+            .iter()
+            .find(|(t, _)| *t == rtype)
+            .map(|(_, records)| records.as_slice())
+    }
+}
+
+/// An immutable, query-ready view of one version of one zone.
+#[derive(Debug)]
+pub struct ZoneSnapshot {
+    origin: Name,
+    generation: Generation,
+    serial: u32,
+    /// Every name that exists in the zone, keyed lower-cased and fully qualified: names
+    /// with data and the empty non-terminals between them and the apex.
+    nodes: HashMap<Name, Node>,
+    /// The apex SOA with its TTL lowered to the negative TTL, for NXDOMAIN and NODATA.
+    negative_soa: Record,
+    negative_ttl: u32,
+}
+
+/// Lower-cased, fully qualified: the one form used as a key.
+pub(crate) fn key(name: &Name) -> Name {
+    let mut key = name.to_lowercase();
+    key.set_fqdn(true);
+    key
+}
+
+impl ZoneSnapshot {
+    /// Precomputes nodes, cuts, empty non-terminals and the negative answer.
+    ///
+    /// Content without a single apex SOA is served with a synthetic SOA of serial 0 so that
+    /// build never fails; the store only activates content that passed
+    /// [`ZoneContent::validate`].
+    pub fn build(content: &ZoneContent, generation: Generation) -> ZoneSnapshot {
+        let origin = key(content.origin());
+        let mut nodes: HashMap<Name, Node> = HashMap::new();
+        nodes.insert(origin.clone(), Node::default());
+        for set in content.rrsets() {
+            let owner = key(&set.name);
+            let records: Vec<Record> = set.records().collect();
+            if records.is_empty() {
+                continue;
+            }
+            // Empty non-terminals: every ancestor between the owner and the apex exists.
+            let mut ancestor = owner.base_name();
+            while ancestor.num_labels() > origin.num_labels() {
+                nodes.entry(ancestor.clone()).or_default();
+                ancestor = ancestor.base_name();
+            }
+            let node = nodes.entry(owner.clone()).or_default();
+            if set.rtype == RecordType::NS && owner != origin {
+                node.is_cut = true;
+            }
+            node.rrsets.push((set.rtype, records));
+        }
+        for node in nodes.values_mut() {
+            node.rrsets.sort_by_key(|(rtype, _)| u16::from(*rtype));
+        }
+        let soa_record = nodes
+            .get(&origin)
+            .and_then(|apex| apex.rrset(RecordType::SOA))
+            .and_then(|records| records.first())
+            .cloned();
+        let (negative_soa, serial, negative_ttl) = match soa_record {
+            Some(mut record) => {
+                let (serial, minimum) = match &record.data {
+                    RData::SOA(soa) => (soa.serial, soa.minimum),
+                    _ => (0, 0),
+                };
+                // RFC 2308 §3: the negative TTL is the lower of the SOA's TTL and MINIMUM.
+                let ttl = record.ttl.min(minimum);
+                record.ttl = ttl;
+                (record, serial, ttl)
+            }
+            None => (synthetic_soa(&origin), 0, 0),
+        };
+        ZoneSnapshot {
+            origin,
+            generation,
+            serial,
+            nodes,
+            negative_soa,
+            negative_ttl,
+        }
+    }
+
+    /// The zone's apex, lower-cased and fully qualified.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// SOA serial of the served content.
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// min(SOA TTL, SOA MINIMUM), the TTL of the SOA in negative answers (RFC 2308 §3).
+    pub fn negative_ttl(&self) -> u32 {
+        self.negative_ttl
+    }
+
+    pub(crate) fn negative_soa(&self) -> &Record {
+        &self.negative_soa
+    }
+
+    pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(&key(name))
+    }
+
+    /// True when `name` is at or below this zone's origin.
+    pub fn contains(&self, name: &Name) -> bool {
+        self.origin.zone_of(name)
+    }
+
+    /// The cut at or above `name` (below the apex), nearest the apex first, if any.
+    pub(crate) fn cut_above(&self, name: &Name) -> Option<(Name, &Node)> {
+        let name = key(name);
+        let top = self.origin.num_labels();
+        for labels in (top + 1)..=name.num_labels() {
+            let ancestor = name.trim_to(usize::from(labels));
+            if let Some(node) = self.nodes.get(&ancestor) {
+                if node.is_cut {
+                    return Some((ancestor, node));
+                }
+            }
+        }
+        None
+    }
+}
+
+fn synthetic_soa(origin: &Name) -> Record {
+    Record::from_rdata(
+        origin.clone(),
+        0,
+        RData::SOA(model::rdata::SOA::new(
+            origin.clone(),
+            origin.clone(),
+            0,
+            0,
+            0,
+            0,
+            0,
+        )),
+    )
+}
