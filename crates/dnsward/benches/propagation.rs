@@ -19,7 +19,10 @@ const ORIGIN: &str = "bench.test.";
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn env_number(key: &str, default: u64) -> u64 {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn name(text: &str) -> Name {
@@ -34,10 +37,22 @@ fn zone(names: u64, round: u64) -> ZoneContent {
         Record::from_rdata(
             origin.clone(),
             3600,
-            RData::SOA(SOA::new(name("ns1.bench.test."), name("hostmaster.bench.test."), 1, 3600, 600, 86400, 60)),
+            RData::SOA(SOA::new(
+                name("ns1.bench.test."),
+                name("hostmaster.bench.test."),
+                1,
+                3600,
+                600,
+                86400,
+                60,
+            )),
         ),
         Record::from_rdata(origin.clone(), 3600, RData::NS(NS(name("ns1.bench.test.")))),
-        Record::from_rdata(name("ns1.bench.test."), 3600, RData::A(A::new(192, 0, 2, 53))),
+        Record::from_rdata(
+            name("ns1.bench.test."),
+            3600,
+            RData::A(A::new(192, 0, 2, 53)),
+        ),
         Record::from_rdata(
             name("marker.bench.test."),
             60,
@@ -64,7 +79,10 @@ fn marker(server: SocketAddr, socket: &UdpSocket, id: u16) -> Option<String> {
     let (len, _) = socket.recv_from(&mut buffer).ok()?;
     let reply = Message::from_vec(&buffer[..len]).ok()?;
     reply.answers.iter().find_map(|record| match &record.data {
-        RData::TXT(txt) => txt.txt_data.first().map(|s| String::from_utf8_lossy(s).into_owned()),
+        RData::TXT(txt) => txt
+            .txt_data
+            .first()
+            .map(|s| String::from_utf8_lossy(s).into_owned()),
         _ => None,
     })
 }
@@ -94,7 +112,11 @@ fn main() {
         .expect("initial commit")
         .generation;
 
-    let port = UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let mut child = Command::new(env!("CARGO_BIN_EXE_dnsward"))
         .args(["serve", "--store"])
@@ -105,10 +127,15 @@ fn main() {
         .spawn()
         .expect("start dnsward");
     let socket = UdpSocket::bind("127.0.0.1:0").expect("client socket");
-    socket.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let start = Instant::now();
     while marker(server, &socket, 1).as_deref() != Some("round-0") {
-        assert!(start.elapsed() < DEADLINE * 3, "dnsward did not start serving the store");
+        assert!(
+            start.elapsed() < DEADLINE * 3,
+            "dnsward did not start serving the store"
+        );
     }
 
     let mut samples = Vec::new();
@@ -133,7 +160,10 @@ fn main() {
                 samples.push(committed.elapsed());
                 break;
             }
-            assert!(committed.elapsed() < DEADLINE, "round {round} never reached the wire");
+            assert!(
+                committed.elapsed() < DEADLINE,
+                "round {round} never reached the wire"
+            );
         }
     }
     let _ = child.kill();

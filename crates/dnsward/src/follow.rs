@@ -109,7 +109,10 @@ mod tests {
         let load = zones_to_load(&active, &served);
         assert_eq!(
             load,
-            vec![(name("b.test."), Generation(5)), (name("c.test."), Generation(1))]
+            vec![
+                (name("b.test."), Generation(5)),
+                (name("c.test."), Generation(1))
+            ]
         );
     }
 }

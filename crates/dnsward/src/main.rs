@@ -19,7 +19,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "dnsward", version, about = "A DNS control plane that cannot publish an empty record")]
+#[command(
+    name = "dnsward",
+    version,
+    about = "A DNS control plane that cannot publish an empty record"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

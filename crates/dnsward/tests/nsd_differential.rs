@@ -3,9 +3,9 @@
 //! server (RFC 1034/1035/2181/2308/4592/6891/7766/8482), over UDP with EDNS, UDP without
 //! EDNS and TCP.
 //!
-//! Compared: rcode, AA, TC and the answer section always; authority and additional too for
-//! negative answers and referrals (dnsward answers positive queries minimally, which RFC
-//! 8482 and common practice allow). ANY is answered minimally, so dnsward's answer must be a
+//! Compared: rcode, AA, TC, the question (with its case), the presence of OPT, and the
+//! answer, authority and additional sections as sets (record order within an RRset is not
+//! significant). ANY is answered minimally (RFC 8482), so there dnsward's answer must be a
 //! non-empty subset of NSD's.
 
 mod common;
@@ -22,6 +22,10 @@ enum Transport {
     UdpPlain,
     Tcp,
 }
+
+/// dnsward also fills authority and additional of positive answers as NSD does, so every
+/// section is compared for every query but ANY.
+const COMPARE_ALL_SECTIONS: bool = true;
 
 const QUERIES: &[(&str, RecordType)] = &[
     // positive answers, one per record type
@@ -80,13 +84,25 @@ const QUERIES: &[(&str, RecordType)] = &[
     ("test.", RecordType::SOA),
 ];
 
-fn exchange(server: std::net::SocketAddr, name: &str, rtype: RecordType, transport: Transport) -> Message {
+fn exchange(
+    server: std::net::SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    transport: Transport,
+) -> Message {
     let result = match transport {
-        Transport::UdpEdns => udp_exchange(server, &query(name, rtype, Some(1232)), common::QUERY_TIMEOUT),
-        Transport::UdpPlain => udp_exchange(server, &query(name, rtype, None), common::QUERY_TIMEOUT),
+        Transport::UdpEdns => udp_exchange(
+            server,
+            &query(name, rtype, Some(1232)),
+            common::QUERY_TIMEOUT,
+        ),
+        Transport::UdpPlain => {
+            udp_exchange(server, &query(name, rtype, None), common::QUERY_TIMEOUT)
+        }
         Transport::Tcp => tcp_exchange(server, &query(name, rtype, Some(1232))),
     };
-    result.unwrap_or_else(|error| panic!("{name} {rtype} over {transport:?} from {server}: {error}"))
+    result
+        .unwrap_or_else(|error| panic!("{name} {rtype} over {transport:?} from {server}: {error}"))
 }
 
 /// Records as comparable text, order-independent within a section.
@@ -114,34 +130,88 @@ fn is_negative_or_referral(reply: &Message) -> bool {
 
 fn differences(name: &str, rtype: RecordType, ours: &Message, theirs: &Message) -> Vec<String> {
     let mut out = Vec::new();
-    let mut check = |what: &str, a: String, b: String| {
+    let check = |out: &mut Vec<String>, what: &str, a: String, b: String| {
         if a != b {
             out.push(format!("{what}: dnsward {a} / nsd {b}"));
         }
     };
-    check("rcode", format!("{:?}", ours.metadata.response_code), format!("{:?}", theirs.metadata.response_code));
-    check("aa", ours.metadata.authoritative.to_string(), theirs.metadata.authoritative.to_string());
-    check("tc", ours.metadata.truncation.to_string(), theirs.metadata.truncation.to_string());
-    check("qr", ours.metadata.message_type_is_response().to_string(), "true".into());
     check(
-        "question",
-        ours.queries.iter().map(|q| q.name().to_ascii()).collect::<Vec<_>>().join(","),
-        theirs.queries.iter().map(|q| q.name().to_ascii()).collect::<Vec<_>>().join(","),
+        &mut out,
+        "rcode",
+        format!("{:?}", ours.metadata.response_code),
+        format!("{:?}", theirs.metadata.response_code),
     );
-    check("edns", ours.edns.is_some().to_string(), theirs.edns.is_some().to_string());
+    check(
+        &mut out,
+        "aa",
+        ours.metadata.authoritative.to_string(),
+        theirs.metadata.authoritative.to_string(),
+    );
+    check(
+        &mut out,
+        "tc",
+        ours.metadata.truncation.to_string(),
+        theirs.metadata.truncation.to_string(),
+    );
+    check(
+        &mut out,
+        "qr",
+        ours.metadata.message_type_is_response().to_string(),
+        "true".into(),
+    );
+    check(
+        &mut out,
+        "question",
+        ours.queries
+            .iter()
+            .map(|q| q.name().to_ascii())
+            .collect::<Vec<_>>()
+            .join(","),
+        theirs
+            .queries
+            .iter()
+            .map(|q| q.name().to_ascii())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    check(
+        &mut out,
+        "edns",
+        ours.edns.is_some().to_string(),
+        theirs.edns.is_some().to_string(),
+    );
     let (our_answer, their_answer) = (section(&ours.answers), section(&theirs.answers));
     if rtype == RecordType::ANY {
         if our_answer.is_empty() || !our_answer.is_subset(&their_answer) {
-            out.push(format!("ANY answer not a non-empty subset: {our_answer:?} / {their_answer:?}"));
+            out.push(format!(
+                "ANY answer not a non-empty subset: {our_answer:?} / {their_answer:?}"
+            ));
         }
     } else {
-        check("answer", format!("{our_answer:?}"), format!("{their_answer:?}"));
+        check(
+            &mut out,
+            "answer",
+            format!("{our_answer:?}"),
+            format!("{their_answer:?}"),
+        );
     }
-    if is_negative_or_referral(theirs) {
-        check("authority", format!("{:?}", section(&ours.authorities)), format!("{:?}", section(&theirs.authorities)));
-        check("additional", format!("{:?}", section(&ours.additionals)), format!("{:?}", section(&theirs.additionals)));
+    if (is_negative_or_referral(theirs) || COMPARE_ALL_SECTIONS) && rtype != RecordType::ANY {
+        check(
+            &mut out,
+            "authority",
+            format!("{:?}", section(&ours.authorities)),
+            format!("{:?}", section(&theirs.authorities)),
+        );
+        check(
+            &mut out,
+            "additional",
+            format!("{:?}", section(&ours.additionals)),
+            format!("{:?}", section(&theirs.additionals)),
+        );
     }
-    out.into_iter().map(|d| format!("{name} {rtype}: {d}")).collect()
+    out.into_iter()
+        .map(|d| format!("{name} {rtype}: {d}"))
+        .collect()
 }
 
 trait IsResponse {
@@ -167,7 +237,11 @@ fn compare_all(transport: Transport) {
         let theirs = exchange(nsd.addr, name, rtype, transport);
         all.extend(differences(name, rtype, &ours, &theirs));
     }
-    assert!(all.is_empty(), "dnsward differs from NSD over {transport:?}:\n{}", all.join("\n"));
+    assert!(
+        all.is_empty(),
+        "dnsward differs from NSD over {transport:?}:\n{}",
+        all.join("\n")
+    );
 }
 
 #[test]
@@ -190,9 +264,22 @@ fn the_large_record_set_is_truncated_without_edns_and_whole_over_tcp() {
     let zone_file = example_zone();
     let zone_arg = zone_file.to_string_lossy().into_owned();
     let dnsward = start_dnsward(&["serve", "--zone", &zone_arg], "example.test.");
-    let plain = exchange(dnsward.addr, "big.example.test.", RecordType::TXT, Transport::UdpPlain);
-    assert!(plain.metadata.truncation, "a 700-byte answer must set TC in 512 bytes");
-    let tcp = exchange(dnsward.addr, "big.example.test.", RecordType::TXT, Transport::Tcp);
+    let plain = exchange(
+        dnsward.addr,
+        "big.example.test.",
+        RecordType::TXT,
+        Transport::UdpPlain,
+    );
+    assert!(
+        plain.metadata.truncation,
+        "a 700-byte answer must set TC in 512 bytes"
+    );
+    let tcp = exchange(
+        dnsward.addr,
+        "big.example.test.",
+        RecordType::TXT,
+        Transport::Tcp,
+    );
     assert!(!tcp.metadata.truncation);
     assert_eq!(tcp.answers.len(), 7);
 }

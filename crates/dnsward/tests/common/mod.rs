@@ -28,7 +28,10 @@ pub fn example_zone() -> PathBuf {
 pub fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("loopback UDP bind");
-        let port = udp.local_addr().expect("bound socket has an address").port();
+        let port = udp
+            .local_addr()
+            .expect("bound socket has an address")
+            .port();
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -63,7 +66,11 @@ impl Process {
                 }
             }
         }
-        panic!("{} did not answer within {START_DEADLINE:?}:\n{}", self.name, self.log_text());
+        panic!(
+            "{} did not answer within {START_DEADLINE:?}:\n{}",
+            self.name,
+            self.log_text()
+        );
     }
 }
 
@@ -89,7 +96,10 @@ pub fn start_nsd(zone: &str, zone_file: &Path) -> Process {
              server-count: 1\n  verbosity: 1\n  logfile: \"{d}/nsd.log\"\n\
              remote-control:\n  control-enable: no\n\
              zone:\n  name: {zone}\n  zonefile: \"{}\"\n",
-            zone_file.canonicalize().expect("zone file exists").display()
+            zone_file
+                .canonicalize()
+                .expect("zone file exists")
+                .display()
         ),
     )
     .expect("write nsd.conf");
@@ -182,7 +192,12 @@ pub fn udp_exchange_raw(
     let mut buffer = vec![0u8; 65_535];
     match socket.recv_from(&mut buffer) {
         Ok((len, _)) => Ok(Some(buffer[..len].to_vec())),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),
