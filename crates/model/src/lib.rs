@@ -9,6 +9,10 @@
 //!   [`Provenance`]. Versions are immutable; the one mutable thing per zone is a ref
 //!   ([`RefName::Active`], [`RefName::Canary`]) that points at a generation.
 //! * [`limits`]: every bound in the system, with a default, a minimum and a maximum.
+//! * [`EndpointConfig`] (protected names whose addresses follow backend health),
+//!   [`HealthView`] and the rise/fall [`observe`] machine, the zone [`Breaker`] (a fold over
+//!   the audit log), and [`GuardPolicy`] with [`ZoneDiff`]: the vocabulary of the planner and
+//!   the guard.
 //! * [`invariants`]: the safety contract of `DESIGN.md` written once as functions, called by
 //!   the store, the guard, the tests and the simulation.
 //!
@@ -16,11 +20,20 @@
 //! compare case-insensitively and keep their case; record sets are keyed by the lower-cased
 //! name, so `WWW.example.` and `www.example.` are the same owner.
 
+pub mod breaker;
+mod change;
+pub mod endpoint;
+pub mod health;
 pub mod invariants;
 pub mod limits;
 pub mod serial;
 mod version;
 mod zone;
+
+pub use breaker::{Breaker, BreakerError, BREAKER_THAW, BREAKER_TRIP};
+pub use change::{GuardPolicy, NameDiff, Removal, ZoneDiff};
+pub use endpoint::{AllDownPolicy, BackendConfig, Check, EndpointConfig};
+pub use health::{observe, BackendState, HealthView, Hysteresis, ProbeState};
 
 pub use hickory_proto::rr::{rdata, DNSClass, Name, RData, Record, RecordType};
 pub use version::{

@@ -118,6 +118,140 @@ pub const AUDIT_PAGE: Limit = Limit {
     max: 100_000,
 };
 
+/// How often a backend is probed.
+pub const HEALTH_INTERVAL_MS: Limit = Limit {
+    name: "health.interval_ms",
+    default: 1_000,
+    min: 100,
+    max: 60_000,
+};
+
+/// How long one probe may take before it counts as a failure.
+pub const HEALTH_TIMEOUT_MS: Limit = Limit {
+    name: "health.timeout_ms",
+    default: 500,
+    min: 10,
+    max: 30_000,
+};
+
+/// Consecutive successful probes before a backend is marked up.
+pub const HEALTH_RISE: Limit = Limit {
+    name: "health.rise",
+    default: 2,
+    min: 1,
+    max: 10,
+};
+
+/// Consecutive failed probes before a backend is marked down.
+pub const HEALTH_FALL: Limit = Limit {
+    name: "health.fall",
+    default: 2,
+    min: 1,
+    max: 10,
+};
+
+/// TTL of any record in a zone: one week at most (the usual registry ceiling); 0 is allowed
+/// (RFC 1035 §3.2.1: do not cache).
+pub const RECORD_TTL_SECS: Limit = Limit {
+    name: "zone.record_ttl_secs",
+    default: 3_600,
+    min: 0,
+    max: 604_800,
+};
+
+/// TTL of an endpoint's address records: short by default so clients follow health.
+pub const ENDPOINT_TTL_SECS: Limit = Limit {
+    name: "endpoint.ttl",
+    default: 30,
+    min: 0,
+    max: 604_800,
+};
+
+/// Fewest address records automation may leave at an endpoint name (safety contract 5).
+pub const ENDPOINT_MIN_ANSWERS: Limit = Limit {
+    name: "endpoint.min_answers",
+    default: 1,
+    min: 1,
+    max: 64,
+};
+
+/// Backends of one endpoint; bounds the size of one answer and the work of one plan.
+pub const ENDPOINT_BACKENDS: Limit = Limit {
+    name: "endpoint.backends",
+    default: 256,
+    min: 1,
+    max: 4_096,
+};
+
+/// Length of the window over which removals from one name are counted (safety contract 6).
+pub const GUARD_VELOCITY_WINDOW_MS: Limit = Limit {
+    name: "guard.velocity_window_ms",
+    default: 60_000,
+    min: 1_000,
+    max: 86_400_000,
+};
+
+/// Records that all versions together may remove from one name within the velocity window.
+/// Four lets an endpoint lose a backend, fall back to serve-all and recover within a minute,
+/// while a runaway series of plans stops after four records and freezes for a person.
+pub const GUARD_MAX_REMOVALS_PER_WINDOW: Limit = Limit {
+    name: "guard.max_removals_per_window",
+    default: 4,
+    min: 1,
+    max: 1_000_000,
+};
+
+/// A named bound on a fraction: default, smallest and largest accepted value, in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FractionLimit {
+    pub name: &'static str,
+    pub default: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl FractionLimit {
+    /// The value to use for `requested`, or the default when nothing was requested (or the
+    /// request is not a number).
+    pub fn clamp(&self, requested: Option<f64>) -> f64 {
+        match requested {
+            Some(value) if value.is_finite() => value.clamp(self.min, self.max),
+            _ => self.default,
+        }
+    }
+
+    /// Like [`FractionLimit::clamp`] but an out-of-bounds request is an error naming the
+    /// bounds.
+    pub fn check(&self, requested: f64) -> Result<f64, String> {
+        if requested.is_finite() && (self.min..=self.max).contains(&requested) {
+            Ok(requested)
+        } else {
+            Err(format!(
+                "{} = {} is out of bounds; use a value from {} to {} (default {})",
+                self.name, requested, self.min, self.max, self.default
+            ))
+        }
+    }
+}
+
+/// Largest fraction of one name's records that one version may remove (safety contract 6).
+/// At 0.5 an endpoint of two backends may lose one per version; see
+/// [`crate::GuardPolicy::name_removal_allowance`] for small names.
+pub const GUARD_MAX_REMOVE_FRACTION: FractionLimit = FractionLimit {
+    name: "guard.max_remove_fraction",
+    default: 0.5,
+    min: 0.01,
+    max: 1.0,
+};
+
+/// Largest fraction of a zone's records (SOA aside) that one version may remove or replace.
+pub const GUARD_MAX_CHANGE_FRACTION: FractionLimit = FractionLimit {
+    name: "guard.max_change_fraction",
+    default: 0.5,
+    min: 0.01,
+    max: 1.0,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +268,13 @@ mod tests {
         let error = KEEP_LAST_VERSIONS.check(1).unwrap_err();
         assert!(error.contains("store.keep_last_versions"), "{error}");
         assert!(error.contains("from 2 to 10000"), "{error}");
+    }
+
+    #[test]
+    fn a_fraction_that_is_not_a_number_falls_back_to_the_default() {
+        assert_eq!(GUARD_MAX_REMOVE_FRACTION.clamp(Some(f64::NAN)), 0.5);
+        assert_eq!(GUARD_MAX_REMOVE_FRACTION.clamp(Some(7.0)), 1.0);
+        assert!(GUARD_MAX_REMOVE_FRACTION.check(f64::NAN).is_err());
+        assert_eq!(GUARD_MAX_REMOVE_FRACTION.check(0.25), Ok(0.25));
     }
 }

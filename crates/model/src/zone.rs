@@ -303,6 +303,13 @@ impl ZoneContent {
                 types_at_name.clear();
             }
             types_at_name.push(set.rtype);
+            // `insert` refuses out-of-zone records but `put_rrset` takes whole sets as given.
+            if !origin.zone_of(&set.name) {
+                problems.push(ContentError::OutOfZone {
+                    name: set.name.clone(),
+                    origin: Box::new(origin.clone()),
+                });
+            }
             if set.rtype == RecordType::SOA && set.name != *origin {
                 problems.push(ContentError::SoaNotAtApex {
                     name: set.name.clone(),
@@ -511,6 +518,18 @@ mod tests {
             ))
             .unwrap_err();
         assert!(matches!(error, ContentError::OutOfZone { .. }));
+    }
+
+    #[test]
+    fn an_out_of_zone_set_put_as_a_whole_is_a_problem() {
+        let mut zone = valid_zone();
+        let mut set = RecordSet::new(name("www.other.test."), RecordType::A, 60);
+        set.insert(RData::A(A::new(192, 0, 2, 1)));
+        zone.put_rrset(set);
+        assert!(zone
+            .validate(100)
+            .iter()
+            .any(|p| matches!(p, ContentError::OutOfZone { .. })));
     }
 
     #[test]
