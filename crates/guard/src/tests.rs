@@ -439,24 +439,35 @@ fn policy_strategy() -> impl Strategy<Value = GuardPolicy> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Plans over a changing health history, each applied as an enactor would, are always
-    /// accepted by the guard, and no protected name is ever below its floor.
+    /// Plans over a changing health history and config reloads that change backends and
+    /// floors, each applied as an enactor would, are always accepted by the guard, and no
+    /// protected name is ever below its floor.
     #[test]
     fn the_planner_never_proposes_what_the_guard_refuses(
-        endpoints in (endpoint_strategy("api"), endpoint_strategy("web"), endpoint_strategy("db")),
+        configs in proptest::collection::vec(
+            (endpoint_strategy("api"), endpoint_strategy("web"), endpoint_strategy("db")),
+            8,
+        ),
+        config_changes in proptest::collection::vec(any::<bool>(), 8),
         healths in proptest::collection::vec(health_strategy(), 1..8),
         steps_ms in proptest::collection::vec(0u64..90_000, 8),
         policy in policy_strategy(),
     ) {
-        let endpoints = vec![endpoints.0, endpoints.1, endpoints.2];
         let origin = origin();
         let static_content = static_zone();
         let mut active: Option<ZoneContent> = None;
         let mut base: Option<Generation> = None;
         let mut recent: Vec<Removal> = Vec::new();
         let mut now_ms = 0;
-        for (health, step_ms) in healths.iter().zip(&steps_ms) {
+        let mut config = 0;
+        for (step, (health, step_ms)) in healths.iter().zip(&steps_ms).enumerate() {
             now_ms += step_ms;
+            // Sometimes the operator reloads a config with other backends and floors.
+            if config_changes[step] {
+                config = step;
+            }
+            let (api, web, db) = configs[config].clone();
+            let endpoints = vec![api, web, db];
             let planned = planner::plan(
                 &planner::PlanInput {
                     zone_origin: &origin,
