@@ -122,7 +122,10 @@ fn main() {
         .args(["serve", "--store"])
         .arg(&path)
         .args(["--listen", &server.to_string()])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("PROPAGATION_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .expect("start dnsward");

@@ -73,11 +73,21 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
         .map(|(name, generation)| (store::zone_key(&name), generation))
         .collect();
     for (zone, generation) in zones_to_load(&active, &served) {
+        let started = std::time::Instant::now();
         match store.content(&zone, generation) {
             Ok(content) => {
+                let loaded = started.elapsed();
                 let snapshot = ZoneSnapshot::build(&content, generation);
+                let built = started.elapsed() - loaded;
                 catalog.replace_zone(Arc::new(snapshot));
-                tracing::info!(%zone, %generation, serial = content.serial().unwrap_or_default(), "now serving");
+                tracing::info!(
+                    %zone,
+                    %generation,
+                    serial = content.serial().unwrap_or_default(),
+                    load_ms = loaded.as_secs_f64() * 1e3,
+                    build_ms = built.as_secs_f64() * 1e3,
+                    "now serving"
+                );
             }
             Err(error) => {
                 tracing::error!(%zone, %generation, %error, "cannot load the active version; the previous one keeps serving");

@@ -39,4 +39,7 @@ pub use hickory_proto::rr::{rdata, DNSClass, Name, RData, Record, RecordType};
 pub use version::{
     AuditEntry, ContentHash, Generation, Provenance, RefName, Refs, Version, VersionState,
 };
-pub use zone::{decode_records, encode_rdata, ContentError, RecordSet, RrsetKey, ZoneContent};
+pub use zone::{
+    decode_record_sets, decode_records, encode_rdata, ContentError, RecordSet, RrsetKey,
+    ZoneContent,
+};

@@ -69,18 +69,21 @@ impl RecordSet {
         }
     }
 
-    /// Uncompressed, case-preserving wire encoding of every record of the set.
+    /// Uncompressed, case-preserving wire encoding of every record of the set, appended to
+    /// `out`. Each record gets its own encoder: hickory's encoder addresses at most 64 KiB,
+    /// one record always fits, a whole bucket of sets may not.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        // The encoder writes from its offset on, so start it at the end to append.
-        let start = u32::try_from(out.len()).expect("an encoded zone stays below 4 GiB");
-        let mut encoder = BinEncoder::with_offset(out, start);
-        encoder.set_name_encoding(NameEncoding::Uncompressed);
+        let mut buffer = Vec::with_capacity(64);
         for record in self.records() {
-            // Encoding into a Vec has no size limit and every RData we hold was parsed or
-            // built by hickory, so it encodes.
+            buffer.clear();
+            let mut encoder = BinEncoder::new(&mut buffer);
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+            // Every RData we hold was parsed or built by hickory and is below 64 KiB, and
+            // an uncompressed name is at most 255 bytes, so one record always encodes.
             record
                 .emit(&mut encoder)
                 .expect("a record held in zone content always encodes");
+            out.extend_from_slice(&buffer);
         }
     }
 }
@@ -150,6 +153,22 @@ impl ZoneContent {
             content.insert(record)?;
         }
         Ok(content)
+    }
+
+    /// Builds content from record sets that are already normalised, as read back from
+    /// storage: no per-record checks and no re-sorting of data inside a set. The caller must
+    /// verify the result (the store compares [`ZoneContent::hash`] with the stored hash).
+    pub fn from_normalized_sets(
+        origin: Name,
+        sets: impl IntoIterator<Item = RecordSet>,
+    ) -> ZoneContent {
+        let mut content = ZoneContent::new(origin);
+        let mut sets: Vec<(RrsetKey, RecordSet)> =
+            sets.into_iter().map(|set| (set.key(), set)).collect();
+        sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Sorted input lets the map build itself in one pass.
+        content.rrsets = sets.into_iter().collect();
+        content
     }
 
     pub fn origin(&self) -> &Name {
@@ -395,6 +414,27 @@ pub fn encode_rdata(rdata: &RData) -> Vec<u8> {
         .emit(&mut encoder)
         .expect("an RData held in zone content always encodes");
     out
+}
+
+/// Decodes record sets written by [`RecordSet::encode`], back to back: consecutive records
+/// of the same owner and type form one set, in the order they were written.
+pub fn decode_record_sets(bytes: &[u8]) -> Result<Vec<RecordSet>, ContentError> {
+    let mut sets: Vec<RecordSet> = Vec::new();
+    for record in decode_records(bytes)? {
+        let rtype = record.record_type();
+        match sets.last_mut() {
+            Some(set) if set.rtype == rtype && set.name.eq_case(&record.name) => {
+                set.rdatas.push(record.data)
+            }
+            _ => sets.push(RecordSet {
+                name: record.name,
+                rtype,
+                ttl: record.ttl,
+                rdatas: vec![record.data],
+            }),
+        }
+    }
+    Ok(sets)
 }
 
 /// Decodes records written by [`RecordSet::encode`] (any number of sets, back to back).

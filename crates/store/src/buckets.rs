@@ -7,7 +7,7 @@
 //! names rewrites only the buckets holding them; unchanged buckets are shared between
 //! versions. A version's manifest is the list of its bucket keys, in bucket order.
 
-use model::{decode_records, limits, ContentError, Name, ZoneContent};
+use model::{decode_record_sets, limits, ContentError, Name, ZoneContent};
 use sha2::{Digest, Sha256};
 
 /// Largest number of buckets of one version.
@@ -63,11 +63,12 @@ pub fn assemble<'a>(
     origin: Name,
     buckets: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<ZoneContent, Box<ContentError>> {
-    let mut records = Vec::new();
+    let mut sets = Vec::new();
     for bytes in buckets {
-        records.extend(decode_records(bytes).map_err(Box::new)?);
+        sets.extend(decode_record_sets(bytes).map_err(Box::new)?);
     }
-    ZoneContent::from_records(origin, records).map_err(Box::new)
+    // Buckets hold normalised sets; the caller verifies the content hash.
+    Ok(ZoneContent::from_normalized_sets(origin, sets))
 }
 
 fn bucket_of(name: &Name, count: usize) -> usize {

@@ -29,7 +29,10 @@ pub enum StoreError {
 
     /// The request would break an invariant of the safety contract.
     #[error("zone {zone}: refused, {violation}; fix the content or the request and retry")]
-    Invalid { zone: Name, violation: Violation },
+    Invalid {
+        zone: Name,
+        violation: Box<Violation>,
+    },
 
     /// The request makes no sense in the zone's current state.
     #[error("zone {zone}: refused, {reason}")]

@@ -232,7 +232,7 @@ impl Store for SqliteStore {
         let key = zone_key(&origin);
         let invalid = |violation| StoreError::Invalid {
             zone: origin.clone(),
-            violation,
+            violation: Box::new(violation),
         };
         invariants::check_content_valid(content, limits::ZONE_RECORDS.default).map_err(invalid)?;
         let content_serial = content.serial().ok_or_else(|| {
@@ -367,7 +367,10 @@ impl Store for SqliteStore {
                     checked.and_then(|()| invariants::check_generation_monotonic(refs.active, to));
             }
             if let Err(violation) = checked {
-                return Ok(Err(StoreError::Invalid { zone, violation }));
+                return Ok(Err(StoreError::Invalid {
+                    zone,
+                    violation: Box::new(violation),
+                }));
             }
             let display = display_name(tx, &key)?;
             let change = RefChange::new(&key, &display, &request);
