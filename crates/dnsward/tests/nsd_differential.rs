@@ -283,3 +283,77 @@ fn the_large_record_set_is_truncated_without_edns_and_whole_over_tcp() {
     assert!(!tcp.metadata.truncation);
     assert_eq!(tcp.answers.len(), 7);
 }
+
+/// A valid query for www.example.test A as bytes, with EDNS when `edns_version` is given.
+fn raw_query(edns_version: Option<u8>) -> Vec<u8> {
+    let mut message = query(
+        "www.example.test.",
+        RecordType::A,
+        edns_version.map(|_| 1232),
+    );
+    if let (Some(version), Some(edns)) = (edns_version, message.edns.as_mut()) {
+        edns.set_version(version);
+    }
+    message.to_vec().expect("test query encodes")
+}
+
+/// (what, packet) pairs that must get the same error reply from both servers.
+fn error_cases() -> Vec<(&'static str, Vec<u8>)> {
+    let plain = raw_query(None);
+    let mut two_questions = plain.clone();
+    two_questions[5] = 2; // QDCOUNT = 2 with the question repeated
+    two_questions.extend_from_slice(&plain[12..]);
+    let mut no_question = plain[..12].to_vec();
+    no_question[5] = 0;
+    let mut status_opcode = plain.clone();
+    status_opcode[2] = (status_opcode[2] & 0x87) | (2 << 3); // opcode STATUS
+    let mut unknown_opcode = plain.clone();
+    unknown_opcode[2] = (unknown_opcode[2] & 0x87) | (15 << 3);
+    let mut truncated_question = plain.clone();
+    truncated_question.truncate(20);
+    vec![
+        ("QDCOUNT=2 gets FORMERR", two_questions),
+        ("QDCOUNT=0 gets FORMERR", no_question),
+        ("a truncated question gets FORMERR", truncated_question),
+        ("opcode STATUS gets NOTIMP", status_opcode),
+        ("opcode 15 gets NOTIMP", unknown_opcode),
+        ("EDNS version 1 gets BADVERS", raw_query(Some(1))),
+    ]
+}
+
+/// Header fields of a reply: id, QR, opcode, AA, TC, RCODE (low 4 bits), and the extended
+/// rcode bits from OPT when the reply decodes.
+fn header_summary(reply: &[u8]) -> String {
+    let id = u16::from_be_bytes([reply[0], reply[1]]);
+    let qr = reply[2] >> 7;
+    let opcode = (reply[2] >> 3) & 0x0f;
+    let aa = (reply[2] >> 2) & 1;
+    let tc = (reply[2] >> 1) & 1;
+    let rcode = reply[3] & 0x0f;
+    let extended = Message::from_vec(reply)
+        .ok()
+        .and_then(|m| m.edns.map(|e| e.rcode_high()))
+        .unwrap_or(0);
+    format!("id={id} qr={qr} opcode={opcode} aa={aa} tc={tc} rcode={rcode} ext={extended}")
+}
+
+#[test]
+fn error_replies_equal_nsd() {
+    let zone_file = example_zone();
+    let nsd = start_nsd("example.test", &zone_file);
+    let zone_arg = zone_file.to_string_lossy().into_owned();
+    let dnsward = start_dnsward(&["serve", "--zone", &zone_arg], "example.test.");
+    let mut differences = Vec::new();
+    for (what, packet) in error_cases() {
+        let ours = common::udp_exchange_raw(dnsward.addr, &packet, common::QUERY_TIMEOUT)
+            .expect("send to dnsward");
+        let theirs = common::udp_exchange_raw(nsd.addr, &packet, common::QUERY_TIMEOUT)
+            .expect("send to nsd");
+        let ours = ours.as_deref().map(header_summary);
+        let theirs = theirs.as_deref().map(header_summary);
+        if ours != theirs {
+            differences.push(format!("{what}: dnsward {ours:?} / nsd {theirs:?}"));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
