@@ -9,6 +9,7 @@
 //! The one design decision to know: the binary holds no logic of its own beyond wiring;
 //! decisions live in the stage crates, so the tests and the simulation run the same code.
 
+mod config;
 mod follow;
 mod serve;
 mod zone_command;

@@ -1,0 +1,582 @@
+//! The one TOML configuration file of `dnsward run`: parsed, checked against every named
+//! limit, and turned into the stages' types. An invalid file is rejected with
+//! `FILE:LINE:COLUMN: reason`; nothing is silently clamped.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use model::limits::{self, FractionLimit, Limit};
+use model::{AllDownPolicy, BackendConfig, Check, EndpointConfig, GuardPolicy, Name};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration error: the file, where in it, and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {reason}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server_listen: SocketAddr,
+    pub udp_payload_bytes: u16,
+    pub api_listen: SocketAddr,
+    pub api_token: Option<String>,
+    pub store_path: PathBuf,
+    pub keep_last: usize,
+    pub health: HealthDefaults,
+    pub guard: GuardPolicy,
+    pub enactor_count: usize,
+    pub zones: Vec<ZoneConfig>,
+    pub endpoints: Vec<EndpointSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthDefaults {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub rise: u64,
+    pub fall: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    pub name: Name,
+    /// Static records; relative to the config file's folder. `None`: a minimal SOA and NS
+    /// are made up for the zone.
+    pub file: Option<PathBuf>,
+}
+
+/// An endpoint and the health settings of its backends.
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    pub endpoint: EndpointConfig,
+    pub zone: Name,
+    pub health: HealthDefaults,
+}
+
+/// Largest configuration file read; a bigger one is almost certainly not a config.
+pub const CONFIG_FILE_BYTES: Limit = Limit {
+    name: "config.file_bytes",
+    default: 4 << 20,
+    min: 1,
+    max: 64 << 20,
+};
+
+/// Number of enactor tasks racing to apply plans.
+pub const ENACTOR_COUNT: Limit = Limit {
+    name: "enactor.count",
+    default: 3,
+    min: 1,
+    max: 16,
+};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    health: RawHealth,
+    #[serde(default)]
+    guard: RawGuard,
+    #[serde(default)]
+    enactor: RawEnactor,
+    #[serde(default)]
+    zone: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    endpoint: Vec<Spanned<RawEndpoint>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    udp_payload_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    listen: Option<Spanned<String>>,
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<String>,
+    keep_last: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    interval_ms: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    rise: Option<Spanned<u64>>,
+    fall: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    max_remove_fraction: Option<Spanned<f64>>,
+    max_change_fraction: Option<Spanned<f64>>,
+    velocity_window_ms: Option<Spanned<u64>>,
+    max_removals_per_window: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnactor {
+    count: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    name: String,
+    file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    name: String,
+    ttl: Option<Spanned<u64>>,
+    min_answers: Option<Spanned<u64>>,
+    all_down: Option<Spanned<String>>,
+    interval_ms: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    rise: Option<Spanned<u64>>,
+    fall: Option<Spanned<u64>>,
+    backends: Vec<Spanned<RawBackend>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    address: String,
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let whole_file = |reason: String| ConfigError {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        reason,
+    };
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| whole_file(format!("cannot read the configuration: {error}")))?;
+    if metadata.len() > CONFIG_FILE_BYTES.default {
+        return Err(whole_file(format!(
+            "the file has {} bytes; a configuration has at most {}",
+            metadata.len(),
+            CONFIG_FILE_BYTES.default
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| whole_file(format!("cannot read the configuration: {error}")))?;
+    parse(&text, path)
+}
+
+/// Parses and checks configuration text; `path` names it in errors and anchors relative
+/// paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let checker = Checker { text, path };
+    let raw: RawConfig = toml::from_str(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        checker.error(span, error.message().to_string())
+    })?;
+    checker.build(raw)
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: Range<usize>, reason: String) -> ConfigError {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map(|at| at + 1).unwrap_or(0) + 1;
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            reason,
+        }
+    }
+
+    fn limit(&self, value: &Option<Spanned<u64>>, limit: Limit) -> Result<u64, ConfigError> {
+        match value {
+            None => Ok(limit.default),
+            Some(value) => limit
+                .check(*value.get_ref())
+                .map_err(|reason| self.error(value.span(), reason)),
+        }
+    }
+
+    fn fraction(
+        &self,
+        value: &Option<Spanned<f64>>,
+        limit: FractionLimit,
+    ) -> Result<f64, ConfigError> {
+        match value {
+            None => Ok(limit.default),
+            Some(value) => limit
+                .check(*value.get_ref())
+                .map_err(|reason| self.error(value.span(), reason)),
+        }
+    }
+
+    fn address(
+        &self,
+        value: &Option<Spanned<String>>,
+        default: &str,
+        key: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        match value {
+            None => Ok(default.parse().expect("default addresses are valid")),
+            Some(value) => value.get_ref().parse().map_err(|_| {
+                self.error(
+                    value.span(),
+                    format!(
+                        "{key} = \"{}\" is not an address; write IP:PORT, e.g. \"{default}\"",
+                        value.get_ref()
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn name(&self, text: &str, span: Range<usize>, what: &str) -> Result<Name, ConfigError> {
+        let mut name = Name::from_ascii(text).map_err(|error| {
+            self.error(
+                span,
+                format!("{what} \"{text}\" is not a domain name: {error}"),
+            )
+        })?;
+        name.set_fqdn(true);
+        Ok(name)
+    }
+
+    fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let server_listen = self.address(&raw.server.listen, "127.0.0.1:5353", "server.listen")?;
+        let udp_payload_bytes =
+            self.limit(&raw.server.udp_payload_bytes, limits::UDP_PAYLOAD_BYTES)?;
+        let api_listen = self.address(&raw.api.listen, "127.0.0.1:8053", "api.listen")?;
+        if !api_listen.ip().is_loopback() && raw.api.token.is_none() {
+            let span = raw.api.listen.as_ref().map(Spanned::span).unwrap_or(0..0);
+            return Err(self.error(
+                span,
+                format!("api.listen = \"{api_listen}\" is not loopback; set api.token so the API requires a bearer token"),
+            ));
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let store_path = base.join(raw.store.path.as_deref().unwrap_or("dnsward.db"));
+        let keep_last = self.limit(&raw.store.keep_last, limits::KEEP_LAST_VERSIONS)? as usize;
+        let health = HealthDefaults {
+            interval_ms: self.limit(&raw.health.interval_ms, limits::HEALTH_INTERVAL_MS)?,
+            timeout_ms: self.limit(&raw.health.timeout_ms, limits::HEALTH_TIMEOUT_MS)?,
+            rise: self.limit(&raw.health.rise, limits::HEALTH_RISE)?,
+            fall: self.limit(&raw.health.fall, limits::HEALTH_FALL)?,
+        };
+        let guard = GuardPolicy {
+            max_remove_fraction: self.fraction(
+                &raw.guard.max_remove_fraction,
+                limits::GUARD_MAX_REMOVE_FRACTION,
+            )?,
+            max_change_fraction: self.fraction(
+                &raw.guard.max_change_fraction,
+                limits::GUARD_MAX_CHANGE_FRACTION,
+            )?,
+            velocity_window_ms: self.limit(
+                &raw.guard.velocity_window_ms,
+                limits::GUARD_VELOCITY_WINDOW_MS,
+            )?,
+            max_removals_per_window: self.limit(
+                &raw.guard.max_removals_per_window,
+                limits::GUARD_MAX_REMOVALS_PER_WINDOW,
+            )?,
+        };
+        let enactor_count = self.limit(&raw.enactor.count, ENACTOR_COUNT)? as usize;
+        let mut zones: Vec<ZoneConfig> = Vec::new();
+        for zone in &raw.zone {
+            let name = self.name(&zone.get_ref().name, zone.span(), "zone name")?;
+            if zones.iter().any(|z| z.name == name) {
+                return Err(self.error(zone.span(), format!("zone {name} is configured twice")));
+            }
+            zones.push(ZoneConfig {
+                name,
+                file: zone.get_ref().file.as_deref().map(|file| base.join(file)),
+            });
+        }
+        let mut endpoints: Vec<EndpointSettings> = Vec::new();
+        for endpoint in &raw.endpoint {
+            let settings = self.endpoint(endpoint, &zones, health)?;
+            if endpoints
+                .iter()
+                .any(|e| e.endpoint.name == settings.endpoint.name)
+            {
+                return Err(self.error(
+                    endpoint.span(),
+                    format!("endpoint {} is configured twice", settings.endpoint.name),
+                ));
+            }
+            endpoints.push(settings);
+        }
+        if zones.is_empty() {
+            return Err(self.error(
+                0..0,
+                "no [[zone]] configured; add one, e.g. [[zone]] name = \"example.test\"".into(),
+            ));
+        }
+        Ok(Config {
+            file: self.path.to_path_buf(),
+            server_listen,
+            udp_payload_bytes: udp_payload_bytes as u16,
+            api_listen,
+            api_token: raw.api.token,
+            store_path,
+            keep_last,
+            health,
+            guard,
+            enactor_count,
+            zones,
+            endpoints,
+        })
+    }
+
+    fn endpoint(
+        &self,
+        spanned: &Spanned<RawEndpoint>,
+        zones: &[ZoneConfig],
+        defaults: HealthDefaults,
+    ) -> Result<EndpointSettings, ConfigError> {
+        let raw = spanned.get_ref();
+        let span = spanned.span();
+        let name = self.name(&raw.name, span.clone(), "endpoint name")?;
+        let zone = zones
+            .iter()
+            .filter(|zone| zone.name.zone_of(&name))
+            .max_by_key(|zone| zone.name.num_labels())
+            .ok_or_else(|| {
+                self.error(
+                    span.clone(),
+                    format!(
+                        "endpoint {name} is in no configured zone; add a [[zone]] that contains it"
+                    ),
+                )
+            })?
+            .name
+            .clone();
+        let all_down =
+            match &raw.all_down {
+                None => AllDownPolicy::default(),
+                Some(value) => match value.get_ref().as_str() {
+                    "serve-all" => AllDownPolicy::ServeAll,
+                    "keep-last" => AllDownPolicy::KeepLast,
+                    other => return Err(self.error(
+                        value.span(),
+                        format!(
+                            "all_down = \"{other}\"; use \"serve-all\" (default) or \"keep-last\""
+                        ),
+                    )),
+                },
+            };
+        let mut backends = Vec::new();
+        for backend in &raw.backends {
+            let address: IpAddr = backend.get_ref().address.parse().map_err(|_| {
+                self.error(
+                    backend.span(),
+                    format!(
+                        "backend address \"{}\" is not an IP address",
+                        backend.get_ref().address
+                    ),
+                )
+            })?;
+            let check = match &backend.get_ref().check {
+                None => Check::None,
+                Some(text) => {
+                    Check::parse(text).map_err(|reason| self.error(backend.span(), reason))?
+                }
+            };
+            backends.push(BackendConfig {
+                address,
+                check,
+                weight: backend.get_ref().weight,
+            });
+        }
+        let endpoint = EndpointConfig {
+            name: name.clone(),
+            ttl: self.limit(&raw.ttl, limits::ENDPOINT_TTL_SECS)? as u32,
+            min_answers: self.limit(&raw.min_answers, limits::ENDPOINT_MIN_ANSWERS)? as usize,
+            all_down,
+            backends,
+        };
+        endpoint
+            .validate()
+            .map_err(|reason| self.error(span.clone(), format!("endpoint {name}: {reason}")))?;
+        let health = HealthDefaults {
+            interval_ms: self.limit_or(
+                &raw.interval_ms,
+                limits::HEALTH_INTERVAL_MS,
+                defaults.interval_ms,
+            )?,
+            timeout_ms: self.limit_or(
+                &raw.timeout_ms,
+                limits::HEALTH_TIMEOUT_MS,
+                defaults.timeout_ms,
+            )?,
+            rise: self.limit_or(&raw.rise, limits::HEALTH_RISE, defaults.rise)?,
+            fall: self.limit_or(&raw.fall, limits::HEALTH_FALL, defaults.fall)?,
+        };
+        Ok(EndpointSettings {
+            endpoint,
+            zone,
+            health,
+        })
+    }
+
+    fn limit_or(
+        &self,
+        value: &Option<Spanned<u64>>,
+        limit: Limit,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(_) => self.limit(value, limit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("/etc/dnsward/dnsward.toml"))
+    }
+
+    const MINIMAL: &str = "[[zone]]\nname = \"example.test\"\n";
+
+    #[test]
+    fn a_minimal_file_gets_every_default() {
+        let config = parse_text(MINIMAL).unwrap();
+        assert_eq!(config.server_listen, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(config.api_listen, "127.0.0.1:8053".parse().unwrap());
+        assert_eq!(config.store_path, Path::new("/etc/dnsward/dnsward.db"));
+        assert_eq!(config.enactor_count, 3);
+        assert_eq!(config.udp_payload_bytes, 1232);
+        assert_eq!(config.health.rise, limits::HEALTH_RISE.default);
+        assert_eq!(config.guard, GuardPolicy::default());
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = "[server]\nlisten = \"127.0.0.1:5353\"\n[api]\nlisten = \"127.0.0.1:8053\"\n\
+                    [store]\npath = \"dnsward.db\"\n[[zone]]\nname = \"example.test\"\n\
+                    file = \"zones/example.test.zone\"\n[[endpoint]]\nname = \"api.example.test\"\n\
+                    ttl = 30\nmin_answers = 1\nall_down = \"serve-all\"\n\
+                    backends = [ { address = \"127.0.0.10\", check = \"tcp:127.0.0.10:8080\", weight = 1 } ]\n";
+        let config = parse_text(text).unwrap();
+        assert_eq!(config.endpoints.len(), 1);
+        let endpoint = &config.endpoints[0];
+        assert_eq!(endpoint.zone.to_ascii(), "example.test.");
+        assert_eq!(endpoint.endpoint.ttl, 30);
+        assert_eq!(
+            config.zones[0].file.as_deref(),
+            Some(Path::new("/etc/dnsward/zones/example.test.zone"))
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_with_its_line() {
+        let error = parse_text(&format!(
+            "{MINIMAL}[server]\nlisten = \"127.0.0.1:53\"\nlistn = \"x\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("/etc/dnsward/dnsward.toml:5:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_out_of_bounds_value_names_its_bounds_and_line() {
+        let error = parse_text(&format!("{MINIMAL}[enactor]\ncount = 99\n")).unwrap_err();
+        assert_eq!(error.line, 4, "{error}");
+        assert!(error.reason.contains("from 1 to 16"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_policy_is_rejected_with_the_choices() {
+        let text = format!("{MINIMAL}[[endpoint]]\nname = \"api.example.test\"\nall_down = \"panic\"\nbackends = [ {{ address = \"127.0.0.10\" }} ]\n");
+        let error = parse_text(&text).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+        assert!(error.reason.contains("keep-last"), "{error}");
+    }
+
+    #[test]
+    fn an_endpoint_outside_every_zone_is_rejected() {
+        let text = format!("{MINIMAL}[[endpoint]]\nname = \"api.other.test\"\nbackends = [ {{ address = \"127.0.0.10\" }} ]\n");
+        let error = parse_text(&text).unwrap_err();
+        assert!(error.reason.contains("in no configured zone"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_check_is_rejected() {
+        let text = format!("{MINIMAL}[[endpoint]]\nname = \"api.example.test\"\nbackends = [ {{ address = \"127.0.0.10\", check = \"icmp:x\" }} ]\n");
+        let error = parse_text(&text).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+    }
+
+    #[test]
+    fn a_public_api_without_token_is_rejected() {
+        let error =
+            parse_text(&format!("{MINIMAL}[api]\nlisten = \"0.0.0.0:8053\"\n")).unwrap_err();
+        assert!(error.reason.contains("token"), "{error}");
+        assert_eq!(error.line, 4);
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_line() {
+        let error = parse_text("[[zone]]\nname = \"example.test\nfile = 3\n").unwrap_err();
+        assert_eq!(error.line, 2, "{error}");
+    }
+
+    #[test]
+    fn per_endpoint_health_overrides_the_defaults() {
+        let text = format!("{MINIMAL}[health]\nfall = 3\n[[endpoint]]\nname = \"api.example.test\"\nrise = 1\nbackends = [ {{ address = \"127.0.0.10\" }} ]\n");
+        let config = parse_text(&text).unwrap();
+        assert_eq!(config.endpoints[0].health.rise, 1);
+        assert_eq!(config.endpoints[0].health.fall, 3);
+    }
+}
