@@ -1,0 +1,340 @@
+//! # api — the HTTP API of a running node, and the types the CLI shares with it
+//!
+//! Sits beside the data flow: operators and external health feeds talk to a node through
+//! it. JSON over HTTP, loopback by default, bearer token when bound elsewhere.
+//!
+//! * [`router`] builds the axum router over an [`ApiState`].
+//! * [`types`] holds the request and response bodies; the CLI deserialises the same types.
+//! * The API reaches stages through narrow traits ([`HealthSink`], [`OperatorChanges`]) that
+//!   the binary implements, so this crate does not depend on how they are wired.
+//!
+//! The one design decision to know: the API never moves a ref itself; operator changes go
+//! through the same guard as automation (break-glass only with `force` and a reason), and
+//! every action lands in the store's audit log.
+
+pub mod types;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use model::{Name, ZoneContent};
+use store::{AuditQuery, Store, StoreError};
+
+use types::{
+    ApiErrorBody, HealthPushRequest, HealthPushResponse, HistoryEntry, HistoryResponse,
+    OperatorChangeRequest, StatusResponse, ZoneStatus,
+};
+
+/// Where pushed health reports go (the health monitor).
+pub trait HealthSink: Send + Sync {
+    /// Applies reports; an error names addresses that are not configured backends.
+    fn push(&self, reports: &[(IpAddr, bool)]) -> Result<(), String>;
+    /// The current view, for `GET /v1/health`.
+    fn view(&self) -> model::HealthView;
+}
+
+/// Guarded operator changes (the enactor's operator path).
+pub trait OperatorChanges: Send + Sync {
+    /// Submits content for a zone; refused changes trip the breaker and come back as
+    /// `Err(reasons)`.
+    fn submit(
+        &self,
+        zone: &Name,
+        content: ZoneContent,
+        actor: &str,
+        reason: &str,
+        force: Option<String>,
+    ) -> Result<model::Version, OperatorError>;
+}
+
+/// Why an operator change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("refused by the guard: {reasons}")]
+    Refused { reasons: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub health: Option<Arc<dyn HealthSink>>,
+    pub operator: Option<Arc<dyn OperatorChanges>>,
+    /// When set, every request needs `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// Clock seam: milliseconds since the epoch.
+    pub now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// Largest number of versions one history request returns.
+pub const HISTORY_PAGE: model::limits::Limit = model::limits::Limit {
+    name: "api.history_page",
+    default: 50,
+    min: 1,
+    max: 10_000,
+};
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/zones/{zone}/history", get(history))
+        .route("/v1/zones/{zone}/content", post(operator_change))
+        .route("/v1/health", get(health_view).post(health_push))
+        .with_state(state)
+}
+
+/// An error response: status and a JSON body that says what to do.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ApiErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        let status = match error {
+            StoreError::Conflict { .. } | StoreError::Frozen { .. } => StatusCode::CONFLICT,
+            StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+            StoreError::Invalid { .. } | StoreError::Refused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if presented == Some(token.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token; pass --token or set DNSWARD_TOKEN",
+        ))
+    }
+}
+
+fn zone_name(text: &str) -> Result<Name, ApiError> {
+    let mut name = Name::from_ascii(text).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("'{text}' is not a zone name: {error}"),
+        )
+    })?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// Runs a blocking store call off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {error}"),
+        )
+    })?
+}
+
+async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<StatusResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let store = state.store.clone();
+    let zones = blocking(move || {
+        let mut zones = Vec::new();
+        for (zone, refs) in store.zones()? {
+            let breaker = store.breaker(&zone)?;
+            let serial = match refs.active {
+                Some(generation) => Some(store.version(&zone, generation)?.serial),
+                None => None,
+            };
+            zones.push(ZoneStatus {
+                zone: zone.to_ascii(),
+                active: refs.active.map(|g| g.0),
+                canary: refs.canary.map(|g| g.0),
+                serial,
+                breaker: breaker.state_name().to_string(),
+                breaker_reason: types::breaker_reason(&breaker),
+            });
+        }
+        Ok(zones)
+    })
+    .await?;
+    Ok(Json(StatusResponse { zones }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct HistoryQuery {
+    limit: Option<u64>,
+}
+
+async fn history(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let zone = zone_name(&zone)?;
+    let limit = HISTORY_PAGE.clamp(query.limit) as usize;
+    let store = state.store.clone();
+    let response = blocking(move || {
+        let refs = store.refs(&zone)?;
+        if refs.active.is_none() && store.history(&zone, 1)?.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("zone {zone} is not in the store; `dnsward status` lists the zones"),
+            ));
+        }
+        let versions = store.history(&zone, limit)?;
+        let refusals = store.audit(&AuditQuery {
+            zone: Some(zone.clone()),
+            ..AuditQuery::default()
+        })?;
+        let mut entries: Vec<HistoryEntry> = versions
+            .iter()
+            .map(|version| HistoryEntry::from_version(version, &refs))
+            .collect();
+        entries.extend(
+            refusals
+                .iter()
+                .filter(|entry| entry.action == store::actions::REFUSED)
+                .map(HistoryEntry::from_refusal),
+        );
+        entries.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(b.generation.cmp(&a.generation)));
+        entries.truncate(limit);
+        Ok(HistoryResponse {
+            zone: zone.to_ascii(),
+            active: refs.active.map(|g| g.0),
+            canary: refs.canary.map(|g| g.0),
+            entries,
+        })
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+async fn operator_change(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Json(request): Json<OperatorChangeRequest>,
+) -> Result<Json<HistoryEntry>, ApiError> {
+    authorize(&state, &headers)?;
+    let zone = zone_name(&zone)?;
+    let Some(operator) = state.operator.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this node takes no operator changes",
+        ));
+    };
+    if request.reason.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a reason is required for the audit log",
+        ));
+    }
+    let content = zonefile::parse_str(
+        &request.zone_file,
+        std::path::Path::new("request"),
+        Some(&zone),
+    )
+    .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let store = state.store.clone();
+    let result = blocking(move || {
+        let refs = store.refs(&zone)?;
+        match operator.submit(&zone, content, &request.actor, &request.reason, request.force) {
+            Ok(version) => Ok(HistoryEntry::from_version(&version, &model::Refs { active: Some(version.generation), ..refs })),
+            Err(OperatorError::Refused { reasons }) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("refused, the zone's breaker is tripped and the previous version keeps serving: {reasons}; fix the change, or thaw and resubmit with force and a reason"),
+            )),
+            Err(OperatorError::Store(error)) => Err(error.into()),
+        }
+    })
+    .await?;
+    Ok(Json(result))
+}
+
+async fn health_view(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<types::HealthViewBody>, ApiError> {
+    authorize(&state, &headers)?;
+    let Some(health) = &state.health else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this node has no health monitor",
+        ));
+    };
+    Ok(Json(types::HealthViewBody::from_view(&health.view())))
+}
+
+async fn health_push(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<HealthPushRequest>,
+) -> Result<Json<HealthPushResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let Some(health) = &state.health else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this node has no health monitor",
+        ));
+    };
+    let mut reports = Vec::with_capacity(request.reports.len());
+    for report in &request.reports {
+        let address: IpAddr = report.address.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("'{}' is not an IP address", report.address),
+            )
+        })?;
+        reports.push((address, report.healthy));
+    }
+    health
+        .push(&reports)
+        .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error))?;
+    Ok(Json(HealthPushResponse {
+        accepted: reports.len(),
+    }))
+}
