@@ -13,6 +13,8 @@
 //!   [`HealthView`] and the rise/fall [`observe`] machine, the zone [`Breaker`] (a fold over
 //!   the audit log), and [`GuardPolicy`] with [`ZoneDiff`]: the vocabulary of the planner and
 //!   the guard.
+//! * [`Clock`]: the time seam ([`SystemClock`], and [`ManualClock`] for tests and the
+//!   simulation).
 //! * [`invariants`]: the safety contract of `DESIGN.md` written once as functions, called by
 //!   the store, the guard, the tests and the simulation.
 //!
@@ -22,6 +24,7 @@
 
 pub mod breaker;
 mod change;
+pub mod clock;
 pub mod endpoint;
 pub mod health;
 pub mod invariants;
@@ -32,6 +35,7 @@ mod zone;
 
 pub use breaker::{Breaker, BreakerError, BREAKER_THAW, BREAKER_TRIP};
 pub use change::{GuardPolicy, NameDiff, Removal, ZoneDiff};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use endpoint::{AllDownPolicy, BackendConfig, Check, EndpointConfig};
 pub use health::{observe, BackendState, HealthView, Hysteresis, ProbeState};
 

@@ -201,6 +201,32 @@ pub const GUARD_MAX_REMOVALS_PER_WINDOW: Limit = Limit {
     max: 1_000_000,
 };
 
+/// Independent enactor tasks applying guarded plans (`[enactor] count`). Redundant writers
+/// are safe because every write is a compare-and-swap; more than a few only add conflicts.
+pub const ENACTOR_COUNT: Limit = Limit {
+    name: "enactor.count",
+    default: 3,
+    min: 1,
+    max: 16,
+};
+
+/// How often the control loop re-plans every zone even when nothing told it to.
+pub const CONTROL_TICK_MS: Limit = Limit {
+    name: "control.tick_ms",
+    default: 1_000,
+    min: 10,
+    max: 60_000,
+};
+
+/// Versions of a zone the control loop reads back to rebuild its removal history (velocity)
+/// after a restart; more than a window's worth is never needed.
+pub const CONTROL_HISTORY_VERSIONS: Limit = Limit {
+    name: "control.history_versions",
+    default: 64,
+    min: 1,
+    max: 10_000,
+};
+
 /// A named bound on a fraction: default, smallest and largest accepted value, in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FractionLimit {

@@ -15,9 +15,11 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use model::{Generation, Name, Provenance, RefName, Refs, Version, ZoneContent};
+use model::{Breaker, Generation, Name, Provenance, RefName, Refs, Version, ZoneContent};
 
-use crate::{actions, AuditQuery, Commit, NewAuditEntry, SetPinned, Store, StoreError};
+use crate::{
+    actions, AuditQuery, BreakerChange, Commit, NewAuditEntry, SetPinned, Store, StoreError,
+};
 
 /// A store implementation under test.
 pub trait Backend {
@@ -57,6 +59,12 @@ macro_rules! contract_suite {
                 change_counter_moves_when_another_instance_moves_a_ref,
                 watcher_publishes_a_ref_move_made_through_another_instance,
                 acknowledged_commits_survive_sigkill,
+                a_tripped_breaker_survives_reopening_and_equals_its_audit_replay,
+                an_automated_commit_on_a_frozen_zone_is_refused_and_changes_nothing,
+                an_operator_commit_passes_a_frozen_zone,
+                a_thaw_releases_automation_and_thawing_twice_is_refused,
+                tripping_an_unknown_zone_creates_it_frozen,
+                breaker_entries_cannot_be_forged_through_append_audit,
             );
         }
     };
@@ -137,7 +145,7 @@ pub mod fixtures {
         content
     }
 
-    /// A planner commit by actor `test` at time 1000.
+    /// A planner (automated) commit by actor `test` at time 1000.
     pub fn commit(content: &ZoneContent, base: Option<Generation>, target: RefName) -> Commit<'_> {
         Commit {
             content,
@@ -147,10 +155,11 @@ pub mod fixtures {
             actor: "test",
             reason: "test commit",
             now_ms: 1000,
+            automation: true,
         }
     }
 
-    /// A ref move by actor `test` at time 2000.
+    /// An automated ref move by actor `test` at time 2000.
     pub fn move_ref(
         zone: &Name,
         reference: RefName,
@@ -165,6 +174,7 @@ pub mod fixtures {
             actor: "test",
             reason: "test move",
             now_ms: 2000,
+            automation: true,
         }
     }
 }
@@ -725,7 +735,7 @@ pub fn audit_log_records_every_change_in_order_and_is_append_only(backend: &dyn 
             at_ms: 3500,
             actor: "guard".to_string(),
             zone: zone.clone(),
-            action: "refused".to_string(),
+            action: actions::REFUSED.to_string(),
             from: Some(Generation(4)),
             to: None,
             reason: "removes 80 % of api".to_string(),
@@ -759,7 +769,7 @@ pub fn audit_log_records_every_change_in_order_and_is_append_only(backend: &dyn 
             (actions::REF_MOVE, Some(2), Some(3), "test"),
             (actions::REF_MOVE, Some(3), Some(4), "test"),
             (actions::PIN, None, Some(1), "alice"),
-            ("refused", Some(4), None, "guard"),
+            (actions::REFUSED, Some(4), None, "guard"),
             (actions::CLEAN_UP, None, None, "cleaner"),
             (actions::REF_MOVE, Some(4), Some(5), "test"),
         ]
@@ -1008,4 +1018,232 @@ pub fn acknowledged_commits_survive_sigkill(backend: &dyn Backend) {
         "the children made progress"
     );
     assert!(acked.windows(2).all(|w| w[0] < w[1]), "ACKs only rise");
+}
+
+fn trip<'a>(zone: &'a Name, reason: &'a str, now_ms: u64) -> BreakerChange<'a> {
+    BreakerChange {
+        zone,
+        reason,
+        actor: "guard",
+        now_ms,
+    }
+}
+
+fn thaw<'a>(zone: &'a Name, reason: &'a str, now_ms: u64) -> BreakerChange<'a> {
+    BreakerChange {
+        zone,
+        reason,
+        actor: "alice",
+        now_ms,
+    }
+}
+
+/// The breaker replayed from the zone's audit log.
+fn replayed_breaker(store: &dyn Store, zone: &Name) -> Breaker {
+    let entries = store
+        .audit(&AuditQuery {
+            zone: Some(zone.clone()),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    Breaker::from_audit(&entries)
+}
+
+pub fn a_tripped_breaker_survives_reopening_and_equals_its_audit_replay(backend: &dyn Backend) {
+    let zone = fixtures::name(ZONE);
+    {
+        let store = backend.open();
+        commit_variants(&*store, 0..2);
+        assert_eq!(store.breaker(&zone).unwrap(), Breaker::Closed);
+        let tripped = store
+            .trip_breaker(trip(&zone, "below floor", 3000))
+            .unwrap();
+        assert_eq!(
+            tripped,
+            Breaker::Tripped {
+                reason: "below floor".into(),
+                at_ms: 3000,
+                actor: "guard".into()
+            }
+        );
+        // A second trip keeps the first cause, and is recorded too.
+        let again = store.trip_breaker(trip(&zone, "removes too much", 3100));
+        assert_eq!(again.unwrap(), tripped);
+        assert_eq!(replayed_breaker(&*store, &zone), tripped);
+    }
+    let reopened = backend.open();
+    let breaker = reopened.breaker(&zone).unwrap();
+    assert_eq!(breaker.state_name(), "tripped");
+    assert_eq!(breaker, replayed_breaker(&*reopened, &zone));
+    let trips = reopened
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.action == actions::BREAKER_TRIP)
+        .count();
+    assert_eq!(trips, 2);
+    reopened.check_integrity().unwrap();
+}
+
+pub fn an_automated_commit_on_a_frozen_zone_is_refused_and_changes_nothing(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name(ZONE);
+    let versions = commit_variants(&*store, 0..2);
+    let active = Some(versions[1].generation);
+    store
+        .trip_breaker(trip(&zone, "below floor", 3000))
+        .unwrap();
+    let before = snapshot(&*store, &zone);
+    let content = fixtures::content(ZONE, 1, 5, 9);
+    for target in [RefName::Active, RefName::Canary] {
+        let error = store
+            .commit(fixtures::commit(&content, active, target))
+            .unwrap_err();
+        assert_eq!(
+            error,
+            StoreError::Frozen {
+                zone: zone.clone(),
+                reason: "below floor".into(),
+                actor: "guard".into(),
+                since_ms: 3000
+            }
+        );
+        assert!(error.to_string().contains("dnsward thaw"), "{error}");
+    }
+    let error = store
+        .move_ref(fixtures::move_ref(
+            &zone,
+            RefName::Active,
+            active,
+            Some(versions[0].generation),
+        ))
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Frozen { .. }), "{error}");
+    assert_eq!(snapshot(&*store, &zone), before);
+    // Another instance sees the same freeze: it is decided in the store, not in a process.
+    let other = backend.open();
+    assert!(matches!(
+        other.commit(fixtures::commit(&content, active, RefName::Active)),
+        Err(StoreError::Frozen { .. })
+    ));
+    // Other zones are not frozen.
+    commit_on_top(&*store, &fixtures::content("other.test.", 1, 2, 0));
+}
+
+pub fn an_operator_commit_passes_a_frozen_zone(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name(ZONE);
+    let versions = commit_variants(&*store, 0..2);
+    store
+        .trip_breaker(trip(&zone, "below floor", 3000))
+        .unwrap();
+    let content = fixtures::content(ZONE, 1, 5, 9);
+    let operator = store
+        .commit(Commit {
+            provenance: Provenance::Operator,
+            actor: "alice",
+            reason: "break-glass fix",
+            automation: false,
+            ..fixtures::commit(&content, Some(versions[1].generation), RefName::Active)
+        })
+        .unwrap();
+    assert_eq!(store.refs(&zone).unwrap().active, Some(operator.generation));
+    // The operator's write does not thaw: automation still waits for a thaw.
+    assert_eq!(store.breaker(&zone).unwrap().state_name(), "tripped");
+    // A fenced operator write still loses a race.
+    let error = store
+        .commit(Commit {
+            automation: false,
+            ..fixtures::commit(&content, Some(versions[1].generation), RefName::Active)
+        })
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict { .. }), "{error}");
+}
+
+pub fn a_thaw_releases_automation_and_thawing_twice_is_refused(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name(ZONE);
+    let versions = commit_variants(&*store, 0..1);
+    let before = snapshot(&*store, &zone);
+    let error = store
+        .thaw_breaker(thaw(&zone, "nothing", 2500))
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Refused { .. }), "{error}");
+    assert!(error.to_string().contains("closed"), "{error}");
+    assert_eq!(snapshot(&*store, &zone), before);
+    store
+        .trip_breaker(trip(&zone, "below floor", 3000))
+        .unwrap();
+    let thawed = store
+        .thaw_breaker(thaw(&zone, "backends fixed", 4000))
+        .unwrap();
+    assert_eq!(
+        thawed,
+        Breaker::Thawed {
+            at_ms: 4000,
+            actor: "alice".into(),
+            reason: "backends fixed".into()
+        }
+    );
+    assert!(thawed.allows_automation());
+    let error = store.thaw_breaker(thaw(&zone, "again", 4100)).unwrap_err();
+    assert!(error.to_string().contains("thawed"), "{error}");
+    let next = store
+        .commit(fixtures::commit(
+            &fixtures::content(ZONE, 1, 5, 3),
+            Some(versions[0].generation),
+            RefName::Active,
+        ))
+        .unwrap();
+    assert_eq!(store.refs(&zone).unwrap().active, Some(next.generation));
+    assert_eq!(store.breaker(&zone).unwrap(), thawed);
+    assert_eq!(replayed_breaker(&*store, &zone), thawed);
+    let reopened = backend.open();
+    assert_eq!(reopened.breaker(&zone).unwrap(), thawed);
+    reopened.check_integrity().unwrap();
+}
+
+pub fn tripping_an_unknown_zone_creates_it_frozen(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name("new.test.");
+    assert_eq!(store.breaker(&zone).unwrap(), Breaker::Closed);
+    store
+        .trip_breaker(trip(&zone, "frozen before first load", 10))
+        .unwrap();
+    assert_eq!(store.refs(&zone).unwrap(), Refs::default());
+    assert!(store.zones().unwrap().iter().any(|(name, _)| *name == zone));
+    let content = fixtures::content("new.test.", 1, 2, 0);
+    assert!(matches!(
+        store.commit(fixtures::commit(&content, None, RefName::Active)),
+        Err(StoreError::Frozen { .. })
+    ));
+    let first = store
+        .commit(Commit {
+            automation: false,
+            ..fixtures::commit(&content, None, RefName::Active)
+        })
+        .unwrap();
+    assert_eq!(first.generation, Generation::FIRST);
+    store.check_integrity().unwrap();
+}
+
+pub fn breaker_entries_cannot_be_forged_through_append_audit(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name(ZONE);
+    for action in [actions::BREAKER_TRIP, actions::BREAKER_THAW] {
+        let error = store
+            .append_audit(NewAuditEntry {
+                at_ms: 1,
+                actor: "someone".to_string(),
+                zone: zone.clone(),
+                action: action.to_string(),
+                from: None,
+                to: None,
+                reason: "forged".to_string(),
+            })
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Refused { .. }), "{error}");
+    }
+    assert_eq!(store.breaker(&zone).unwrap(), Breaker::Closed);
+    assert_eq!(store.audit(&AuditQuery::default()).unwrap(), vec![]);
 }

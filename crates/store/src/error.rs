@@ -20,6 +20,18 @@ pub enum StoreError {
         actual: Option<Generation>,
     },
 
+    /// The zone's breaker is tripped and the write came from automation.
+    #[error(
+        "zone {zone} is frozen since {since_ms} ms (tripped by {actor}): {reason}; an operator \
+         must thaw it (`dnsward thaw {zone} --reason ...`)"
+    )]
+    Frozen {
+        zone: Name,
+        reason: String,
+        actor: String,
+        since_ms: u64,
+    },
+
     /// The version does not exist (never did, or clean-up deleted it).
     #[error(
         "zone {zone} has no generation {generation}; list its history for the generations \

@@ -8,7 +8,10 @@
 //!   free of backend concepts: versions, refs, audit, clean-up.
 //! * [`SqliteStore`]: the embedded implementation (WAL, `synchronous=FULL`).
 //! * [`Commit`], [`MoveRef`]: the two ways a ref moves, both compare-and-swap.
-//! * [`StoreError`]: what a caller can handle (`Conflict`, `NotFound`, `Invalid`, ...).
+//! * [`StoreError`]: what a caller can handle (`Conflict`, `Frozen`, `NotFound`, ...).
+//! * The zone breaker ([`Store::breaker`], [`Store::trip_breaker`], [`Store::thaw_breaker`]):
+//!   kept with the zone's refs, so an automated commit is refused by the same transaction
+//!   that would move the ref (safety contract 7).
 //! * [`contract`]: one test suite every implementation must pass, stamped onto it with
 //!   [`contract_suite!`].
 //! * [`buckets`]: how content is split into content-addressed, deduplicated buckets.
@@ -26,7 +29,9 @@ mod error;
 mod sqlite;
 mod watch;
 
-use model::{AuditEntry, Generation, Name, Provenance, RefName, Refs, Version, ZoneContent};
+use model::{
+    AuditEntry, Breaker, Generation, Name, Provenance, RefName, Refs, Version, ZoneContent,
+};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -44,6 +49,15 @@ pub mod actions {
     pub const UNPIN: &str = "unpin";
     /// Clean-up deleted unreachable versions; the reason lists them.
     pub const CLEAN_UP: &str = "clean-up";
+    /// The guard refused a plan or an operator change; the reason is the verdict's text.
+    /// Written by the stage that asked (enactor, operator path) through
+    /// [`Store::append_audit`](crate::Store::append_audit).
+    pub const REFUSED: &str = "refused";
+    /// The zone's breaker tripped ([`Store::trip_breaker`](crate::Store::trip_breaker)).
+    pub const BREAKER_TRIP: &str = model::BREAKER_TRIP;
+    /// An operator thawed the zone's breaker
+    /// ([`Store::thaw_breaker`](crate::Store::thaw_breaker)).
+    pub const BREAKER_THAW: &str = model::BREAKER_THAW;
 }
 
 /// The store: versions of zones, the refs that point at them, and the audit log.
@@ -56,6 +70,8 @@ pub trait Store: Send + Sync {
     ///
     /// Compare-and-swap: the zone's active ref must still equal `commit.base` (`None` = the
     /// zone has no active version yet), else [`StoreError::Conflict`] and nothing changes.
+    /// An automated commit (`commit.automation`) to a zone whose breaker is tripped is
+    /// refused with [`StoreError::Frozen`], decided in the same transaction.
     /// The new generation is the zone's next one (never reused, even after clean-up). The
     /// stored SOA serial is [`model::serial::next_serial`] of the last serial ever stored
     /// for the zone and the content's serial, so the served serial rises with every
@@ -66,7 +82,7 @@ pub trait Store: Send + Sync {
     /// `to` must exist and be newer than `expected` (a canary must also be newer than the
     /// active version). `to = None` clears the canary; the active ref cannot be cleared.
     /// Moving active to (or past) the canary's generation clears the canary (promotion).
-    /// Audited.
+    /// An automated move on a frozen zone is refused with [`StoreError::Frozen`]. Audited.
     fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError>;
 
     /// Where the zone's refs point; both `None` for a zone the store does not know.
@@ -88,8 +104,9 @@ pub trait Store: Send + Sync {
     /// Pins or unpins a version (clean-up keeps pinned versions). Audited.
     fn set_pinned(&self, request: SetPinned<'_>) -> Result<(), StoreError>;
 
-    /// Appends an entry written by another stage (breaker, operator, validator). Returns its
-    /// sequence number.
+    /// Appends an entry written by another stage (guard refusals, operator, validator).
+    /// Returns its sequence number. Breaker actions are refused here: they go through
+    /// [`Store::trip_breaker`] and [`Store::thaw_breaker`].
     fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError>;
 
     /// Audit entries matching `query`, oldest first, at most
@@ -110,6 +127,21 @@ pub trait Store: Send + Sync {
         actor: &str,
         now_ms: u64,
     ) -> Result<Vec<Generation>, StoreError>;
+
+    /// The zone's breaker; [`Breaker::Closed`] for a zone the store does not know. Always
+    /// equal to [`Breaker::from_audit`] over the zone's audit entries.
+    fn breaker(&self, zone: &Name) -> Result<Breaker, StoreError>;
+
+    /// Trips the zone's breaker (a tripped breaker keeps its first reason, see
+    /// [`Breaker::trip`]) and appends a [`actions::BREAKER_TRIP`] audit entry, in one
+    /// transaction. Creates the zone if the store does not know it yet, so a zone can be
+    /// frozen before its first version. Returns the breaker after the trip.
+    fn trip_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError>;
+
+    /// Thaws a tripped breaker and appends a [`actions::BREAKER_THAW`] audit entry, in one
+    /// transaction. A breaker that is not tripped is [`StoreError::Refused`] and nothing
+    /// changes.
+    fn thaw_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError>;
 
     /// A number that changes whenever any ref of any zone moves, in this or another
     /// process. Followers poll it cheaply.
@@ -133,6 +165,9 @@ pub struct Commit<'a> {
     pub actor: &'a str,
     pub reason: &'a str,
     pub now_ms: u64,
+    /// `true` for a write by automation (enactor, planner): refused with
+    /// [`StoreError::Frozen`] while the zone's breaker is tripped. `false` for an operator.
+    pub automation: bool,
 }
 
 /// A compare-and-swap of one ref to an existing version. See [`Store::move_ref`].
@@ -146,6 +181,18 @@ pub struct MoveRef<'a> {
     pub to: Option<Generation>,
     pub actor: &'a str,
     pub reason: &'a str,
+    pub now_ms: u64,
+    /// `true` for a move by automation (promotion, validator rollback): refused with
+    /// [`StoreError::Frozen`] while the zone's breaker is tripped. `false` for an operator.
+    pub automation: bool,
+}
+
+/// Trip or thaw a zone's breaker. See [`Store::trip_breaker`], [`Store::thaw_breaker`].
+#[derive(Debug, Clone)]
+pub struct BreakerChange<'a> {
+    pub zone: &'a Name,
+    pub reason: &'a str,
+    pub actor: &'a str,
     pub now_ms: u64,
 }
 

@@ -9,18 +9,28 @@ use std::time::Duration;
 
 use model::invariants::{self, Violation};
 use model::{
-    limits, serial, AuditEntry, ContentHash, Generation, Name, Provenance, RefName, Refs, Version,
-    ZoneContent,
+    limits, serial, AuditEntry, Breaker, ContentHash, Generation, Name, Provenance, RefName, Refs,
+    Version, ZoneContent,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::buckets::{self, BucketHash};
 use crate::{
-    actions, zone_key, AuditQuery, Commit, MoveRef, NewAuditEntry, SetPinned, Store, StoreError,
+    actions, zone_key, AuditQuery, BreakerChange, Commit, MoveRef, NewAuditEntry, SetPinned, Store,
+    StoreError,
 };
 
 /// Version of the schema below; a file with another version is refused.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a file of schema version 1 to version 2: the zone breaker's columns.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE zones ADD COLUMN breaker_state TEXT NOT NULL DEFAULT 'closed';
+ALTER TABLE zones ADD COLUMN breaker_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE zones ADD COLUMN breaker_actor TEXT NOT NULL DEFAULT '';
+ALTER TABLE zones ADD COLUMN breaker_at_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE schema_version SET version = 2;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -33,6 +43,11 @@ CREATE TABLE IF NOT EXISTS zones (
     last_serial INTEGER,                -- last SOA serial ever stored for the zone
     active INTEGER,
     canary INTEGER,
+    -- the zone breaker (model::Breaker), replayable from the audit log
+    breaker_state TEXT NOT NULL DEFAULT 'closed',  -- closed | tripped | thawed
+    breaker_reason TEXT NOT NULL DEFAULT '',
+    breaker_actor TEXT NOT NULL DEFAULT '',
+    breaker_at_ms INTEGER NOT NULL DEFAULT 0,
     FOREIGN KEY (name, active) REFERENCES versions (zone, generation),
     FOREIGN KEY (name, canary) REFERENCES versions (zone, generation)
 );
@@ -148,6 +163,10 @@ impl SqliteStore {
                     Ok(Ok(()))
                 }
                 Some(SCHEMA_VERSION) => Ok(Ok(())),
+                Some(1) => {
+                    tx.execute_batch(MIGRATE_1_TO_2)?;
+                    Ok(Ok(()))
+                }
                 Some(other) => Ok(Err(StoreError::Backend {
                     location: self.path.display().to_string(),
                     operation: "checking the schema version".to_string(),
@@ -243,6 +262,11 @@ impl Store for SqliteStore {
         self.write("committing a version", |tx| {
             let row = zone_row(tx, &key)?;
             let refs = row.map(|row| row.refs).unwrap_or_default();
+            if commit.automation {
+                if let Some(frozen) = frozen(tx, &key, &origin)? {
+                    return Ok(Err(frozen));
+                }
+            }
             if refs.active != commit.base {
                 return Ok(Err(StoreError::Conflict {
                     zone: origin.clone(),
@@ -322,6 +346,11 @@ impl Store for SqliteStore {
         let zone = request.zone.clone();
         self.write("moving a ref", |tx| {
             let refs = zone_row(tx, &key)?.map(|row| row.refs).unwrap_or_default();
+            if request.automation {
+                if let Some(frozen) = frozen(tx, &key, &zone)? {
+                    return Ok(Err(frozen));
+                }
+            }
             let actual = refs.get(request.reference);
             if actual != request.expected {
                 return Ok(Err(StoreError::Conflict {
@@ -496,6 +525,14 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError> {
+        if entry.action == actions::BREAKER_TRIP || entry.action == actions::BREAKER_THAW {
+            return Err(StoreError::Refused {
+                zone: entry.zone,
+                reason: "breaker changes are written with trip_breaker and thaw_breaker, which \
+                         keep the stored breaker and the audit log in step"
+                    .to_string(),
+            });
+        }
         let key = zone_key(&entry.zone);
         let display = entry.zone.to_ascii();
         self.write("appending to the audit log", |tx| {
@@ -595,6 +632,45 @@ impl Store for SqliteStore {
                 },
             )?;
             Ok(Ok(plan.delete))
+        })
+    }
+
+    fn breaker(&self, zone: &Name) -> Result<Breaker, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading the breaker", |tx| Ok(Ok(read_breaker(tx, &key)?)))
+    }
+
+    fn trip_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError> {
+        let key = zone_key(request.zone);
+        self.write("tripping the breaker", |tx| {
+            if zone_row(tx, &key)?.is_none() {
+                tx.execute(
+                    "INSERT INTO zones (name, display_name, next_generation) VALUES (?1, ?2, ?3)",
+                    params![key, request.zone.to_ascii(), sql(Generation::FIRST.0)],
+                )?;
+            }
+            let tripped =
+                read_breaker(tx, &key)?.trip(request.reason, request.actor, request.now_ms);
+            write_breaker(tx, &key, &tripped, actions::BREAKER_TRIP, &request)?;
+            Ok(Ok(tripped))
+        })
+    }
+
+    fn thaw_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError> {
+        let key = zone_key(request.zone);
+        self.write("thawing the breaker", |tx| {
+            let thawed =
+                match read_breaker(tx, &key)?.thaw(request.reason, request.actor, request.now_ms) {
+                    Ok(thawed) => thawed,
+                    Err(error) => {
+                        return Ok(Err(StoreError::Refused {
+                            zone: request.zone.clone(),
+                            reason: error.to_string(),
+                        }))
+                    }
+                };
+            write_breaker(tx, &key, &thawed, actions::BREAKER_THAW, &request)?;
+            Ok(Ok(thawed))
         })
     }
 
@@ -997,6 +1073,14 @@ fn check_all(tx: &Connection) -> rusqlite::Result<Result<(), StoreError>> {
                 }
             }
         }
+        let stored = read_breaker(tx, &key)?;
+        let replayed = breaker_from_log(tx, &key)?;
+        if stored != replayed {
+            return corrupt(format!(
+                "zone {display}: the breaker is stored as {stored} but the audit log replays \
+                 to {replayed}"
+            ));
+        }
         let zone = match parse_name(&display) {
             Ok(zone) => zone,
             Err(error) => return Ok(Err(error)),
@@ -1033,6 +1117,135 @@ fn zone_row(tx: &Connection, key: &str) -> rusqlite::Result<Option<ZoneRow>> {
         },
     )
     .optional()
+}
+
+/// The zone's breaker as stored with its refs; closed for an unknown zone.
+fn read_breaker(tx: &Connection, key: &str) -> rusqlite::Result<Breaker> {
+    let row = tx
+        .query_row(
+            "SELECT breaker_state, breaker_reason, breaker_actor, breaker_at_ms FROM zones \
+             WHERE name = ?1",
+            [key],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    unsigned(row.get(3)?),
+                ))
+            },
+        )
+        .optional()?;
+    Ok(match row {
+        None => Breaker::Closed,
+        Some((state, reason, actor, at_ms)) => match state.as_str() {
+            "tripped" => Breaker::Tripped {
+                reason,
+                at_ms,
+                actor,
+            },
+            "thawed" => Breaker::Thawed {
+                at_ms,
+                actor,
+                reason,
+            },
+            // Only the three names are ever written; anything else reads as closed, and
+            // check_integrity reports the mismatch with the audit log.
+            _ => Breaker::Closed,
+        },
+    })
+}
+
+/// Stores `breaker` as the zone's breaker and appends the audit entry of the change.
+fn write_breaker(
+    tx: &Connection,
+    key: &str,
+    breaker: &Breaker,
+    action: &str,
+    request: &BreakerChange<'_>,
+) -> rusqlite::Result<()> {
+    let (reason, actor, at_ms) = match breaker {
+        Breaker::Closed => ("", "", 0),
+        Breaker::Tripped {
+            reason,
+            at_ms,
+            actor,
+        }
+        | Breaker::Thawed {
+            at_ms,
+            actor,
+            reason,
+        } => (reason.as_str(), actor.as_str(), *at_ms),
+    };
+    tx.execute(
+        "UPDATE zones SET breaker_state = ?2, breaker_reason = ?3, breaker_actor = ?4, \
+         breaker_at_ms = ?5 WHERE name = ?1",
+        params![key, breaker.state_name(), reason, actor, sql(at_ms)],
+    )?;
+    let display = display_name(tx, key)?;
+    append(
+        tx,
+        key,
+        &display,
+        &NewAuditEntry {
+            at_ms: request.now_ms,
+            actor: request.actor.to_string(),
+            zone: request.zone.clone(),
+            action: action.to_string(),
+            from: None,
+            to: None,
+            reason: request.reason.to_string(),
+        },
+    )?;
+    // Followers re-read the zone: its breaker is part of what they show.
+    tx.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'change_counter'",
+        [],
+    )?;
+    Ok(())
+}
+
+/// [`StoreError::Frozen`] when the zone's breaker stops automation.
+fn frozen(tx: &Connection, key: &str, zone: &Name) -> rusqlite::Result<Option<StoreError>> {
+    Ok(match read_breaker(tx, key)? {
+        Breaker::Tripped {
+            reason,
+            at_ms,
+            actor,
+        } => Some(StoreError::Frozen {
+            zone: zone.clone(),
+            reason,
+            actor,
+            since_ms: at_ms,
+        }),
+        Breaker::Closed | Breaker::Thawed { .. } => None,
+    })
+}
+
+/// Replays the zone's breaker entries from the audit log (contract 7 and 10 agree).
+fn breaker_from_log(tx: &Connection, key: &str) -> rusqlite::Result<Breaker> {
+    let mut statement = tx.prepare(
+        "SELECT sequence, at_ms, actor, action, reason FROM audit \
+         WHERE zone_key = ?1 AND action IN (?2, ?3) ORDER BY sequence",
+    )?;
+    let entries = statement
+        .query_map(
+            params![key, actions::BREAKER_TRIP, actions::BREAKER_THAW],
+            |row| {
+                Ok(AuditEntry {
+                    sequence: unsigned(row.get(0)?),
+                    at_ms: unsigned(row.get(1)?),
+                    actor: row.get(2)?,
+                    zone: Name::root(),
+                    action: row.get(3)?,
+                    from: None,
+                    to: None,
+                    reason: row.get(4)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Breaker::from_audit(&entries))
 }
 
 fn display_name(tx: &Connection, key: &str) -> rusqlite::Result<String> {
@@ -1242,6 +1455,42 @@ mod tests {
             store.check_integrity(),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_version_1_file_gains_a_closed_breaker_per_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            commit(&store, &fixtures::content("example.test.", 1, 3, 0));
+        }
+        let connection = Connection::open(&path).unwrap();
+        for column in [
+            "breaker_state",
+            "breaker_reason",
+            "breaker_actor",
+            "breaker_at_ms",
+        ] {
+            connection
+                .execute(&format!("ALTER TABLE zones DROP COLUMN {column}"), [])
+                .unwrap();
+        }
+        connection
+            .execute("UPDATE schema_version SET version = 1", [])
+            .unwrap();
+        drop(connection);
+        let store = SqliteStore::open(&path).unwrap();
+        let zone = fixtures::name("example.test.");
+        assert_eq!(store.breaker(&zone).unwrap(), Breaker::Closed);
+        let request = BreakerChange {
+            zone: &zone,
+            reason: "test",
+            actor: "test",
+            now_ms: 1,
+        };
+        assert!(!store.trip_breaker(request).unwrap().allows_automation());
+        store.check_integrity().unwrap();
     }
 
     #[test]

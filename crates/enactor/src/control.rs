@@ -1,0 +1,478 @@
+//! The control loop: the async shell around the planner and the guard. On every health
+//! change, re-plan request or tick it plans each zone against its active version, judges the
+//! plan, and publishes accepted plans to the [`PlanBoard`]; a refusal trips the zone's
+//! breaker and is audited.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use guard::{GuardInput, Verdict};
+use model::endpoint::addresses_at;
+use model::{
+    limits, Breaker, Clock, EndpointConfig, Generation, GuardPolicy, HealthView, Name, Provenance,
+    Removal, ZoneContent,
+};
+use planner::PlanInput;
+use store::{actions, zone_key, BreakerChange, NewAuditEntry, Store, StoreError};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::board::{GuardedPlan, PlanBoard};
+use crate::enactor::{blocking, Enactor, Observer};
+use crate::removals::RemovalLedger;
+
+/// Actor name of the control loop in the audit log.
+pub const CONTROL_ACTOR: &str = "guard";
+
+/// One zone under automation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZonePlan {
+    pub origin: Name,
+    /// Records from the zone file (SOA and NS at least).
+    pub static_content: ZoneContent,
+    /// Protected names whose addresses follow health.
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// What the control loop and its enactors run with. Reloadable with
+/// [`ControlHandle::set_config`] (the enactor count and `keep_last` apply at the next start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlConfig {
+    pub zones: Vec<ZonePlan>,
+    pub policy: GuardPolicy,
+    /// Enactor tasks, clamped to [`limits::ENACTOR_COUNT`].
+    pub enactor_count: usize,
+    /// Versions clean-up always keeps, clamped to [`limits::KEEP_LAST_VERSIONS`].
+    pub keep_last: usize,
+}
+
+impl ControlConfig {
+    /// The zones with the default policy, enactor count and `keep_last`.
+    pub fn new(zones: Vec<ZonePlan>) -> ControlConfig {
+        ControlConfig {
+            zones,
+            policy: GuardPolicy::default(),
+            enactor_count: clamp_usize(&limits::ENACTOR_COUNT, None),
+            keep_last: clamp_usize(&limits::KEEP_LAST_VERSIONS, None),
+        }
+    }
+}
+
+fn clamp_usize(limit: &limits::Limit, requested: Option<usize>) -> usize {
+    // Every limit used here tops out far below usize::MAX.
+    usize::try_from(limit.clamp(requested.map(|value| value as u64))).unwrap_or(usize::MAX)
+}
+
+/// What one round did for one zone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ZoneRound {
+    /// An accepted plan is on the board.
+    Published(Arc<GuardedPlan>),
+    /// The plan equals the active content (or the plan already on the board): nothing to do.
+    Unchanged,
+    /// The breaker is tripped: the zone was not planned.
+    Frozen(Breaker),
+    /// The guard refused the plan; the breaker tripped (unless the only reason was a stale
+    /// base) and the verdict is in the audit log.
+    Refused(Verdict),
+    /// The store could not be read; the next round tries again.
+    Failed(String),
+}
+
+/// The planner and the guard in a loop. Its state (removal history, retired endpoints) is
+/// either derived from the store or errs on the safe side when lost.
+pub struct ControlLoop {
+    store: Arc<dyn Store>,
+    board: Arc<PlanBoard>,
+    clock: Arc<dyn Clock>,
+    health: watch::Receiver<HealthView>,
+    replan: Arc<Notify>,
+    config: Mutex<Arc<ControlConfig>>,
+    /// Endpoints removed from the config by a reload, per zone: still protected until the
+    /// active content no longer answers at their names (an operator removed them).
+    retired: Mutex<BTreeMap<String, Vec<EndpointConfig>>>,
+    ledger: Arc<RemovalLedger>,
+}
+
+impl std::fmt::Debug for ControlLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlLoop").finish_non_exhaustive()
+    }
+}
+
+impl ControlLoop {
+    pub fn new(
+        store: Arc<dyn Store>,
+        board: Arc<PlanBoard>,
+        config: ControlConfig,
+        health: watch::Receiver<HealthView>,
+        clock: Arc<dyn Clock>,
+        replan: Arc<Notify>,
+    ) -> ControlLoop {
+        ControlLoop {
+            store,
+            board,
+            clock,
+            health,
+            replan,
+            config: Mutex::new(Arc::new(config)),
+            retired: Mutex::new(BTreeMap::new()),
+            ledger: Arc::new(RemovalLedger::new()),
+        }
+    }
+
+    pub fn config(&self) -> Arc<ControlConfig> {
+        Arc::clone(&self.config.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the config; the next round plans with it. Endpoints the new config drops stay
+    /// protected (the guard refuses to empty them) until an operator removes their records.
+    pub fn set_config(&self, config: ControlConfig) {
+        let mut current = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        for old_zone in &current.zones {
+            let new_zone = config.zones.iter().find(|z| z.origin == old_zone.origin);
+            let kept = |endpoint: &EndpointConfig| {
+                new_zone.is_some_and(|z| z.endpoints.iter().any(|e| e.name == endpoint.name))
+            };
+            let list = retired.entry(zone_key(&old_zone.origin)).or_default();
+            for endpoint in old_zone.endpoints.iter().filter(|e| !kept(e)) {
+                if !list.iter().any(|e| e.name == endpoint.name) {
+                    list.push(endpoint.clone());
+                }
+            }
+        }
+        for zone in &config.zones {
+            if let Some(list) = retired.get_mut(&zone_key(&zone.origin)) {
+                list.retain(|old| !zone.endpoints.iter().any(|e| e.name == old.name));
+            }
+        }
+        *current = Arc::new(config);
+    }
+
+    pub fn board(&self) -> &Arc<PlanBoard> {
+        &self.board
+    }
+
+    /// One round over every zone of the config, in config order.
+    pub async fn plan_once(&self) -> Vec<(Name, ZoneRound)> {
+        let config = self.config();
+        let health = self.health.borrow().clone();
+        let mut rounds = Vec::with_capacity(config.zones.len());
+        for zone in &config.zones {
+            let round = self.plan_zone(zone, &config.policy, &health).await;
+            rounds.push((zone.origin.clone(), round));
+        }
+        rounds
+    }
+
+    /// Plans one zone: read, plan, judge, publish or trip.
+    pub async fn plan_zone(
+        &self,
+        zone: &ZonePlan,
+        policy: &GuardPolicy,
+        health: &HealthView,
+    ) -> ZoneRound {
+        let now_ms = self.clock.now_ms();
+        let retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&zone_key(&zone.origin))
+            .cloned()
+            .unwrap_or_default();
+        let read = self.read_zone(zone, policy, &retired, now_ms).await;
+        let view = match read {
+            Ok(Ok(view)) => view,
+            Ok(Err(breaker)) => return ZoneRound::Frozen(breaker),
+            Err(error) => return ZoneRound::Failed(error.to_string()),
+        };
+        // Retired endpoints stay protected while the active content still answers there.
+        let retired: Vec<EndpointConfig> = retired
+            .into_iter()
+            .filter(|endpoint| {
+                view.content
+                    .as_ref()
+                    .is_some_and(|content| !addresses_at(content, &endpoint.name).is_empty())
+            })
+            .collect();
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(zone_key(&zone.origin), retired.clone());
+        let plan = planner::plan(
+            &PlanInput {
+                zone_origin: &zone.origin,
+                static_content: &zone.static_content,
+                endpoints: &zone.endpoints,
+                health,
+                active: view.content.as_ref(),
+                recent_removals: &view.removals,
+                policy,
+            },
+            now_ms,
+        );
+        if let Some(active) = &view.content {
+            if same_answers(&plan.content, active) {
+                return ZoneRound::Unchanged;
+            }
+        }
+        if let Some(latest) = self.board.latest(&zone.origin) {
+            if latest.base == view.active && same_answers(&plan.content, &latest.content) {
+                return ZoneRound::Unchanged;
+            }
+        }
+        let mut protected = zone.endpoints.clone();
+        protected.extend(retired);
+        let verdict = guard::judge(
+            &GuardInput {
+                origin: &zone.origin,
+                base: view.active,
+                active: view.content.as_ref(),
+                proposed: &plan.content,
+                proposed_base: view.active,
+                proposed_generation: None,
+                endpoints: &protected,
+                recent_removals: &view.removals,
+                policy,
+                operator_override: None,
+            },
+            now_ms,
+        );
+        if verdict.is_accept() {
+            let published = self.board.publish(GuardedPlan {
+                sequence: 0,
+                zone: zone.origin.clone(),
+                base: view.active,
+                content: plan.content,
+                provenance: Provenance::Planner,
+                reason: plan.notes.join("; "),
+                planned_at_ms: now_ms,
+            });
+            return ZoneRound::Published(published);
+        }
+        if let Some(reason) = verdict.breaker_reason() {
+            let recorded = refuse_and_trip(
+                &self.store,
+                &zone.origin,
+                view.active,
+                &verdict,
+                reason,
+                CONTROL_ACTOR,
+                now_ms,
+            )
+            .await;
+            if let Err(error) = recorded {
+                tracing::error!(zone = %zone.origin, %error, "recording a refusal failed");
+            }
+        }
+        ZoneRound::Refused(verdict)
+    }
+
+    async fn read_zone(
+        &self,
+        zone: &ZonePlan,
+        policy: &GuardPolicy,
+        retired: &[EndpointConfig],
+        now_ms: u64,
+    ) -> Result<Result<ZoneView, Breaker>, StoreError> {
+        let origin = zone.origin.clone();
+        let mut endpoints = zone.endpoints.clone();
+        endpoints.extend(retired.iter().cloned());
+        let policy = *policy;
+        let ledger = Arc::clone(&self.ledger);
+        blocking(&self.store, move |store| {
+            let breaker = store.breaker(&origin)?;
+            if !breaker.allows_automation() {
+                return Ok(Err(breaker));
+            }
+            let active = store.refs(&origin)?.active;
+            let content = active
+                .map(|generation| store.content(&origin, generation))
+                .transpose()?;
+            let removals = ledger.recent(store, &origin, &endpoints, &policy, now_ms)?;
+            Ok(Ok(ZoneView {
+                active,
+                content,
+                removals,
+            }))
+        })
+        .await
+    }
+}
+
+/// What the control loop read of a zone in one round.
+struct ZoneView {
+    active: Option<Generation>,
+    content: Option<ZoneContent>,
+    removals: Vec<Removal>,
+}
+
+/// Whether two contents answer the same (the SOA serial is the store's business).
+fn same_answers(planned: &ZoneContent, active: &ZoneContent) -> bool {
+    match active.serial() {
+        Some(serial) => planned.with_serial(serial) == *active,
+        None => planned == active,
+    }
+}
+
+/// Records a refusal: trips the zone's breaker with `reason` and appends the verdict to the
+/// audit log as [`actions::REFUSED`].
+pub(crate) async fn refuse_and_trip(
+    store: &Arc<dyn Store>,
+    zone: &Name,
+    active: Option<Generation>,
+    verdict: &Verdict,
+    reason: String,
+    actor: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let zone = zone.clone();
+    let verdict = verdict.to_string();
+    let actor = actor.to_string();
+    blocking(store, move |store| {
+        record_refusal(store, &zone, active, &verdict, &reason, &actor, now_ms)
+    })
+    .await
+}
+
+/// The synchronous half of [`refuse_and_trip`]: the refusal entry, then the breaker.
+pub(crate) fn record_refusal(
+    store: &dyn Store,
+    zone: &Name,
+    active: Option<Generation>,
+    verdict: &str,
+    reason: &str,
+    actor: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    store.append_audit(NewAuditEntry {
+        at_ms: now_ms,
+        actor: actor.to_string(),
+        zone: zone.clone(),
+        action: actions::REFUSED.to_string(),
+        from: active,
+        to: None,
+        reason: verdict.to_string(),
+    })?;
+    store.trip_breaker(BreakerChange {
+        zone,
+        reason,
+        actor,
+        now_ms,
+    })?;
+    Ok(())
+}
+
+/// A running control loop and its enactors.
+#[derive(Debug)]
+pub struct ControlHandle {
+    control: Arc<ControlLoop>,
+    shutdown: watch::Sender<bool>,
+    replan: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControlHandle {
+    /// Asks for a round now (e.g. after an operator thawed a zone).
+    pub fn replan(&self) {
+        self.replan.notify_one();
+    }
+
+    /// Reloads the config (see [`ControlLoop::set_config`]) and re-plans.
+    pub fn set_config(&self, config: ControlConfig) {
+        self.control.set_config(config);
+        self.replan();
+    }
+
+    pub fn board(&self) -> &Arc<PlanBoard> {
+        self.control.board()
+    }
+
+    pub fn control(&self) -> &Arc<ControlLoop> {
+        &self.control
+    }
+
+    /// Stops the loop and the enactors and waits for them; an enactor finishes the plan it
+    /// is applying first.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        for task in self.tasks {
+            // A task that panicked has nothing left to stop.
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the control loop and `config.enactor_count` enactors (clamped to
+/// [`limits::ENACTOR_COUNT`]) on the current tokio runtime.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    config: ControlConfig,
+    health: watch::Receiver<HealthView>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Observer>,
+) -> ControlHandle {
+    let board = PlanBoard::new();
+    let replan = Arc::new(Notify::new());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let enactor_count = clamp_usize(&limits::ENACTOR_COUNT, Some(config.enactor_count));
+    let keep_last = config.keep_last;
+    let control = Arc::new(ControlLoop::new(
+        Arc::clone(&store),
+        Arc::clone(&board),
+        config,
+        health,
+        Arc::clone(&clock),
+        Arc::clone(&replan),
+    ));
+    let mut tasks = Vec::with_capacity(enactor_count + 1);
+    for index in 0..enactor_count {
+        let mut enactor = Enactor::new(
+            index,
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            keep_last,
+            Arc::clone(&replan),
+        );
+        if let Some(observer) = &observer {
+            enactor = enactor.with_observer(Arc::clone(observer));
+        }
+        tasks.push(tokio::spawn(
+            enactor.run(Arc::clone(&board), shutdown_rx.clone()),
+        ));
+    }
+    tasks.push(tokio::spawn(Arc::clone(&control).run(shutdown_rx)));
+    ControlHandle {
+        control,
+        shutdown,
+        replan,
+        tasks,
+    }
+}
+
+impl ControlLoop {
+    /// Plans on every health change, re-plan request and tick
+    /// ([`limits::CONTROL_TICK_MS`]) until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut health = self.health.clone();
+        let mut health_open = true;
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(limits::CONTROL_TICK_MS.default));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            health.borrow_and_update();
+            self.plan_once().await;
+            tokio::select! {
+                changed = health.changed(), if health_open => health_open = changed.is_ok(),
+                () = self.replan.notified() => {}
+                _ = tick.tick() => {}
+                changed = shutdown.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}
