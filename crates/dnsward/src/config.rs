@@ -393,20 +393,21 @@ impl Checker<'_> {
             })?
             .name
             .clone();
-        let all_down =
-            match &raw.all_down {
-                None => AllDownPolicy::default(),
-                Some(value) => match value.get_ref().as_str() {
-                    "serve-all" => AllDownPolicy::ServeAll,
-                    "keep-last" => AllDownPolicy::KeepLast,
-                    other => return Err(self.error(
+        let all_down = match &raw.all_down {
+            None => AllDownPolicy::default(),
+            Some(value) => match value.get_ref().as_str() {
+                "serve-all" => AllDownPolicy::ServeAll,
+                "keep-last" => AllDownPolicy::KeepLast,
+                other => {
+                    return Err(self.error(
                         value.span(),
                         format!(
                             "all_down = \"{other}\"; use \"serve-all\" (default) or \"keep-last\""
                         ),
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         let mut backends = Vec::new();
         for backend in &raw.backends {
             let address: IpAddr = backend.get_ref().address.parse().map_err(|_| {

@@ -9,8 +9,10 @@
 //! The one design decision to know: the binary holds no logic of its own beyond wiring;
 //! decisions live in the stage crates, so the tests and the simulation run the same code.
 
+mod backend;
 mod config;
 mod follow;
+mod runbook;
 mod serve;
 mod zone_command;
 
@@ -41,6 +43,12 @@ enum Command {
     /// Zone files in and out of the store.
     #[command(subcommand)]
     Zone(zone_command::ZoneCommand),
+    /// Show every zone's active generation, serial and breaker (needs a running node).
+    Status(runbook::StatusArgs),
+    /// List a zone's versions and refused plans, newest first (needs a running node).
+    History(runbook::HistoryArgs),
+    /// A tiny HTTP backend for demos: 200 on /health until stopped.
+    Backend(backend::BackendArgs),
 }
 
 /// What went wrong, said so a person can act on it.
@@ -74,6 +82,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Zone(command) => zone_command::run(command),
+        Command::Status(args) => runbook::status(args),
+        Command::History(args) => runbook::history(args),
+        Command::Backend(args) => backend::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -83,7 +83,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -109,6 +109,8 @@ pub fn import_content(
         content,
         base: refs.active,
         target: RefName::Active,
+        // An import is an operator's act, not automation: it passes a tripped breaker.
+        automation: false,
         provenance: Provenance::Import,
         actor: &actor,
         reason,
