@@ -31,7 +31,6 @@ pub struct Config {
     pub api_token: Option<String>,
     pub store_path: PathBuf,
     pub keep_last: usize,
-    pub health: HealthDefaults,
     pub guard: GuardPolicy,
     pub enactor_count: usize,
     pub zones: Vec<ZoneConfig>,
@@ -68,14 +67,6 @@ pub const CONFIG_FILE_BYTES: Limit = Limit {
     default: 4 << 20,
     min: 1,
     max: 64 << 20,
-};
-
-/// Number of enactor tasks racing to apply plans.
-pub const ENACTOR_COUNT: Limit = Limit {
-    name: "enactor.count",
-    default: 3,
-    min: 1,
-    max: 16,
 };
 
 #[derive(Debug, Deserialize, Default)]
@@ -322,7 +313,7 @@ impl Checker<'_> {
                 limits::GUARD_MAX_REMOVALS_PER_WINDOW,
             )?,
         };
-        let enactor_count = self.limit(&raw.enactor.count, ENACTOR_COUNT)? as usize;
+        let enactor_count = self.limit(&raw.enactor.count, limits::ENACTOR_COUNT)? as usize;
         let mut zones: Vec<ZoneConfig> = Vec::new();
         for zone in &raw.zone {
             let name = self.name(&zone.get_ref().name, zone.span(), "zone name")?;
@@ -362,7 +353,6 @@ impl Checker<'_> {
             api_token: raw.api.token,
             store_path,
             keep_last,
-            health,
             guard,
             enactor_count,
             zones,
@@ -493,7 +483,7 @@ mod tests {
         assert_eq!(config.store_path, Path::new("/etc/dnsward/dnsward.db"));
         assert_eq!(config.enactor_count, 3);
         assert_eq!(config.udp_payload_bytes, 1232);
-        assert_eq!(config.health.rise, limits::HEALTH_RISE.default);
+
         assert_eq!(config.guard, GuardPolicy::default());
     }
 

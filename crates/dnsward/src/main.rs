@@ -12,6 +12,7 @@
 mod backend;
 mod config;
 mod follow;
+mod run;
 mod runbook;
 mod serve;
 mod zone_command;
@@ -40,6 +41,9 @@ enum Command {
     /// store's active versions are served and every ref move is followed; --zone files given
     /// too are imported first (a new version only when their content changed).
     Serve(serve::ServeArgs),
+    /// The whole system on one node: store, health probes, planner, guard, enactors,
+    /// authoritative server and HTTP API, from one TOML configuration file.
+    Run(run::RunArgs),
     /// Zone files in and out of the store.
     #[command(subcommand)]
     Zone(zone_command::ZoneCommand),
@@ -56,6 +60,8 @@ enum Command {
 pub enum CliError {
     #[error(transparent)]
     ZoneFile(#[from] zonefile::ZoneFileError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     #[error("{0}")]
     Store(#[from] store::StoreError),
     #[error("{0}")]
@@ -81,6 +87,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Run(args) => run::run(args),
         Command::Zone(command) => zone_command::run(command),
         Command::Status(args) => runbook::status(args),
         Command::History(args) => runbook::history(args),

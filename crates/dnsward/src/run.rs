@@ -1,0 +1,252 @@
+//! `dnsward run --config FILE`: the whole system on one node — store, health, planner,
+//! guard, enactors, server, store follower and HTTP API — wired together.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use api::{ApiState, HealthSink, OperatorChanges, OperatorError};
+use clap::Args;
+use enactor::{ControlConfig, OperatorChange, ZonePlan};
+use health::{HealthMonitor, ProbeTarget, PushedReport};
+use model::rdata::{A, AAAA, NS, SOA};
+use model::{Clock, Hysteresis, Name, RData, Record, SystemClock, ZoneContent};
+use server::{Catalog, ServerConfig};
+use store::{SqliteStore, Store};
+
+use crate::config::{self, Config};
+use crate::CliError;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML); see the README for every key.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    let config = config::load(&args.config)?;
+    let zones = zone_plans(&config)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            path: "tokio runtime".into(),
+            source,
+        })?;
+    runtime.block_on(run_node(config, zones, store))
+}
+
+async fn run_node(
+    config: Config,
+    zones: Vec<ZonePlan>,
+    store: Arc<dyn Store>,
+) -> Result<(), CliError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let probe_clock = Arc::clone(&clock);
+    let (monitor, health_view) = HealthMonitor::start(
+        probe_targets(&config),
+        move || probe_clock.now_ms(),
+        health::HEALTH_MAX_CONCURRENT_PROBES.default as usize,
+    )
+    .map_err(|error| CliError::Usage {
+        message: format!("{}: {error}", config.file.display()),
+    })?;
+    let monitor = Arc::new(monitor);
+
+    let control_config = ControlConfig {
+        zones: zones.clone(),
+        policy: config.guard.clone(),
+        enactor_count: config.enactor_count,
+        keep_last: config.keep_last,
+    };
+    let control = enactor::spawn(
+        Arc::clone(&store),
+        control_config,
+        health_view,
+        Arc::clone(&clock),
+        None,
+    );
+
+    let catalog = Arc::new(Catalog::new());
+    let _follower = crate::follow::start(Arc::clone(&store), Arc::clone(&catalog)).await?;
+    let server_config = ServerConfig {
+        listen: config.server_listen,
+        udp_payload_bytes: config.udp_payload_bytes,
+        ..ServerConfig::default()
+    };
+    let server = server::Server::bind(server_config, catalog).await?;
+
+    let api_state = ApiState {
+        store: Arc::clone(&store),
+        health: Some(Arc::new(MonitorSink(Arc::clone(&monitor)))),
+        operator: Some(Arc::new(Operator {
+            store: Arc::clone(&store),
+            zones,
+            policy: config.guard.clone(),
+            clock: Arc::clone(&clock),
+        })),
+        token: config.api_token.clone(),
+        now_ms: Arc::new(move || clock.now_ms()),
+    };
+    let api_listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .map_err(|source| CliError::Io {
+            path: format!("api.listen {}", config.api_listen).into(),
+            source,
+        })?;
+    tracing::info!(dns = %server.local_addr(), api = %config.api_listen, store = %config.store_path.display(), "dnsward running");
+
+    let api = axum::serve(api_listener, api::router(api_state))
+        .with_graceful_shutdown(crate::serve::shutdown_signal());
+    let dns = server.run(crate::serve::shutdown_signal());
+    let result = tokio::select! {
+        result = api => result.map_err(|source| CliError::Io { path: "api".into(), source }),
+        result = dns => result.map_err(CliError::from),
+    };
+    control.shutdown().await;
+    monitor.shutdown().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Each zone's static content (its file, or a made-up SOA and NS) and its endpoints.
+fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
+    let mut plans = Vec::new();
+    for zone in &config.zones {
+        let static_content = match &zone.file {
+            Some(file) => zonefile::read_file(file, Some(&zone.name))?,
+            None => default_zone(&zone.name, config.server_listen.ip()),
+        };
+        let endpoints = config
+            .endpoints
+            .iter()
+            .filter(|settings| settings.zone == zone.name)
+            .map(|settings| settings.endpoint.clone())
+            .collect();
+        plans.push(ZonePlan {
+            origin: zone.name.clone(),
+            static_content,
+            endpoints,
+        });
+    }
+    Ok(plans)
+}
+
+/// A zone without a file: SOA and NS naming `ns.ZONE`, which points at the server.
+fn default_zone(origin: &Name, server: IpAddr) -> ZoneContent {
+    let ns = Name::from_ascii("ns")
+        .and_then(|label| label.append_domain(origin))
+        .expect("ns plus a valid zone name is a valid name");
+    let hostmaster = Name::from_ascii("hostmaster")
+        .and_then(|label| label.append_domain(origin))
+        .expect("hostmaster plus a valid zone name is a valid name");
+    let address = match server {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+    };
+    let records = [
+        Record::from_rdata(
+            origin.clone(),
+            3600,
+            RData::SOA(SOA::new(
+                ns.clone(),
+                hostmaster,
+                1,
+                3600,
+                600,
+                1_209_600,
+                30,
+            )),
+        ),
+        Record::from_rdata(origin.clone(), 3600, RData::NS(NS(ns.clone()))),
+        Record::from_rdata(ns, 3600, address),
+    ];
+    ZoneContent::from_records(origin.clone(), records)
+        .expect("the default zone's records are all in the zone")
+}
+
+fn probe_targets(config: &Config) -> Vec<ProbeTarget> {
+    let mut targets = Vec::new();
+    for settings in &config.endpoints {
+        for backend in &settings.endpoint.backends {
+            targets.push(ProbeTarget {
+                address: backend.address,
+                check: backend.check.clone(),
+                interval_ms: settings.health.interval_ms,
+                timeout_ms: settings.health.timeout_ms,
+                hysteresis: Hysteresis::clamped(
+                    Some(settings.health.rise),
+                    Some(settings.health.fall),
+                ),
+            });
+        }
+    }
+    targets
+}
+
+/// The health monitor as the API's sink for pushed reports.
+struct MonitorSink(Arc<HealthMonitor>);
+
+impl HealthSink for MonitorSink {
+    fn push(&self, reports: &[(IpAddr, bool)]) -> Result<(), String> {
+        self.0
+            .push(
+                reports
+                    .iter()
+                    .map(|&(address, healthy)| PushedReport { address, healthy })
+                    .collect(),
+            )
+            .map_err(|error| error.to_string())
+    }
+
+    fn view(&self) -> model::HealthView {
+        self.0.view()
+    }
+}
+
+/// Operator changes judged by the same guard as automation.
+struct Operator {
+    store: Arc<dyn Store>,
+    zones: Vec<ZonePlan>,
+    policy: model::GuardPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl OperatorChanges for Operator {
+    fn submit(
+        &self,
+        zone: &Name,
+        content: ZoneContent,
+        actor: &str,
+        reason: &str,
+        force: Option<String>,
+    ) -> Result<model::Version, OperatorError> {
+        let endpoints = self
+            .zones
+            .iter()
+            .find(|plan| &plan.origin == zone)
+            .map(|plan| plan.endpoints.clone())
+            .unwrap_or_default();
+        enactor::submit_operator_change(
+            self.store.as_ref(),
+            OperatorChange {
+                zone,
+                content: &content,
+                endpoints: &endpoints,
+                policy: &self.policy,
+                actor,
+                reason,
+                force,
+                now_ms: self.clock.now_ms(),
+            },
+        )
+        .map_err(|error| match error {
+            enactor::OperatorError::Refused { reasons, .. } => OperatorError::Refused {
+                reasons: reasons.join("; "),
+            },
+            enactor::OperatorError::Store(error) => OperatorError::Store(error),
+        })
+    }
+}
