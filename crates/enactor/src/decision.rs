@@ -107,7 +107,6 @@ mod tests {
         let frozen = StoreError::Frozen {
             zone: zone.clone(),
             reason: "below floor".into(),
-            actor: "guard".into(),
             since_ms: 1,
         };
         assert_eq!(

@@ -1104,7 +1104,6 @@ pub fn an_automated_commit_on_a_frozen_zone_is_refused_and_changes_nothing(backe
             StoreError::Frozen {
                 zone: zone.clone(),
                 reason: "below floor".into(),
-                actor: "guard".into(),
                 since_ms: 3000
             }
         );

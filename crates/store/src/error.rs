@@ -22,13 +22,14 @@ pub enum StoreError {
 
     /// The zone's breaker is tripped and the write came from automation.
     #[error(
-        "zone {zone} is frozen since {since_ms} ms (tripped by {actor}): {reason}; an operator \
-         must thaw it (`dnsward thaw {zone} --reason ...`)"
+        "zone {zone} is frozen since {since_ms} ms: {reason}; an operator must thaw it \
+         (`dnsward thaw {zone} --reason ...`)"
     )]
     Frozen {
         zone: Name,
+        /// Why the breaker tripped (its first cause).
         reason: String,
-        actor: String,
+        /// When it tripped, in ms since the epoch.
         since_ms: u64,
     },
 

@@ -1208,14 +1208,9 @@ fn write_breaker(
 /// [`StoreError::Frozen`] when the zone's breaker stops automation.
 fn frozen(tx: &Connection, key: &str, zone: &Name) -> rusqlite::Result<Option<StoreError>> {
     Ok(match read_breaker(tx, key)? {
-        Breaker::Tripped {
-            reason,
-            at_ms,
-            actor,
-        } => Some(StoreError::Frozen {
+        Breaker::Tripped { reason, at_ms, .. } => Some(StoreError::Frozen {
             zone: zone.clone(),
             reason,
-            actor,
             since_ms: at_ms,
         }),
         Breaker::Closed | Breaker::Thawed { .. } => None,
