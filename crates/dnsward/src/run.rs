@@ -57,7 +57,7 @@ async fn run_node(
 
     let control_config = ControlConfig {
         zones: zones.clone(),
-        policy: config.guard.clone(),
+        policy: config.guard,
         enactor_count: config.enactor_count,
         keep_last: config.keep_last,
     };
@@ -84,7 +84,7 @@ async fn run_node(
         operator: Some(Arc::new(Operator {
             store: Arc::clone(&store),
             zones,
-            policy: config.guard.clone(),
+            policy: config.guard,
             clock: Arc::clone(&clock),
         })),
         token: config.api_token.clone(),

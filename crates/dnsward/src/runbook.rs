@@ -149,8 +149,8 @@ pub fn history(args: HistoryArgs) -> Result<(), CliError> {
         return print_json(&response);
     }
     println!(
-        "{:>6} {:<23} {:<16} {:<7} {:<22} {}",
-        "gen", "time (UTC)", "provenance", "ref", "actor", "verdict — reason"
+        "{:>6} {:<23} {:<16} {:<7} {:<22} verdict — reason",
+        "gen", "time (UTC)", "provenance", "ref", "actor"
     );
     for entry in &response.entries {
         println!(

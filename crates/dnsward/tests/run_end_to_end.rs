@@ -1,0 +1,420 @@
+//! `dnsward run` end to end: real HTTP and TCP backends on loopback addresses, real health
+//! probes, the real control plane and server, and real `dig` as the client.
+//!
+//! While backends stop and start, a sampler asks `dig` for the endpoint continuously; no
+//! sample may ever be empty.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::free_port;
+
+const INTERVAL_MS: u64 = 300;
+const FALL: u64 = 2;
+/// The issue's bound for taking a stopped backend out of the answer.
+const REMOVAL_BOUND: Duration = Duration::from_millis(INTERVAL_MS * FALL + 1000);
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A backend that can stop and start on a fixed address.
+enum Backend {
+    /// `dnsward backend`: HTTP, checked with GET /health.
+    Http {
+        listen: SocketAddr,
+        child: Option<Child>,
+    },
+    /// A bare listening socket, checked with a TCP connect.
+    Tcp {
+        listen: SocketAddr,
+        socket: Option<TcpListener>,
+    },
+}
+
+impl Backend {
+    fn start(&mut self) {
+        match self {
+            Backend::Http { listen, child } => {
+                let process = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+                    .args(["backend", "--listen", &listen.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start dnsward backend");
+                *child = Some(process);
+            }
+            Backend::Tcp { listen, socket } => {
+                *socket = Some(TcpListener::bind(*listen).expect("bind TCP backend"));
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Backend::Http { child, .. } => {
+                if let Some(mut process) = child.take() {
+                    let _ = process.kill();
+                    let _ = process.wait();
+                }
+            }
+            Backend::Tcp { socket, .. } => drop(socket.take()),
+        }
+    }
+
+    fn address(&self) -> String {
+        match self {
+            Backend::Http { listen, .. } | Backend::Tcp { listen, .. } => listen.ip().to_string(),
+        }
+    }
+
+    fn check(&self) -> String {
+        match self {
+            Backend::Http { listen, .. } => format!("http://{listen}/health"),
+            Backend::Tcp { listen, .. } => format!("tcp:{listen}"),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `dig +short` for the endpoint's A records.
+fn dig(server: SocketAddr, name: &str) -> Option<BTreeSet<String>> {
+    let output = Command::new("dig")
+        .args([
+            "+short",
+            "+time=1",
+            "+tries=1",
+            &format!("@{}", server.ip()),
+            "-p",
+        ])
+        .arg(server.port().to_string())
+        .args([name, "A"])
+        .output()
+        .expect("dig is installed by scripts/test");
+    if !output.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
+            .map(|line| line.trim().to_string())
+            .collect(),
+    )
+}
+
+/// One answer of the sampler: when, and the addresses (`None` when dig failed).
+type Sample = (Instant, Option<BTreeSet<String>>);
+
+/// Asks continuously and keeps every answer.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(server: SocketAddr, name: &'static str) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, samples) = (Arc::clone(&stop), Arc::clone(&samples));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = dig(server, name);
+                    samples
+                        .lock()
+                        .expect("sampler lock")
+                        .push((Instant::now(), answer));
+                }
+            })
+        };
+        Sampler {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("sampler thread");
+        }
+        std::mem::take(&mut *self.samples.lock().expect("sampler lock"))
+    }
+}
+
+fn wait_for_answer(server: SocketAddr, want: &BTreeSet<String>, deadline: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if dig(server, "app.example.test.").as_ref() == Some(want) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "the answer did not become {want:?} within {deadline:?}; last {:?}",
+            dig(server, "app.example.test.")
+        );
+    }
+}
+
+fn set(addresses: &[&Backend]) -> BTreeSet<String> {
+    addresses.iter().map(|backend| backend.address()).collect()
+}
+
+struct Node {
+    child: Child,
+    dns: SocketAddr,
+    api: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(backends: &[&Backend]) -> Node {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let api_port = free_port();
+    let zone = common::example_zone().canonicalize().expect("example zone");
+    let backend_lines: Vec<String> = backends
+        .iter()
+        .map(|b| {
+            format!(
+                "  {{ address = \"{}\", check = \"{}\" }},",
+                b.address(),
+                b.check()
+            )
+        })
+        .collect();
+    let config = format!(
+        "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"node.db\"\n\
+         [health]\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = 200\nrise = 2\nfall = {FALL}\n\
+         [[zone]]\nname = \"example.test\"\nfile = \"{}\"\n\
+         [[endpoint]]\nname = \"app.example.test\"\nttl = 5\nmin_answers = 1\nall_down = \"serve-all\"\nbackends = [\n{}\n]\n",
+        zone.display(),
+        backend_lines.join("\n")
+    );
+    let config_path = dir.path().join("dnsward.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let log = std::fs::File::create(dir.path().join("node.log")).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start dnsward run");
+    Node {
+        child,
+        dns,
+        api: format!("http://127.0.0.1:{api_port}"),
+        _dir: dir,
+    }
+}
+
+fn node_log(node: &Node) -> String {
+    std::fs::read_to_string(node._dir.path().join("node.log")).unwrap_or_default()
+}
+
+fn cli(node: &Node, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args(args)
+        .args(["--api", &node.api])
+        .output()
+        .expect("run dnsward CLI");
+    assert!(
+        output.status.success(),
+        "dnsward {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn breaker(node: &Node) -> String {
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(node, &["status", "--json"])).expect("status is JSON");
+    status["zones"][0]["breaker"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn loopback(last: u8, third: u8) -> SocketAddr {
+    SocketAddr::from(([127, 0, third, last], free_port_on([127, 0, third, last])))
+}
+
+fn free_port_on(ip: [u8; 4]) -> u16 {
+    TcpListener::bind((std::net::Ipv4Addr::from(ip), 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("loopback address is usable")
+}
+
+#[test]
+fn the_endpoint_follows_backend_health_and_is_never_empty() {
+    let mut one = Backend::Http {
+        listen: loopback(11, 7),
+        child: None,
+    };
+    let mut two = Backend::Http {
+        listen: loopback(12, 7),
+        child: None,
+    };
+    let mut three = Backend::Tcp {
+        listen: loopback(13, 7),
+        socket: None,
+    };
+    for backend in [&mut one, &mut two, &mut three] {
+        backend.start();
+    }
+    let node = start_node(&[&one, &two, &three]);
+    wait_for_answer(node.dns, &set(&[&one, &two, &three]), CONVERGE_DEADLINE);
+    let sampler = Sampler::start(node.dns, "app.example.test.");
+
+    one.stop();
+    let took = wait_for_answer(node.dns, &set(&[&two, &three]), CONVERGE_DEADLINE);
+    assert!(
+        took <= REMOVAL_BOUND,
+        "a stopped backend left the answer after {took:?} (bound {REMOVAL_BOUND:?})"
+    );
+
+    two.stop();
+    three.stop();
+    // Every backend down: serve-all answers all of them rather than nothing.
+    wait_for_answer(node.dns, &set(&[&one, &two, &three]), CONVERGE_DEADLINE);
+
+    two.start();
+    wait_for_answer(node.dns, &set(&[&two]), CONVERGE_DEADLINE);
+
+    let samples = sampler.finish();
+    assert!(
+        samples.len() > 10,
+        "the sampler took only {} samples",
+        samples.len()
+    );
+    let empty: Vec<_> = samples
+        .iter()
+        .filter(|(_, answer)| answer.as_ref().is_none_or(BTreeSet::is_empty))
+        .collect();
+    assert!(
+        empty.is_empty(),
+        "{} of {} samples were empty or failed",
+        empty.len(),
+        samples.len()
+    );
+    assert_eq!(
+        breaker(&node),
+        "closed",
+        "normal health changes tripped the breaker:\n{}",
+        node_log(&node)
+    );
+
+    let history = cli(&node, &["history", "example.test"]);
+    assert!(
+        history.contains("planner") && history.contains("accepted") && history.contains("active"),
+        "{history}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&node, &["history", "example.test", "--json"]))
+            .expect("history is JSON");
+    let entries = json["entries"].as_array().expect("entries");
+    assert!(entries.len() >= 4, "{json}");
+    let generations: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| e["generation"].as_u64())
+        .collect();
+    assert!(
+        generations.windows(2).all(|w| w[0] > w[1]),
+        "history is newest first: {generations:?}"
+    );
+}
+
+#[test]
+fn an_operator_change_below_the_floor_is_refused_and_the_answer_stays() {
+    let mut one = Backend::Tcp {
+        listen: loopback(21, 7),
+        socket: None,
+    };
+    let mut two = Backend::Tcp {
+        listen: loopback(22, 7),
+        socket: None,
+    };
+    one.start();
+    two.start();
+    let node = start_node(&[&one, &two]);
+    let both = set(&[&one, &two]);
+    wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
+
+    // The example zone without the endpoint's records: the operator would empty it.
+    let zone_text = std::fs::read_to_string(common::example_zone()).expect("example zone");
+    let body = serde_json::json!({
+        "zone_file": zone_text,
+        "actor": "test-operator",
+        "reason": "replace the zone from the file",
+    });
+    let mut response = ureq::post(&format!("{}/v1/zones/example.test/content", node.api))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(&body)
+        .expect("API reachable");
+    assert_eq!(response.status().as_u16(), 409);
+    let text = response.body_mut().read_to_string().expect("body");
+    assert!(
+        text.contains("app.example.test"),
+        "the refusal names the name: {text}"
+    );
+
+    assert_eq!(breaker(&node), "tripped");
+    assert_eq!(
+        dig(node.dns, "app.example.test."),
+        Some(both.clone()),
+        "the previous answer stays on the wire"
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&cli(&node, &["history", "example.test", "--json"]))
+            .expect("history JSON");
+    let refused = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| {
+            e["verdict"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("refused"))
+        })
+        .unwrap_or_else(|| panic!("no refusal in history: {history}"));
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("app.example.test"),
+        "{refused}"
+    );
+
+    // While frozen, automation does not move the zone even when health changes.
+    one.stop();
+    let frozen_deadline = Instant::now() + Duration::from_millis(INTERVAL_MS * (FALL + 3));
+    while Instant::now() < frozen_deadline {
+        assert_eq!(
+            dig(node.dns, "app.example.test."),
+            Some(both.clone()),
+            "a frozen zone moved"
+        );
+    }
+}
