@@ -35,10 +35,11 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             path: "tokio runtime".into(),
             source,
         })?;
-    runtime.block_on(run_node(config, zones, store))
+    runtime.block_on(run_node(args.config, config, zones, store))
 }
 
 async fn run_node(
+    config_path: PathBuf,
     config: Config,
     zones: Vec<ZonePlan>,
     store: Arc<dyn Store>,
@@ -61,13 +62,18 @@ async fn run_node(
         enactor_count: config.enactor_count,
         keep_last: config.keep_last,
     };
-    let control = enactor::spawn(
+    let control = Arc::new(enactor::spawn(
         Arc::clone(&store),
         control_config,
         health_view,
         Arc::clone(&clock),
         None,
-    );
+    ));
+    let reloader = tokio::spawn(reload_on_hangup(
+        config_path,
+        Arc::clone(&control),
+        Arc::clone(&monitor),
+    ));
 
     let catalog = Arc::new(Catalog::new());
     let _follower = crate::follow::start(Arc::clone(&store), Arc::clone(&catalog)).await?;
@@ -105,10 +111,56 @@ async fn run_node(
         result = api => result.map_err(|source| CliError::Io { path: "api".into(), source }),
         result = dns => result.map_err(CliError::from),
     };
-    control.shutdown().await;
+    reloader.abort();
+    if let Ok(control) = Arc::try_unwrap(control) {
+        control.shutdown().await;
+    }
     monitor.shutdown().await;
     tracing::info!("stopped");
     result
+}
+
+/// On SIGHUP, reads the configuration again and hands the new zones, endpoints and guard
+/// policy to the control loop and the new probe targets to the health monitor. A file that
+/// does not parse changes nothing (the error is logged); a reload that would take a protected
+/// name below its floor is refused by the guard, which trips the zone's breaker. Listen
+/// addresses, the store and the enactor count apply at the next start.
+async fn reload_on_hangup(
+    path: PathBuf,
+    control: Arc<enactor::ControlHandle>,
+    monitor: Arc<HealthMonitor>,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP; configuration reload is off");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let loaded = config::load(&path)
+            .map_err(CliError::from)
+            .and_then(|config| {
+                let zones = zone_plans(&config)?;
+                Ok((config, zones))
+            });
+        let (config, zones) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(%error, "configuration not reloaded; the running one stays");
+                continue;
+            }
+        };
+        if let Err(error) = monitor.set_targets(probe_targets(&config)) {
+            tracing::error!(%error, "configuration not reloaded; the running one stays");
+            continue;
+        }
+        control.set_config(ControlConfig {
+            zones,
+            policy: config.guard,
+            enactor_count: config.enactor_count,
+            keep_last: config.keep_last,
+        });
+        tracing::info!(file = %path.display(), "configuration reloaded");
+    }
 }
 
 /// Each zone's static content (its file, or a made-up SOA and NS) and its endpoints.

@@ -176,6 +176,7 @@ struct Node {
     child: Child,
     dns: SocketAddr,
     api: String,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -187,11 +188,7 @@ impl Drop for Node {
 }
 
 fn start_node(backends: &[&Backend]) -> Node {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let api_port = free_port();
-    let zone = common::example_zone().canonicalize().expect("example zone");
-    let backend_lines: Vec<String> = backends
+    let lines: Vec<String> = backends
         .iter()
         .map(|b| {
             format!(
@@ -201,6 +198,15 @@ fn start_node(backends: &[&Backend]) -> Node {
             )
         })
         .collect();
+    start_node_with(&lines)
+}
+
+/// Starts a node whose endpoint has these `backends = [...]` lines.
+fn start_node_with(backend_lines: &[String]) -> Node {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let api_port = free_port();
+    let zone = common::example_zone().canonicalize().expect("example zone");
     let config = format!(
         "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"node.db\"\n\
          [health]\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = 200\nrise = 2\nfall = {FALL}\n\
@@ -223,6 +229,7 @@ fn start_node(backends: &[&Backend]) -> Node {
         child,
         dns,
         api: format!("http://127.0.0.1:{api_port}"),
+        config: config_path,
         _dir: dir,
     }
 }
@@ -417,4 +424,106 @@ fn an_operator_change_below_the_floor_is_refused_and_the_answer_stays() {
             "a frozen zone moved"
         );
     }
+}
+
+fn post_json(url: &str, body: &serde_json::Value) -> (u16, String) {
+    let mut response = ureq::post(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(body)
+        .expect("API reachable");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().expect("body"))
+}
+
+fn wait_for_breaker(node: &Node, state: &str) {
+    let deadline = Instant::now() + CONVERGE_DEADLINE;
+    while breaker(node) != state {
+        assert!(
+            Instant::now() < deadline,
+            "the breaker never became {state}:\n{}",
+            node_log(node)
+        );
+    }
+}
+
+#[test]
+fn pushed_health_reports_move_the_endpoint_and_unknown_backends_are_rejected() {
+    // Backends without a check follow pushed reports only (e.g. a load-balancer feed).
+    let lines = vec![
+        "  { address = \"127.0.7.31\" },".to_string(),
+        "  { address = \"127.0.7.32\" },".to_string(),
+    ];
+    let node = start_node_with(&lines);
+    let both: BTreeSet<String> = ["127.0.7.31".to_string(), "127.0.7.32".to_string()].into();
+    wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
+
+    let url = format!("{}/v1/health", node.api);
+    let (status, _) = post_json(
+        &url,
+        &serde_json::json!({"reports": [{"address": "127.0.7.31", "healthy": false}]}),
+    );
+    assert_eq!(status, 200);
+    wait_for_answer(
+        node.dns,
+        &["127.0.7.32".to_string()].into(),
+        CONVERGE_DEADLINE,
+    );
+
+    let (status, body) = post_json(
+        &url,
+        &serde_json::json!({"reports": [{"address": "192.0.2.99", "healthy": false}]}),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("192.0.2.99"),
+        "the error names the unknown backend: {body}"
+    );
+    assert_eq!(breaker(&node), "closed");
+}
+
+#[test]
+fn a_config_reload_that_drops_an_endpoint_is_refused_and_the_answer_stays() {
+    let mut one = Backend::Tcp {
+        listen: loopback(41, 7),
+        socket: None,
+    };
+    let mut two = Backend::Tcp {
+        listen: loopback(42, 7),
+        socket: None,
+    };
+    one.start();
+    two.start();
+    let node = start_node(&[&one, &two]);
+    let both = set(&[&one, &two]);
+    wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
+
+    // The operator deletes the [[endpoint]] table and reloads: automation would empty the
+    // name, so the guard refuses and the zone freezes.
+    let text = std::fs::read_to_string(&node.config).expect("config");
+    let without_endpoint = text
+        .split("[[endpoint]]")
+        .next()
+        .expect("config has a head")
+        .to_string();
+    std::fs::write(&node.config, without_endpoint).expect("rewrite config");
+    let status = Command::new("kill")
+        .args(["-HUP", &node.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    wait_for_breaker(&node, "tripped");
+    assert_eq!(
+        dig(node.dns, "app.example.test."),
+        Some(both),
+        "the previous answer stays on the wire"
+    );
+    let history = cli(&node, &["history", "example.test"]);
+    assert!(history.contains("REFUSED"), "{history}");
+    assert!(
+        node_log(&node).contains("configuration reloaded"),
+        "{}",
+        node_log(&node)
+    );
 }
