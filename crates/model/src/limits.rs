@@ -278,6 +278,112 @@ pub const GUARD_MAX_CHANGE_FRACTION: FractionLimit = FractionLimit {
     max: 1.0,
 };
 
+/// Answers the resolver keeps in its cache (entries; each is one name, type and class).
+pub const RESOLVER_CACHE_ENTRIES: Limit = Limit {
+    name: "resolver.cache_entries",
+    default: 100_000,
+    min: 16,
+    max: 10_000_000,
+};
+
+/// Bytes the resolver's cache may hold (wire bytes plus bookkeeping per entry).
+pub const RESOLVER_CACHE_BYTES: Limit = Limit {
+    name: "resolver.cache_bytes",
+    default: 64 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 16 * 1024 * 1024 * 1024,
+};
+
+/// RFC 8767 client response timer: with stale data in hand, answer it after this long
+/// without an upstream answer.
+pub const RESOLVER_CLIENT_TIMEOUT_MS: Limit = Limit {
+    name: "resolver.client_timeout_ms",
+    default: 1_800,
+    min: 0,
+    max: 30_000,
+};
+
+/// RFC 8767 maximum staleness: how long after expiry a cached answer may still be served.
+pub const RESOLVER_MAX_STALE_SECS: Limit = Limit {
+    name: "resolver.max_stale_secs",
+    default: 86_400,
+    min: 0,
+    max: 7 * 86_400,
+};
+
+/// Stale-on-empty: how long a name that had records keeps its last good records after
+/// upstreams start answering NODATA or NXDOMAIN for it.
+pub const RESOLVER_EMPTY_HOLD_SECS: Limit = Limit {
+    name: "resolver.empty_hold_secs",
+    default: 300,
+    min: 0,
+    max: 86_400,
+};
+
+/// TTL on stale answers (RFC 8767 §4 recommends 30 seconds).
+pub const RESOLVER_STALE_TTL_SECS: Limit = Limit {
+    name: "resolver.stale_ttl_secs",
+    default: 30,
+    min: 1,
+    max: 300,
+};
+
+/// Upstream attempts for one question (across upstreams), the retry budget.
+pub const RESOLVER_UPSTREAM_ATTEMPTS: Limit = Limit {
+    name: "resolver.upstream_attempts",
+    default: 3,
+    min: 1,
+    max: 8,
+};
+
+/// Total time one question may spend on upstreams before the client gets SERVFAIL.
+pub const RESOLVER_UPSTREAM_BUDGET_MS: Limit = Limit {
+    name: "resolver.upstream_budget_ms",
+    default: 4_000,
+    min: 100,
+    max: 30_000,
+};
+
+/// Consecutive failures after which an upstream is marked dead.
+pub const RESOLVER_DEAD_AFTER_FAILURES: Limit = Limit {
+    name: "resolver.dead_after_failures",
+    default: 3,
+    min: 1,
+    max: 100,
+};
+
+/// How often a dead upstream is probed with a real question.
+pub const RESOLVER_PROBE_INTERVAL_MS: Limit = Limit {
+    name: "resolver.probe_interval_ms",
+    default: 1_000,
+    min: 50,
+    max: 60_000,
+};
+
+/// Longest TTL the resolver caches a positive answer for (Unbound's cache-max-ttl).
+pub const RESOLVER_MAX_TTL_SECS: Limit = Limit {
+    name: "resolver.max_ttl_secs",
+    default: 86_400,
+    min: 1,
+    max: 7 * 86_400,
+};
+
+/// Longest TTL the resolver caches a negative answer for (Unbound's cache-max-negative-ttl).
+pub const RESOLVER_MAX_NEGATIVE_TTL_SECS: Limit = Limit {
+    name: "resolver.max_negative_ttl_secs",
+    default: 3_600,
+    min: 0,
+    max: 86_400,
+};
+
+/// Upstream questions in flight at once (misses, refreshes, probes); more are SERVFAIL or stale.
+pub const RESOLVER_UPSTREAM_IN_FLIGHT: Limit = Limit {
+    name: "resolver.upstream_in_flight",
+    default: 1_024,
+    min: 1,
+    max: 65_536,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
