@@ -12,6 +12,9 @@
 //! through the same guard as automation (break-glass only with `force` and a reason), and
 //! every action lands in the store's audit log.
 
+pub mod metrics;
+pub mod operations;
+pub mod timeline;
 pub mod types;
 
 use std::net::IpAddr;
@@ -25,9 +28,13 @@ use axum::{Json, Router};
 use model::{Name, ZoneContent};
 use store::{AuditQuery, Store, StoreError};
 
+use metrics::{Gauges, Metrics};
+use model::Generation;
+use operations::Act;
 use types::{
-    ApiErrorBody, HealthPushRequest, HealthPushResponse, HistoryEntry, HistoryResponse,
-    OperatorChangeRequest, StatusResponse, ZoneStatus,
+    ActionRequest, ApiErrorBody, AuditEntryBody, AuditResponse, DiffResponse, HealthPushRequest,
+    HealthPushResponse, HistoryEntry, HistoryResponse, OperatorChangeRequest, PinRequest,
+    RollbackRequest, StatusResponse, ZoneActionResponse, ZoneStatus,
 };
 
 /// Where pushed health reports go (the health monitor).
@@ -71,6 +78,10 @@ pub struct ApiState {
     pub token: Option<String>,
     /// Clock seam: milliseconds since the epoch.
     pub now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Counters behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Called after a thaw so automation re-plans at once.
+    pub on_thaw: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// Largest number of versions one history request returns.
@@ -85,9 +96,19 @@ pub const HISTORY_PAGE: model::limits::Limit = model::limits::Limit {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/zones", get(status))
         .route("/v1/zones/{zone}/history", get(history))
+        .route("/v1/zones/{zone}/versions/{generation}", get(version))
+        .route("/v1/zones/{zone}/diff", get(diff))
         .route("/v1/zones/{zone}/content", post(operator_change))
+        .route("/v1/zones/{zone}/rollback", post(rollback))
+        .route("/v1/zones/{zone}/freeze", post(freeze))
+        .route("/v1/zones/{zone}/thaw", post(thaw))
+        .route("/v1/zones/{zone}/pin", post(pin))
+        .route("/v1/audit", get(audit))
+        .route("/v1/timeline", get(timeline))
         .route("/v1/health", get(health_view).post(health_push))
+        .route("/metrics", get(metrics_text))
         .with_state(state)
 }
 
@@ -337,4 +358,349 @@ async fn health_push(
     Ok(Json(HealthPushResponse {
         accepted: reports.len(),
     }))
+}
+
+fn require_reason(actor: &str, reason: &str) -> Result<(), ApiError> {
+    if actor.trim().is_empty() || reason.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "an actor and a reason are required for the audit log",
+        ));
+    }
+    Ok(())
+}
+
+fn zone_action_response(
+    store: &dyn Store,
+    zone: &Name,
+    created: Option<HistoryEntry>,
+) -> Result<ZoneActionResponse, ApiError> {
+    let breaker = store.breaker(zone)?;
+    Ok(ZoneActionResponse {
+        zone: zone.to_ascii(),
+        active: store.refs(zone)?.active.map(|g| g.0),
+        breaker: breaker.state_name().to_string(),
+        breaker_reason: types::breaker_reason(&breaker),
+        created,
+    })
+}
+
+async fn version(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((zone, generation)): Path<(String, u64)>,
+) -> Result<Json<HistoryEntry>, ApiError> {
+    authorize(&state, &headers)?;
+    let zone = zone_name(&zone)?;
+    let store = state.store.clone();
+    let entry = blocking(move || {
+        let refs = store.refs(&zone)?;
+        let version = store.version(&zone, Generation(generation))?;
+        Ok(HistoryEntry::from_version(&version, &refs))
+    })
+    .await?;
+    Ok(Json(entry))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DiffQuery {
+    from: u64,
+    to: u64,
+}
+
+async fn diff(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Query(query): Query<DiffQuery>,
+) -> Result<Json<DiffResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let zone = zone_name(&zone)?;
+    let store = state.store.clone();
+    let response = blocking(move || {
+        let diff = operations::diff(
+            store.as_ref(),
+            &zone,
+            Generation(query.from),
+            Generation(query.to),
+        )?;
+        Ok(DiffResponse {
+            zone: zone.to_ascii(),
+            from: query.from,
+            to: query.to,
+            added: diff.added,
+            removed: diff.removed,
+        })
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+async fn rollback(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Json(request): Json<RollbackRequest>,
+) -> Result<Json<ZoneActionResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    require_reason(&request.actor, &request.reason)?;
+    let zone = zone_name(&zone)?;
+    let store = state.store.clone();
+    let now_ms = (state.now_ms)();
+    let response = blocking(move || {
+        let act = Act {
+            actor: &request.actor,
+            reason: &request.reason,
+            now_ms,
+        };
+        let version = operations::rollback(store.as_ref(), &zone, Generation(request.to), act)?;
+        let refs = store.refs(&zone)?;
+        let created = HistoryEntry::from_version(&version, &refs);
+        zone_action_response(store.as_ref(), &zone, Some(created))
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+async fn freeze(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Json(request): Json<ActionRequest>,
+) -> Result<Json<ZoneActionResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    require_reason(&request.actor, &request.reason)?;
+    let zone = zone_name(&zone)?;
+    let store = state.store.clone();
+    let now_ms = (state.now_ms)();
+    let response = blocking(move || {
+        operations::freeze(
+            store.as_ref(),
+            &zone,
+            Act {
+                actor: &request.actor,
+                reason: &request.reason,
+                now_ms,
+            },
+        )?;
+        zone_action_response(store.as_ref(), &zone, None)
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+async fn thaw(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Json(request): Json<ActionRequest>,
+) -> Result<Json<ZoneActionResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    require_reason(&request.actor, &request.reason)?;
+    let zone = zone_name(&zone)?;
+    let store = state.store.clone();
+    let now_ms = (state.now_ms)();
+    let response = blocking(move || {
+        operations::thaw(
+            store.as_ref(),
+            &zone,
+            Act {
+                actor: &request.actor,
+                reason: &request.reason,
+                now_ms,
+            },
+        )?;
+        zone_action_response(store.as_ref(), &zone, None)
+    })
+    .await?;
+    if let Some(on_thaw) = &state.on_thaw {
+        on_thaw();
+    }
+    Ok(Json(response))
+}
+
+async fn pin(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Json(request): Json<PinRequest>,
+) -> Result<Json<HistoryEntry>, ApiError> {
+    authorize(&state, &headers)?;
+    require_reason(&request.actor, &request.reason)?;
+    let zone = zone_name(&zone)?;
+    let store = state.store.clone();
+    let now_ms = (state.now_ms)();
+    let entry = blocking(move || {
+        let generation = Generation(request.generation);
+        operations::pin(
+            store.as_ref(),
+            &zone,
+            generation,
+            request.pinned,
+            Act {
+                actor: &request.actor,
+                reason: &request.reason,
+                now_ms,
+            },
+        )?;
+        let refs = store.refs(&zone)?;
+        Ok(HistoryEntry::from_version(
+            &store.version(&zone, generation)?,
+            &refs,
+        ))
+    })
+    .await?;
+    Ok(Json(entry))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct AuditParams {
+    zone: Option<String>,
+    since_ms: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn audit_query(params: &AuditParams) -> Result<AuditQuery, ApiError> {
+    Ok(AuditQuery {
+        zone: params.zone.as_deref().map(zone_name).transpose()?,
+        since_ms: params.since_ms,
+        after_sequence: params.after,
+        limit: params.limit,
+    })
+}
+
+async fn audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<AuditResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let query = audit_query(&params)?;
+    let store = state.store.clone();
+    let entries = blocking(move || Ok(store.audit(&query)?)).await?;
+    Ok(Json(AuditResponse {
+        entries: entries.iter().map(AuditEntryBody::from_entry).collect(),
+    }))
+}
+
+/// Every audit entry matching `query`, following pages.
+pub fn read_all_audit(
+    store: &dyn Store,
+    query: &AuditQuery,
+) -> Result<Vec<model::AuditEntry>, StoreError> {
+    let mut entries: Vec<model::AuditEntry> = Vec::new();
+    let mut page = query.clone();
+    loop {
+        let batch = store.audit(&page)?;
+        let Some(last) = batch.last() else { break };
+        page.after_sequence = Some(last.sequence);
+        let full = batch.len()
+            >= page
+                .limit
+                .unwrap_or(model::limits::AUDIT_PAGE.default as usize);
+        entries.extend(batch);
+        if !full {
+            break;
+        }
+    }
+    Ok(entries)
+}
+
+async fn timeline(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let query = audit_query(&params)?;
+    let scope = match &params.zone {
+        Some(zone) => format!("zone {zone}"),
+        None => "all zones".to_string(),
+    };
+    let store = state.store.clone();
+    let entries = blocking(move || Ok(read_all_audit(store.as_ref(), &query)?)).await?;
+    let text = timeline::render(&entries, &scope);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/markdown; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn metrics_text(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let store = state.store.clone();
+    let mut gauges = blocking(move || {
+        let mut gauges = Gauges::default();
+        for (zone, refs) in store.zones()? {
+            let name = zone.to_ascii();
+            if let Some(active) = refs.active {
+                gauges.active_generation.push((name.clone(), active.0));
+            }
+            gauges
+                .breaker_tripped
+                .push((name, !store.breaker(&zone)?.allows_automation()));
+        }
+        Ok(gauges)
+    })
+    .await?;
+    if let Some(health) = &state.health {
+        gauges.backend_healthy = health
+            .view()
+            .backends
+            .iter()
+            .map(|(address, backend)| (address.to_string(), backend.healthy))
+            .collect();
+    }
+    let text = state.metrics.render(&gauges);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Counts audit events into `metrics` by tailing the log every `interval` until the task is
+/// dropped. Starts after the newest entry at start-up (counters begin at zero).
+pub async fn tail_audit(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    interval: std::time::Duration,
+) {
+    let mut after: Option<u64> = None;
+    let mut first = true;
+    loop {
+        let read_store = Arc::clone(&store);
+        let query = AuditQuery {
+            after_sequence: after,
+            ..AuditQuery::default()
+        };
+        let read =
+            tokio::task::spawn_blocking(move || read_all_audit(read_store.as_ref(), &query)).await;
+        if let Ok(Ok(entries)) = read {
+            if let Some(last) = entries.last() {
+                after = Some(last.sequence);
+                metrics
+                    .audit_sequence
+                    .store(last.sequence, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !first {
+                for entry in &entries {
+                    metrics.count_audit_event(&entry.action);
+                }
+            }
+            first = false;
+        }
+        tokio::time::sleep(interval).await;
+    }
 }

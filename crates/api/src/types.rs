@@ -164,3 +164,98 @@ pub struct OperatorChangeRequest {
     #[serde(default)]
     pub force: Option<String>,
 }
+
+/// Who asks, and why: the body of freeze and thaw.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ActionRequest {
+    pub actor: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RollbackRequest {
+    pub to: u64,
+    pub actor: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PinRequest {
+    pub generation: u64,
+    #[serde(default = "yes")]
+    pub pinned: bool,
+    pub actor: String,
+    pub reason: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a zone action left behind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ZoneActionResponse {
+    pub zone: String,
+    pub active: Option<u64>,
+    pub breaker: String,
+    pub breaker_reason: Option<String>,
+    /// The version a rollback created.
+    pub created: Option<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiffResponse {
+    pub zone: String,
+    pub from: u64,
+    pub to: u64,
+    /// Records (zone-file lines) in `to` but not in `from`.
+    pub added: Vec<String>,
+    /// Records in `from` but not in `to`.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEntryBody {
+    pub sequence: u64,
+    pub at_ms: u64,
+    pub actor: String,
+    pub zone: String,
+    pub action: String,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub reason: String,
+}
+
+impl AuditEntryBody {
+    pub fn from_entry(entry: &AuditEntry) -> AuditEntryBody {
+        AuditEntryBody {
+            sequence: entry.sequence,
+            at_ms: entry.at_ms,
+            actor: entry.actor.clone(),
+            zone: entry.zone.to_ascii(),
+            action: entry.action.clone(),
+            from: entry.from.map(|g| g.0),
+            to: entry.to.map(|g| g.0),
+            reason: entry.reason.clone(),
+        }
+    }
+
+    /// Back to the model's type (for rendering timelines from API data).
+    pub fn to_entry(&self) -> Option<AuditEntry> {
+        Some(AuditEntry {
+            sequence: self.sequence,
+            at_ms: self.at_ms,
+            actor: self.actor.clone(),
+            zone: model::Name::from_ascii(&self.zone).ok()?,
+            action: self.action.clone(),
+            from: self.from.map(model::Generation),
+            to: self.to.map(model::Generation),
+            reason: self.reason.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditResponse {
+    pub entries: Vec<AuditEntryBody>,
+}

@@ -62,12 +62,24 @@ async fn run_node(
         enactor_count: config.enactor_count,
         keep_last: config.keep_last,
     };
+    let metrics = Arc::new(api::metrics::Metrics::default());
+    let observer: enactor::Observer = {
+        let metrics = Arc::clone(&metrics);
+        Arc::new(move |_, outcome: &enactor::Outcome| {
+            metrics.count_enactor_outcome(outcome_kind(outcome))
+        })
+    };
     let control = Arc::new(enactor::spawn(
         Arc::clone(&store),
         control_config,
         health_view,
         Arc::clone(&clock),
-        None,
+        Some(observer),
+    ));
+    let audit_tail = tokio::spawn(api::tail_audit(
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+        std::time::Duration::from_millis(AUDIT_TAIL_INTERVAL_MS),
     ));
     let reloader = tokio::spawn(reload_on_hangup(
         config_path,
@@ -95,6 +107,11 @@ async fn run_node(
         })),
         token: config.api_token.clone(),
         now_ms: Arc::new(move || clock.now_ms()),
+        metrics: Arc::clone(&metrics),
+        on_thaw: Some({
+            let control = Arc::clone(&control);
+            Arc::new(move || control.replan())
+        }),
     };
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -112,6 +129,7 @@ async fn run_node(
         result = dns => result.map_err(CliError::from),
     };
     reloader.abort();
+    audit_tail.abort();
     if let Ok(control) = Arc::try_unwrap(control) {
         control.shutdown().await;
     }
@@ -160,6 +178,21 @@ async fn reload_on_hangup(
             keep_last: config.keep_last,
         });
         tracing::info!(file = %path.display(), "configuration reloaded");
+    }
+}
+
+/// How often `/metrics` counters catch up with the audit log.
+const AUDIT_TAIL_INTERVAL_MS: u64 = 500;
+
+/// The metric label of an enactor outcome.
+fn outcome_kind(outcome: &enactor::Outcome) -> &'static str {
+    match outcome {
+        enactor::Outcome::Applied { .. } => "applied",
+        enactor::Outcome::DroppedStale { .. } => "stale",
+        enactor::Outcome::Conflict { .. } => "conflict",
+        enactor::Outcome::Replan { .. } => "replan",
+        enactor::Outcome::Frozen { .. } => "frozen",
+        enactor::Outcome::Failed { .. } => "failed",
     }
 }
 
