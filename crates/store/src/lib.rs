@@ -7,6 +7,8 @@
 //! * [`Store`]: the trait every backend implements (SQLite now, etcd next). Synchronous and
 //!   free of backend concepts: versions, refs, audit, clean-up.
 //! * [`SqliteStore`]: the embedded implementation (WAL, `synchronous=FULL`).
+//! * [`MemoryStore`]: the in-memory implementation (tests, the simulation), with a fault hook
+//!   ([`Fault`]) that makes a call time out before or after it happened.
 //! * [`Commit`], [`MoveRef`]: the two ways a ref moves, both compare-and-swap.
 //! * [`StoreError`]: what a caller can handle (`Conflict`, `Frozen`, `NotFound`, ...).
 //! * The zone breaker ([`Store::breaker`], [`Store::trip_breaker`], [`Store::thaw_breaker`]):
@@ -26,6 +28,7 @@
 pub mod buckets;
 pub mod contract;
 mod error;
+mod memory;
 mod sqlite;
 mod watch;
 
@@ -34,6 +37,7 @@ use model::{
 };
 
 pub use error::StoreError;
+pub use memory::{Fault, MemoryStore};
 pub use sqlite::SqliteStore;
 pub use watch::{default_poll_interval, watch_changes, WatchHandle};
 

@@ -1,0 +1,845 @@
+//! The in-memory store: the same contract as SQLite (it passes the same suite), kept in one
+//! mutex-protected map, with a fault hook for the simulation.
+//!
+//! Every trait method takes the mutex once, so each call is one atomic transaction exactly
+//! like a SQLite `BEGIN IMMEDIATE`. Handles made with [`MemoryStore::client`] share the data
+//! (they are other clients of the same store) but each has its own fault slot, so the
+//! simulation can make one actor's calls time out while its checkers read undisturbed.
+//!
+//! Nothing here is durable: a process that dies loses the store. It is for tests and the
+//! simulation, where "the store" outlives every actor but not the process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use model::invariants::{self, Violation};
+use model::{
+    limits, serial, AuditEntry, Breaker, Generation, Name, RefName, Refs, Version, ZoneContent,
+};
+
+use crate::{
+    actions, zone_key, AuditQuery, BreakerChange, Commit, MoveRef, NewAuditEntry, SetPinned, Store,
+    StoreError,
+};
+
+/// What an injected fault does to the next call of a handle (see [`MemoryStore::inject`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The call times out before it reaches the store: nothing changes, the caller gets
+    /// [`StoreError::Backend`].
+    Lost,
+    /// The call happens (and commits, if it would have) but the answer is lost: the caller
+    /// gets [`StoreError::Backend`] and cannot tell whether anything changed.
+    Unacknowledged,
+}
+
+/// A [`Store`] in memory. `Clone` gives the same handle (same fault slot);
+/// [`MemoryStore::client`] gives another client of the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    fault: Arc<Mutex<Option<Fault>>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Keyed by [`zone_key`], so iteration is in the order of lower-cased names.
+    zones: BTreeMap<String, ZoneState>,
+    audit: Vec<StoredAudit>,
+    change_counter: u64,
+}
+
+#[derive(Debug)]
+struct ZoneState {
+    /// The zone as first written.
+    display: Name,
+    next_generation: Generation,
+    last_serial: Option<u32>,
+    refs: Refs,
+    breaker: Breaker,
+    versions: BTreeMap<Generation, StoredVersion>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredVersion {
+    version: Version,
+    content: Arc<ZoneContent>,
+    /// Was ever the target of the active ref (clean-up keeps the last K of these).
+    activated: bool,
+}
+
+#[derive(Debug, Clone)]
+struct StoredAudit {
+    key: String,
+    entry: AuditEntry,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// Another client of the same store, with its own (empty) fault slot.
+    pub fn client(&self) -> MemoryStore {
+        MemoryStore {
+            state: Arc::clone(&self.state),
+            fault: Arc::default(),
+        }
+    }
+
+    /// Makes the next call through this handle (any method) fail with `fault`. One-shot.
+    pub fn inject(&self, fault: Fault) {
+        *lock(&self.fault) = Some(fault);
+    }
+
+    /// Whether a fault is waiting for the next call.
+    pub fn fault_pending(&self) -> bool {
+        lock(&self.fault).is_some()
+    }
+
+    /// Deletes a version with no reachability check and no audit entry, leaving every ref
+    /// where it is (so a ref may point at nothing). This is what clean-up by age could do in
+    /// the October 2025 design; it exists only so the simulation's naive mode can model that
+    /// design. Nothing in dnsward calls it. Returns whether the version existed.
+    pub fn delete_version_unchecked(&self, zone: &Name, generation: Generation) -> bool {
+        let mut state = lock(&self.state);
+        state
+            .zones
+            .get_mut(&zone_key(zone))
+            .is_some_and(|zone| zone.versions.remove(&generation).is_some())
+    }
+
+    /// Runs `work` under the store's lock, applying the pending fault of this handle.
+    fn call<T>(
+        &self,
+        operation: &str,
+        work: impl FnOnce(&mut State) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let fault = lock(&self.fault).take();
+        if fault == Some(Fault::Lost) {
+            return Err(timed_out(operation, "nothing was done"));
+        }
+        let mut state = lock(&self.state);
+        // Every method checks before it changes anything, so a refusal leaves the state as
+        // it was: one call is one transaction.
+        let result = work(&mut state);
+        match fault {
+            Some(Fault::Unacknowledged) => Err(timed_out(
+                operation,
+                "the outcome is unknown; re-read before acting",
+            )),
+            _ => result,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every method leaves the state consistent before it can panic (checks come first).
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn timed_out(operation: &str, outcome: &str) -> StoreError {
+    StoreError::Backend {
+        location: "memory".to_string(),
+        operation: operation.to_string(),
+        detail: format!("timed out ({outcome})"),
+    }
+}
+
+impl State {
+    fn append(&mut self, key: &str, zone: &Name, entry: &NewAuditEntry) -> u64 {
+        let sequence = self.audit.len() as u64 + 1;
+        self.audit.push(StoredAudit {
+            key: key.to_string(),
+            entry: AuditEntry {
+                sequence,
+                at_ms: entry.at_ms,
+                actor: entry.actor.clone(),
+                zone: zone.clone(),
+                action: entry.action.clone(),
+                from: entry.from,
+                to: entry.to,
+                reason: entry.reason.clone(),
+            },
+        });
+        sequence
+    }
+
+    /// Appends a ref change's audit entry and moves the change counter.
+    #[allow(clippy::too_many_arguments)]
+    fn audit_ref(
+        &mut self,
+        key: &str,
+        action: &str,
+        from: Option<Generation>,
+        to: Option<Generation>,
+        actor: &str,
+        reason: &str,
+        now_ms: u64,
+    ) {
+        let display = self.zones[key].display.clone();
+        self.append(
+            key,
+            &display,
+            &NewAuditEntry {
+                at_ms: now_ms,
+                actor: actor.to_string(),
+                zone: display.clone(),
+                action: action.to_string(),
+                from,
+                to,
+                reason: reason.to_string(),
+            },
+        );
+        self.change_counter += 1;
+    }
+
+    /// Moves active to `to`; a canary at or below `to` is superseded and cleared.
+    fn move_active(&mut self, key: &str, to: Generation, actor: &str, reason: &str, now_ms: u64) {
+        let zone = self.zone_mut(key);
+        let refs = zone.refs;
+        zone.refs.active = Some(to);
+        if let Some(stored) = zone.versions.get_mut(&to) {
+            stored.activated = true;
+        }
+        self.audit_ref(
+            key,
+            actions::REF_MOVE,
+            refs.active,
+            Some(to),
+            actor,
+            reason,
+            now_ms,
+        );
+        if let Some(canary) = refs.canary.filter(|canary| *canary <= to) {
+            let reason = if canary == to {
+                format!("promoted to active: {reason}")
+            } else {
+                format!("superseded by active generation {to}")
+            };
+            self.set_canary(key, None, actor, &reason, now_ms);
+        }
+    }
+
+    fn set_canary(
+        &mut self,
+        key: &str,
+        to: Option<Generation>,
+        actor: &str,
+        reason: &str,
+        now_ms: u64,
+    ) {
+        let zone = self.zone_mut(key);
+        let from = zone.refs.canary;
+        zone.refs.canary = to;
+        self.audit_ref(key, actions::CANARY_MOVE, from, to, actor, reason, now_ms);
+    }
+
+    fn zone_mut(&mut self, key: &str) -> &mut ZoneState {
+        self.zones
+            .get_mut(key)
+            .expect("callers create or find the zone first")
+    }
+
+    fn frozen(&self, key: &str, zone: &Name) -> Option<StoreError> {
+        match self.zones.get(key).map(|zone| &zone.breaker) {
+            Some(Breaker::Tripped { reason, at_ms, .. }) => Some(StoreError::Frozen {
+                zone: zone.clone(),
+                reason: reason.clone(),
+                since_ms: *at_ms,
+            }),
+            _ => None,
+        }
+    }
+
+    fn write_breaker(
+        &mut self,
+        key: &str,
+        breaker: Breaker,
+        action: &str,
+        request: &BreakerChange<'_>,
+    ) {
+        self.zone_mut(key).breaker = breaker;
+        let display = self.zones[key].display.clone();
+        self.append(
+            key,
+            &display,
+            &NewAuditEntry {
+                at_ms: request.now_ms,
+                actor: request.actor.to_string(),
+                zone: request.zone.clone(),
+                action: action.to_string(),
+                from: None,
+                to: None,
+                reason: request.reason.to_string(),
+            },
+        );
+        // Followers re-read the zone: its breaker is part of what they show.
+        self.change_counter += 1;
+    }
+}
+
+fn new_zone(display: &Name) -> ZoneState {
+    ZoneState {
+        display: display.clone(),
+        next_generation: Generation::FIRST,
+        last_serial: None,
+        refs: Refs::default(),
+        breaker: Breaker::Closed,
+        versions: BTreeMap::new(),
+    }
+}
+
+impl Store for MemoryStore {
+    fn commit(&self, commit: Commit<'_>) -> Result<Version, StoreError> {
+        let content = commit.content;
+        let origin = content.origin().clone();
+        let key = zone_key(&origin);
+        let invalid = |violation| StoreError::Invalid {
+            zone: origin.clone(),
+            violation: Box::new(violation),
+        };
+        self.call("committing a version", |state| {
+            invariants::check_content_valid(content, limits::ZONE_RECORDS.default)
+                .map_err(invalid)?;
+            let content_serial = content.serial().ok_or_else(|| {
+                invalid(Violation::InvalidContent {
+                    problems: "no single SOA at the apex".to_string(),
+                })
+            })?;
+            if commit.automation {
+                if let Some(frozen) = state.frozen(&key, &origin) {
+                    return Err(frozen);
+                }
+            }
+            let existing = state.zones.get(&key);
+            let refs = existing.map(|zone| zone.refs).unwrap_or_default();
+            if refs.active != commit.base {
+                return Err(StoreError::Conflict {
+                    zone: origin.clone(),
+                    reference: RefName::Active,
+                    expected: commit.base,
+                    actual: refs.active,
+                });
+            }
+            let generation = existing.map_or(Generation::FIRST, |zone| zone.next_generation);
+            let last_serial = existing.and_then(|zone| zone.last_serial);
+            let served_serial = serial::next_serial(last_serial, content_serial);
+            // Kept in release builds: a violation here is a bug, refuse rather than store it.
+            invariants::check_generation_monotonic(refs.active, generation)
+                .and_then(|()| invariants::check_generation_monotonic(refs.canary, generation))
+                .and_then(|()| invariants::check_serial_rises(last_serial, served_serial))
+                .map_err(invalid)?;
+            let stored = if served_serial == content_serial {
+                content.clone()
+            } else {
+                content.with_serial(served_serial)
+            };
+            let zone = state
+                .zones
+                .entry(key.clone())
+                .or_insert_with(|| new_zone(&origin));
+            zone.next_generation = generation.next();
+            zone.last_serial = Some(served_serial);
+            let version = Version {
+                zone: zone.display.clone(),
+                generation,
+                content_hash: stored.hash(),
+                parent: commit.base,
+                provenance: commit.provenance.clone(),
+                actor: commit.actor.to_string(),
+                reason: commit.reason.to_string(),
+                serial: served_serial,
+                records: stored.record_count(),
+                created_at_ms: commit.now_ms,
+                pinned: false,
+            };
+            zone.versions.insert(
+                generation,
+                StoredVersion {
+                    version: version.clone(),
+                    content: Arc::new(stored),
+                    activated: false,
+                },
+            );
+            match commit.target {
+                RefName::Active => {
+                    state.move_active(&key, generation, commit.actor, commit.reason, commit.now_ms)
+                }
+                RefName::Canary => state.set_canary(
+                    &key,
+                    Some(generation),
+                    commit.actor,
+                    commit.reason,
+                    commit.now_ms,
+                ),
+            }
+            Ok(version)
+        })
+    }
+
+    fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError> {
+        let key = zone_key(request.zone);
+        let zone = request.zone.clone();
+        self.call("moving a ref", |state| {
+            let refs = state.zones.get(&key).map(|z| z.refs).unwrap_or_default();
+            if request.automation {
+                if let Some(frozen) = state.frozen(&key, &zone) {
+                    return Err(frozen);
+                }
+            }
+            let actual = refs.get(request.reference);
+            if actual != request.expected {
+                return Err(StoreError::Conflict {
+                    zone,
+                    reference: request.reference,
+                    expected: request.expected,
+                    actual,
+                });
+            }
+            let Some(to) = request.to else {
+                return match (request.reference, actual) {
+                    (RefName::Active, _) => Err(StoreError::Refused {
+                        zone,
+                        reason: "the active ref cannot be cleared; roll back to an earlier \
+                                 generation instead"
+                            .to_string(),
+                    }),
+                    (RefName::Canary, None) => Err(StoreError::Refused {
+                        zone,
+                        reason: "the canary ref is already clear".to_string(),
+                    }),
+                    (RefName::Canary, Some(_)) => {
+                        state.set_canary(&key, None, request.actor, request.reason, request.now_ms);
+                        Ok(())
+                    }
+                };
+            };
+            let exists = state
+                .zones
+                .get(&key)
+                .is_some_and(|z| z.versions.contains_key(&to));
+            if !exists {
+                return Err(StoreError::NotFound {
+                    zone,
+                    generation: to,
+                });
+            }
+            let mut checked = invariants::check_generation_monotonic(request.expected, to);
+            if request.reference == RefName::Canary {
+                checked =
+                    checked.and_then(|()| invariants::check_generation_monotonic(refs.active, to));
+            }
+            checked.map_err(|violation| StoreError::Invalid {
+                zone,
+                violation: Box::new(violation),
+            })?;
+            match request.reference {
+                RefName::Active => {
+                    state.move_active(&key, to, request.actor, request.reason, request.now_ms)
+                }
+                RefName::Canary => state.set_canary(
+                    &key,
+                    Some(to),
+                    request.actor,
+                    request.reason,
+                    request.now_ms,
+                ),
+            }
+            Ok(())
+        })
+    }
+
+    fn refs(&self, zone: &Name) -> Result<Refs, StoreError> {
+        let key = zone_key(zone);
+        self.call("reading refs", |state| {
+            Ok(state.zones.get(&key).map(|z| z.refs).unwrap_or_default())
+        })
+    }
+
+    fn zones(&self) -> Result<Vec<(Name, Refs)>, StoreError> {
+        self.call("listing zones", |state| {
+            Ok(state
+                .zones
+                .values()
+                .map(|zone| (zone.display.clone(), zone.refs))
+                .collect())
+        })
+    }
+
+    fn version(&self, zone: &Name, generation: Generation) -> Result<Version, StoreError> {
+        let key = zone_key(zone);
+        self.call("reading a version", |state| {
+            state
+                .zones
+                .get(&key)
+                .and_then(|z| z.versions.get(&generation))
+                .map(|stored| stored.version.clone())
+                .ok_or_else(|| StoreError::NotFound {
+                    zone: zone.clone(),
+                    generation,
+                })
+        })
+    }
+
+    fn content(&self, zone: &Name, generation: Generation) -> Result<ZoneContent, StoreError> {
+        let key = zone_key(zone);
+        let stored = self.call("reading content", |state| {
+            state
+                .zones
+                .get(&key)
+                .and_then(|z| z.versions.get(&generation))
+                .map(|stored| Arc::clone(&stored.content))
+                .ok_or_else(|| StoreError::NotFound {
+                    zone: zone.clone(),
+                    generation,
+                })
+        })?;
+        // Content is kept as the immutable value that was hashed at commit: no bytes to
+        // verify here (check_integrity re-hashes everything).
+        Ok((*stored).clone())
+    }
+
+    fn history(&self, zone: &Name, limit: usize) -> Result<Vec<Version>, StoreError> {
+        let key = zone_key(zone);
+        self.call("reading history", |state| {
+            Ok(state
+                .zones
+                .get(&key)
+                .map(|z| {
+                    z.versions
+                        .values()
+                        .rev()
+                        .take(limit)
+                        .map(|stored| stored.version.clone())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+    }
+
+    fn set_pinned(&self, request: SetPinned<'_>) -> Result<(), StoreError> {
+        let key = zone_key(request.zone);
+        self.call("pinning a version", |state| {
+            let stored = state
+                .zones
+                .get_mut(&key)
+                .and_then(|z| z.versions.get_mut(&request.generation))
+                .ok_or_else(|| StoreError::NotFound {
+                    zone: request.zone.clone(),
+                    generation: request.generation,
+                })?;
+            stored.version.pinned = request.pinned;
+            let display = state.zones[&key].display.clone();
+            let action = if request.pinned {
+                actions::PIN
+            } else {
+                actions::UNPIN
+            };
+            state.append(
+                &key,
+                &display,
+                &NewAuditEntry {
+                    at_ms: request.now_ms,
+                    actor: request.actor.to_string(),
+                    zone: request.zone.clone(),
+                    action: action.to_string(),
+                    from: None,
+                    to: Some(request.generation),
+                    reason: request.reason.to_string(),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError> {
+        self.call("appending to the audit log", |state| {
+            if entry.action == actions::BREAKER_TRIP || entry.action == actions::BREAKER_THAW {
+                return Err(StoreError::Refused {
+                    zone: entry.zone,
+                    reason: "breaker changes are written with trip_breaker and thaw_breaker, \
+                             which keep the stored breaker and the audit log in step"
+                        .to_string(),
+                });
+            }
+            let key = zone_key(&entry.zone);
+            Ok(state.append(&key, &entry.zone, &entry))
+        })
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let key = query.zone.as_ref().map(zone_key);
+        let limit = limits::AUDIT_PAGE.clamp(query.limit.map(|limit| limit as u64));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let after = query.after_sequence.unwrap_or(0);
+        self.call("reading the audit log", |state| {
+            // Sequences are positions + 1, so paging starts at the right index directly.
+            let start = usize::try_from(after)
+                .unwrap_or(usize::MAX)
+                .min(state.audit.len());
+            Ok(state.audit[start..]
+                .iter()
+                .filter(|stored| key.as_ref().is_none_or(|key| stored.key == *key))
+                .filter(|stored| {
+                    query
+                        .since_ms
+                        .is_none_or(|since| stored.entry.at_ms >= since)
+                })
+                .take(limit)
+                .map(|stored| stored.entry.clone())
+                .collect())
+        })
+    }
+
+    fn clean_up(
+        &self,
+        zone: &Name,
+        keep_last: usize,
+        actor: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Generation>, StoreError> {
+        let key = zone_key(zone);
+        let keep_last = limits::KEEP_LAST_VERSIONS.clamp(Some(keep_last as u64));
+        let keep_last = usize::try_from(keep_last).unwrap_or(usize::MAX);
+        self.call("cleaning up", |state| {
+            let Some(zone_state) = state.zones.get_mut(&key) else {
+                return Ok(Vec::new());
+            };
+            let Some(active) = zone_state.refs.active else {
+                // Without an active version every version is in flight.
+                return Ok(Vec::new());
+            };
+            let canary = zone_state.refs.canary;
+            let recent: BTreeSet<Generation> = zone_state
+                .versions
+                .values()
+                .rev()
+                .filter(|stored| stored.activated)
+                .take(keep_last)
+                .map(|stored| stored.version.generation)
+                .collect();
+            // `generation < active` keeps the active version and every newer, in-flight one.
+            let delete: Vec<Generation> = zone_state
+                .versions
+                .range(..active)
+                .filter(|(generation, stored)| {
+                    !stored.version.pinned
+                        && !recent.contains(generation)
+                        && Some(**generation) != canary
+                })
+                .map(|(generation, _)| *generation)
+                .collect();
+            if delete.is_empty() {
+                return Ok(delete);
+            }
+            for generation in &delete {
+                zone_state.versions.remove(generation);
+            }
+            let display = zone_state.display.clone();
+            let list = delete
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let reason = format!(
+                "deleted generations {list}; kept active {active}, canary {}, the last \
+                 {keep_last} ever-active, pinned and in-flight versions",
+                canary.map_or_else(|| "none".to_string(), |c| c.to_string()),
+            );
+            state.append(
+                &key,
+                &display,
+                &NewAuditEntry {
+                    at_ms: now_ms,
+                    actor: actor.to_string(),
+                    zone: zone.clone(),
+                    action: actions::CLEAN_UP.to_string(),
+                    from: None,
+                    to: None,
+                    reason,
+                },
+            );
+            Ok(delete)
+        })
+    }
+
+    fn breaker(&self, zone: &Name) -> Result<Breaker, StoreError> {
+        let key = zone_key(zone);
+        self.call("reading the breaker", |state| {
+            Ok(state
+                .zones
+                .get(&key)
+                .map(|zone| zone.breaker.clone())
+                .unwrap_or_default())
+        })
+    }
+
+    fn trip_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError> {
+        let key = zone_key(request.zone);
+        self.call("tripping the breaker", |state| {
+            let zone = state
+                .zones
+                .entry(key.clone())
+                .or_insert_with(|| new_zone(request.zone));
+            let tripped = zone
+                .breaker
+                .clone()
+                .trip(request.reason, request.actor, request.now_ms);
+            state.write_breaker(&key, tripped.clone(), actions::BREAKER_TRIP, &request);
+            Ok(tripped)
+        })
+    }
+
+    fn thaw_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError> {
+        let key = zone_key(request.zone);
+        self.call("thawing the breaker", |state| {
+            let current = state
+                .zones
+                .get(&key)
+                .map(|zone| zone.breaker.clone())
+                .unwrap_or_default();
+            let thawed = current
+                .thaw(request.reason, request.actor, request.now_ms)
+                .map_err(|error| StoreError::Refused {
+                    zone: request.zone.clone(),
+                    reason: error.to_string(),
+                })?;
+            state.write_breaker(&key, thawed.clone(), actions::BREAKER_THAW, &request);
+            Ok(thawed)
+        })
+    }
+
+    fn change_counter(&self) -> Result<u64, StoreError> {
+        self.call("reading the change counter", |state| {
+            Ok(state.change_counter)
+        })
+    }
+
+    fn check_integrity(&self) -> Result<(), StoreError> {
+        self.call("checking integrity", |state| {
+            let corrupt = |detail: String| Err(StoreError::Corrupt { detail });
+            for (key, zone) in &state.zones {
+                let display = &zone.display;
+                if let Some((newest, _)) = zone.versions.last_key_value() {
+                    if *newest >= zone.next_generation {
+                        return corrupt(format!(
+                            "zone {display}: generation {newest} exists but the next \
+                             generation is {}",
+                            zone.next_generation
+                        ));
+                    }
+                }
+                for (reference, target) in [
+                    (RefName::Active, zone.refs.active),
+                    (RefName::Canary, zone.refs.canary),
+                ] {
+                    if let Some(target) = target {
+                        if !zone.versions.contains_key(&target) {
+                            return corrupt(format!(
+                                "zone {display}: the {reference} ref points at missing \
+                                 generation {target}"
+                            ));
+                        }
+                    }
+                }
+                let entries: Vec<AuditEntry> = state
+                    .audit
+                    .iter()
+                    .filter(|stored| stored.key == *key)
+                    .map(|stored| stored.entry.clone())
+                    .collect();
+                let replayed = Breaker::from_audit(&entries);
+                if zone.breaker != replayed {
+                    return corrupt(format!(
+                        "zone {display}: the breaker is stored as {} but the audit log \
+                         replays to {replayed}",
+                        zone.breaker
+                    ));
+                }
+                for (generation, stored) in &zone.versions {
+                    if stored.content.hash() != stored.version.content_hash {
+                        return corrupt(format!(
+                            "zone {display} generation {generation}: the content hashes to {} \
+                             but the version says {}",
+                            stored.content.hash(),
+                            stored.version.content_hash
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::fixtures;
+
+    fn commit_on_top(store: &MemoryStore, variant: u8) -> Result<Version, StoreError> {
+        let content = fixtures::content("example.test.", 1, 3, variant);
+        let base = store.refs(content.origin())?.active;
+        store.commit(fixtures::commit(&content, base, RefName::Active))
+    }
+
+    #[test]
+    fn a_lost_call_changes_nothing_and_fails() {
+        let store = MemoryStore::new();
+        let zone = fixtures::name("example.test.");
+        commit_on_top(&store, 0).unwrap();
+        let content = fixtures::content("example.test.", 1, 3, 1);
+        store.inject(Fault::Lost);
+        let error = store
+            .commit(fixtures::commit(
+                &content,
+                Some(Generation(1)),
+                RefName::Active,
+            ))
+            .unwrap_err();
+        assert!(error.to_string().contains("nothing was done"), "{error}");
+        assert_eq!(store.refs(&zone).unwrap().active, Some(Generation(1)));
+    }
+
+    #[test]
+    fn an_unacknowledged_commit_happens_but_the_caller_hears_an_error() {
+        let store = MemoryStore::new();
+        let zone = fixtures::name("example.test.");
+        commit_on_top(&store, 0).unwrap();
+        let content = fixtures::content("example.test.", 1, 3, 1);
+        store.inject(Fault::Unacknowledged);
+        let error = store
+            .commit(fixtures::commit(
+                &content,
+                Some(Generation(1)),
+                RefName::Active,
+            ))
+            .unwrap_err();
+        assert!(error.to_string().contains("outcome is unknown"), "{error}");
+        assert_eq!(store.refs(&zone).unwrap().active, Some(Generation(2)));
+        assert!(!store.fault_pending(), "a fault fires once");
+    }
+
+    #[test]
+    fn a_fault_on_one_client_leaves_other_clients_alone() {
+        let store = MemoryStore::new();
+        let checker = store.client();
+        store.inject(Fault::Lost);
+        assert!(checker.refs(&fixtures::name("example.test.")).is_ok());
+        assert!(store.fault_pending());
+    }
+
+    #[test]
+    fn an_unchecked_delete_can_leave_the_active_ref_dangling() {
+        let store = MemoryStore::new();
+        let zone = fixtures::name("example.test.");
+        commit_on_top(&store, 0).unwrap();
+        assert!(store.delete_version_unchecked(&zone, Generation(1)));
+        assert!(matches!(
+            store.check_integrity(),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}
