@@ -51,6 +51,21 @@ enum Command {
     Status(runbook::StatusArgs),
     /// List a zone's versions and refused plans, newest first (needs a running node).
     History(runbook::HistoryArgs),
+    /// Show what changed between two generations of a zone (needs a running node).
+    Diff(runbook::DiffArgs),
+    /// Restore an old generation's content as a new generation and freeze the zone.
+    Rollback(runbook::RollbackArgs),
+    /// Stop automation for a zone (its breaker trips); the served answer stays.
+    Freeze(runbook::BreakerArgs),
+    /// Resume automation for a frozen zone.
+    Thaw(runbook::BreakerArgs),
+    /// Keep a generation through clean-up (or --unpin).
+    Pin(runbook::PinArgs),
+    /// The audit log as a markdown incident timeline.
+    Timeline(runbook::TimelineArgs),
+    /// Submit a zone file as the zone's new content, judged by the guard (--force to override
+    /// the floor, audited).
+    Apply(runbook::ApplyArgs),
     /// A tiny HTTP backend for demos: 200 on /health until stopped.
     Backend(backend::BackendArgs),
 }
@@ -91,6 +106,13 @@ fn main() -> ExitCode {
         Command::Zone(command) => zone_command::run(command),
         Command::Status(args) => runbook::status(args),
         Command::History(args) => runbook::history(args),
+        Command::Diff(args) => runbook::diff(args),
+        Command::Rollback(args) => runbook::rollback(args),
+        Command::Freeze(args) => runbook::freeze(args),
+        Command::Thaw(args) => runbook::thaw(args),
+        Command::Pin(args) => runbook::pin(args),
+        Command::Timeline(args) => runbook::timeline(args),
+        Command::Apply(args) => runbook::apply(args),
         Command::Backend(args) => backend::run(args),
     };
     match result {

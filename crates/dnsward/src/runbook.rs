@@ -1,7 +1,10 @@
 //! Runbook commands against a running node's HTTP API: tables for people, `--json` for
 //! machines, errors that say what to do.
 
-use api::types::{ApiErrorBody, HistoryResponse, StatusResponse};
+use api::types::{
+    ActionRequest, ApiErrorBody, AuditResponse, DiffResponse, HistoryEntry, HistoryResponse,
+    OperatorChangeRequest, PinRequest, RollbackRequest, StatusResponse, ZoneActionResponse,
+};
 use clap::Args;
 use serde::de::DeserializeOwned;
 
@@ -44,12 +47,46 @@ pub struct StatusArgs {
 }
 
 fn get<T: DeserializeOwned>(api: &ApiArgs, path: &str) -> Result<T, CliError> {
+    call(api, path, None::<&()>)
+}
+
+fn post<B: serde::Serialize, T: DeserializeOwned>(
+    api: &ApiArgs,
+    path: &str,
+    body: &B,
+) -> Result<T, CliError> {
+    call(api, path, Some(body))
+}
+
+/// GET (no body) or POST (JSON body) to the API; the JSON answer, or the API's error as a
+/// CLI error.
+fn call<B: serde::Serialize, T: DeserializeOwned>(
+    api: &ApiArgs,
+    path: &str,
+    body: Option<&B>,
+) -> Result<T, CliError> {
     let url = format!("{}{}", api.api.trim_end_matches('/'), path);
-    let mut request = ureq::get(&url).config().http_status_as_error(false).build();
-    if let Some(token) = &api.token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
-    }
-    let mut response = request.call().map_err(|error| CliError::Usage {
+    let authorization = api.token.as_ref().map(|token| format!("Bearer {token}"));
+    let sent = match body {
+        None => {
+            let mut request = ureq::get(&url).config().http_status_as_error(false).build();
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            }
+            request.call()
+        }
+        Some(body) => {
+            let mut request = ureq::post(&url)
+                .config()
+                .http_status_as_error(false)
+                .build();
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            }
+            request.send_json(body)
+        }
+    };
+    let mut response = sent.map_err(|error| CliError::Usage {
         message: format!(
             "cannot reach the dnsward API at {}: {error}; is `dnsward run` running there? (set --api or DNSWARD_API)",
             api.api
@@ -85,30 +122,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS.mmm`.
-pub fn format_time(at_ms: u64) -> String {
-    let seconds = at_ms / 1000;
-    let days = seconds / 86_400;
-    let rest = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        rest / 3600,
-        (rest % 3600) / 60,
-        rest % 60,
-        at_ms % 1000
-    )
-}
+pub use api::timeline::format_time;
 
 pub fn status(args: StatusArgs) -> Result<(), CliError> {
     let response: StatusResponse = get(&args.api, "/v1/status")?;
@@ -174,14 +188,316 @@ pub fn history(args: HistoryArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The zone.
+    pub zone: String,
+    /// The older generation.
+    pub from: u64,
+    /// The newer generation.
+    pub to: u64,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The zone.
+    pub zone: String,
+    /// The generation whose content to restore (as a new generation).
+    #[arg(long)]
+    pub to: u64,
+    /// Why, for the audit log and the timeline.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BreakerArgs {
+    /// The zone.
+    pub zone: String,
+    /// Why, for the audit log and the timeline.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The zone.
+    pub zone: String,
+    /// The generation to keep through clean-up.
+    pub generation: u64,
+    /// Unpin instead.
+    #[arg(long)]
+    pub unpin: bool,
+    /// Why, for the audit log.
+    #[arg(long, default_value = "pinned by an operator")]
+    pub reason: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// Only this zone.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Only events at or after this time: milliseconds since the epoch, or a duration back
+    /// from now such as 30m, 2h, 1d.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Write the markdown here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The zone.
+    pub zone: String,
+    /// Zone file with the zone's new content.
+    pub file: std::path::PathBuf,
+    /// Why, for the audit log.
+    #[arg(long)]
+    pub reason: String,
+    /// Break-glass: allow going below a protected name's floor, with this reason (audited).
+    #[arg(long, value_name = "REASON")]
+    pub force: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+fn zone_path(zone: &str) -> Result<String, CliError> {
+    Ok(crate::zone_command::parse_name(zone)?.to_ascii())
+}
+
+fn print_zone_action(
+    api: &ApiArgs,
+    response: &ZoneActionResponse,
+    what: &str,
+) -> Result<(), CliError> {
+    if api.json {
+        return print_json(response);
+    }
+    println!(
+        "{what}: zone {} active generation {} breaker {}{}",
+        response.zone,
+        response
+            .active
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into()),
+        response.breaker,
+        response
+            .breaker_reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub fn diff(args: DiffArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let response: DiffResponse = get(
+        &args.api,
+        &format!("/v1/zones/{zone}/diff?from={}&to={}", args.from, args.to),
+    )?;
+    if args.api.json {
+        return print_json(&response);
+    }
+    println!(
+        "--- {zone} generation {}\n+++ {zone} generation {}",
+        response.from, response.to
+    );
+    for line in &response.removed {
+        println!("-{line}");
+    }
+    for line in &response.added {
+        println!("+{line}");
+    }
+    if response.added.is_empty() && response.removed.is_empty() {
+        println!("(no difference)");
+    }
+    Ok(())
+}
+
+pub fn rollback(args: RollbackArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let body = RollbackRequest {
+        to: args.to,
+        actor: crate::actor("rollback"),
+        reason: args.reason.clone(),
+    };
+    let response: ZoneActionResponse =
+        post(&args.api, &format!("/v1/zones/{zone}/rollback"), &body)?;
+    print_zone_action(
+        &args.api,
+        &response,
+        &format!("rolled back to the content of generation {}", args.to),
+    )?;
+    if !args.api.json {
+        println!("the zone is frozen so automation does not undo this; `dnsward thaw {zone} --reason ...` resumes it");
+    }
+    Ok(())
+}
+
+pub fn freeze(args: BreakerArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let body = ActionRequest {
+        actor: crate::actor("freeze"),
+        reason: args.reason.clone(),
+    };
+    let response: ZoneActionResponse = post(&args.api, &format!("/v1/zones/{zone}/freeze"), &body)?;
+    print_zone_action(&args.api, &response, "frozen")
+}
+
+pub fn thaw(args: BreakerArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let body = ActionRequest {
+        actor: crate::actor("thaw"),
+        reason: args.reason.clone(),
+    };
+    let response: ZoneActionResponse = post(&args.api, &format!("/v1/zones/{zone}/thaw"), &body)?;
+    print_zone_action(&args.api, &response, "thawed")
+}
+
+pub fn pin(args: PinArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let body = PinRequest {
+        generation: args.generation,
+        pinned: !args.unpin,
+        actor: crate::actor("pin"),
+        reason: args.reason.clone(),
+    };
+    let entry: HistoryEntry = post(&args.api, &format!("/v1/zones/{zone}/pin"), &body)?;
+    if args.api.json {
+        return print_json(&entry);
+    }
+    println!(
+        "zone {zone} generation {} {}",
+        args.generation,
+        if entry.pinned {
+            "pinned: clean-up keeps it"
+        } else {
+            "unpinned"
+        }
+    );
+    Ok(())
+}
+
+pub fn apply(args: ApplyArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let zone_file = std::fs::read_to_string(&args.file).map_err(|source| CliError::Io {
+        path: args.file.clone(),
+        source,
+    })?;
+    let body = OperatorChangeRequest {
+        zone_file,
+        actor: crate::actor("apply"),
+        reason: args.reason.clone(),
+        force: args.force.clone(),
+    };
+    let entry: HistoryEntry = post(&args.api, &format!("/v1/zones/{zone}/content"), &body)?;
+    if args.api.json {
+        return print_json(&entry);
+    }
+    println!(
+        "zone {zone} generation {} active (serial {})",
+        entry.generation.map(|g| g.to_string()).unwrap_or_default(),
+        entry.serial.map(|s| s.to_string()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `--since` as milliseconds since the epoch: a number, or a duration back from `now_ms`.
+pub fn parse_since(text: &str, now_ms: u64) -> Result<u64, CliError> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(count) if unit_ms > 0 => Ok(now_ms.saturating_sub(count.saturating_mul(unit_ms))),
+        _ => Err(CliError::Usage {
+            message: format!(
+                "--since {text}: use milliseconds since the epoch or a duration like 30m, 2h, 1d"
+            ),
+        }),
+    }
+}
+
+pub fn timeline(args: TimelineArgs) -> Result<(), CliError> {
+    let mut query = Vec::new();
+    if let Some(zone) = &args.zone {
+        query.push(format!("zone={}", zone_path(zone)?));
+    }
+    if let Some(since) = &args.since {
+        query.push(format!("since_ms={}", parse_since(since, crate::now_ms())?));
+    }
+    // Page through the audit log so a long incident is complete.
+    let mut entries = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let mut page = query.clone();
+        if let Some(after) = after {
+            page.push(format!("after={after}"));
+        }
+        let response: AuditResponse = get(&args.api, &format!("/v1/audit?{}", page.join("&")))?;
+        let Some(last) = response.entries.last() else {
+            break;
+        };
+        after = Some(last.sequence);
+        entries.extend(response.entries);
+    }
+    if args.api.json {
+        return print_json(&AuditResponse { entries });
+    }
+    let model_entries: Vec<model::AuditEntry> =
+        entries.iter().filter_map(|e| e.to_entry()).collect();
+    let scope = match &args.zone {
+        Some(zone) => format!("zone {}", zone_path(zone)?),
+        None => "all zones".to_string(),
+    };
+    let text = api::timeline::render(&model_entries, &scope);
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|source| CliError::Io {
+            path: path.clone(),
+            source,
+        }),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn times_print_as_utc_calendar_dates() {
-        assert_eq!(format_time(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format_time(1_795_737_600_123), "2026-11-27 00:00:00.123");
-        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00.000");
+    fn since_takes_epoch_milliseconds_or_a_duration_back() {
+        assert_eq!(parse_since("1234", 10_000_000).unwrap(), 1234);
+        assert_eq!(
+            parse_since("30m", 10_000_000).unwrap(),
+            10_000_000 - 1_800_000
+        );
+        assert_eq!(parse_since("1d", 10).unwrap(), 0);
+        assert!(parse_since("yesterday", 10).is_err());
     }
 }

@@ -527,3 +527,200 @@ fn a_config_reload_that_drops_an_endpoint_is_refused_and_the_answer_stays() {
         node_log(&node)
     );
 }
+
+fn active_generation(node: &Node) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(node, &["status", "--json"])).expect("status is JSON");
+    status["zones"][0]["active"]
+        .as_u64()
+        .expect("an active generation")
+}
+
+#[test]
+fn runbook_commands_drive_a_running_node() {
+    let mut one = Backend::Tcp {
+        listen: loopback(51, 7),
+        socket: None,
+    };
+    let mut two = Backend::Tcp {
+        listen: loopback(52, 7),
+        socket: None,
+    };
+    one.start();
+    two.start();
+    let node = start_node(&[&one, &two]);
+    let both = set(&[&one, &two]);
+    wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
+    let with_both = active_generation(&node);
+
+    // Freeze holds the answer on the wire while a backend dies.
+    let frozen = cli(
+        &node,
+        &["freeze", "example.test", "--reason", "maintenance window"],
+    );
+    assert!(frozen.contains("tripped"), "{frozen}");
+    one.stop();
+    let hold_until = Instant::now() + Duration::from_millis(INTERVAL_MS * (FALL + 3));
+    while Instant::now() < hold_until {
+        assert_eq!(
+            dig(node.dns, "app.example.test."),
+            Some(both.clone()),
+            "a frozen zone moved"
+        );
+    }
+
+    // Thaw releases it: automation removes the dead backend.
+    cli(
+        &node,
+        &["thaw", "example.test", "--reason", "maintenance over"],
+    );
+    wait_for_answer(node.dns, &set(&[&two]), CONVERGE_DEADLINE);
+    assert_eq!(breaker(&node), "thawed");
+    let without_one = active_generation(&node);
+
+    // Rollback to the old generation restores its answer on the wire and freezes the zone.
+    let started = Instant::now();
+    let rolled = cli(
+        &node,
+        &[
+            "rollback",
+            "example.test",
+            "--to",
+            &with_both.to_string(),
+            "--reason",
+            "restore both",
+        ],
+    );
+    assert!(rolled.contains("frozen"), "{rolled}");
+    let took = wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
+    println!(
+        "rollback command to wire: {:?}",
+        started.elapsed().max(took)
+    );
+    assert_eq!(breaker(&node), "tripped", "a rollback freezes the zone");
+    let rolled_to = active_generation(&node);
+    assert!(
+        rolled_to > without_one,
+        "rollback rolls forward: {rolled_to} after {without_one}"
+    );
+
+    let diff = cli(
+        &node,
+        &[
+            "diff",
+            "example.test",
+            &without_one.to_string(),
+            &rolled_to.to_string(),
+        ],
+    );
+    assert!(
+        diff.contains(&format!("+app.example.test.\t5\tIN\tA\t{}", one.address())),
+        "{diff}"
+    );
+
+    let pinned = cli(&node, &["pin", "example.test", &with_both.to_string()]);
+    assert!(pinned.contains("pinned"), "{pinned}");
+    let history: serde_json::Value =
+        serde_json::from_str(&cli(&node, &["history", "example.test", "--json"]))
+            .expect("history is JSON");
+    let entries = history["entries"].as_array().expect("entries");
+    let rollback = entries
+        .iter()
+        .find(|e| e["generation"].as_u64() == Some(rolled_to))
+        .expect("the rollback version");
+    assert_eq!(rollback["provenance"], format!("rollback to {with_both}"));
+    let old = entries
+        .iter()
+        .find(|e| e["generation"].as_u64() == Some(with_both))
+        .expect("the pinned version");
+    assert_eq!(old["pinned"], true);
+
+    // The timeline lists the scripted incident in order.
+    let timeline = cli(&node, &["timeline", "--zone", "example.test"]);
+    let positions: Vec<usize> = ["maintenance window", "maintenance over", "restore both"]
+        .iter()
+        .map(|marker| {
+            timeline
+                .find(marker)
+                .unwrap_or_else(|| panic!("{marker} missing from:\n{timeline}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{timeline}"
+    );
+    assert!(
+        timeline.contains("breaker tripped") && timeline.contains("breaker thawed"),
+        "{timeline}"
+    );
+
+    // Errors say what to do.
+    let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args([
+            "rollback",
+            "example.test",
+            "--to",
+            "999",
+            "--reason",
+            "typo",
+            "--api",
+            &node.api,
+        ])
+        .output()
+        .expect("run CLI");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("999"), "{message}");
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text() {
+    let mut backend = Backend::Tcp {
+        listen: loopback(61, 7),
+        socket: None,
+    };
+    backend.start();
+    let node = start_node(&[&backend]);
+    wait_for_answer(node.dns, &set(&[&backend]), CONVERGE_DEADLINE);
+    // The first probe verdict arrives after `rise` probes; wait until a scrape shows it.
+    let deadline = Instant::now() + CONVERGE_DEADLINE;
+    let text = loop {
+        let text = ureq::get(&format!("{}/metrics", node.api))
+            .call()
+            .expect("metrics reachable")
+            .body_mut()
+            .read_to_string()
+            .expect("metrics body");
+        if text.contains("dnsward_backend_healthy{") || Instant::now() > deadline {
+            break text;
+        }
+    };
+    for line in text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+    {
+        assert!(
+            matches!(
+                prometheus_parse::LineInfo::parse(line),
+                prometheus_parse::LineInfo::Sample { .. }
+            ),
+            "not a Prometheus sample line: {line}"
+        );
+    }
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_string())))
+        .expect("parses");
+    let names: BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .map(|sample| sample.metric.as_str())
+        .collect();
+    for expected in [
+        "dnsward_zone_active_generation",
+        "dnsward_zone_breaker_tripped",
+        "dnsward_backend_healthy",
+        "dnsward_enactor_outcomes_total",
+        "dnsward_dns_answer_latency_seconds_count",
+    ] {
+        assert!(names.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
