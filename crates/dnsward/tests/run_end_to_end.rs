@@ -198,17 +198,20 @@ fn start_node(backends: &[&Backend]) -> Node {
             )
         })
         .collect();
-    start_node_with(&lines)
+    start_node_with(&lines, None)
 }
 
 /// Starts a node whose endpoint has these `backends = [...]` lines.
-fn start_node_with(backend_lines: &[String]) -> Node {
+fn start_node_with(backend_lines: &[String], api_token: Option<&str>) -> Node {
     let dir = tempfile::tempdir().expect("temporary directory");
     let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let api_port = free_port();
     let zone = common::example_zone().canonicalize().expect("example zone");
+    let token = api_token
+        .map(|token| format!("token = \"{token}\"\n"))
+        .unwrap_or_default();
     let config = format!(
-        "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"node.db\"\n\
+        "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n{token}[store]\npath = \"node.db\"\n\
          [health]\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = 200\nrise = 2\nfall = {FALL}\n\
          [[zone]]\nname = \"example.test\"\nfile = \"{}\"\n\
          [[endpoint]]\nname = \"app.example.test\"\nttl = 5\nmin_answers = 1\nall_down = \"serve-all\"\nbackends = [\n{}\n]\n",
@@ -455,7 +458,7 @@ fn pushed_health_reports_move_the_endpoint_and_unknown_backends_are_rejected() {
         "  { address = \"127.0.7.31\" },".to_string(),
         "  { address = \"127.0.7.32\" },".to_string(),
     ];
-    let node = start_node_with(&lines);
+    let node = start_node_with(&lines, None);
     let both: BTreeSet<String> = ["127.0.7.31".to_string(), "127.0.7.32".to_string()].into();
     wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
 
@@ -723,4 +726,35 @@ fn metrics_parse_as_prometheus_text() {
     ] {
         assert!(names.contains(expected), "{expected} missing from:\n{text}");
     }
+}
+
+#[test]
+fn with_a_token_the_api_refuses_requests_without_it() {
+    let lines = vec!["  { address = \"127.0.7.71\" },".to_string()];
+    let node = start_node_with(&lines, Some("s3cret"));
+    wait_for_answer(
+        node.dns,
+        &["127.0.7.71".to_string()].into(),
+        CONVERGE_DEADLINE,
+    );
+    let without = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args(["status", "--api", &node.api])
+        .env_remove("DNSWARD_TOKEN")
+        .output()
+        .expect("run CLI");
+    assert!(!without.status.success());
+    let message = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        message.contains("401") && message.contains("token"),
+        "{message}"
+    );
+    let with = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args(["status", "--api", &node.api, "--token", "s3cret"])
+        .output()
+        .expect("run CLI");
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
 }
