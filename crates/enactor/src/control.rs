@@ -11,7 +11,7 @@ use guard::{GuardInput, Verdict};
 use model::endpoint::addresses_at;
 use model::{
     limits, Breaker, Clock, EndpointConfig, Generation, GuardPolicy, HealthView, Name, Provenance,
-    Removal, ZoneContent,
+    RefName, Removal, ZoneContent,
 };
 use planner::PlanInput;
 use store::{actions, zone_key, BreakerChange, NewAuditEntry, Store, StoreError};
@@ -310,7 +310,7 @@ struct ZoneView {
 }
 
 /// Whether two contents answer the same (the SOA serial is the store's business).
-fn same_answers(planned: &ZoneContent, active: &ZoneContent) -> bool {
+pub(crate) fn same_answers(planned: &ZoneContent, active: &ZoneContent) -> bool {
     match active.serial() {
         Some(serial) => planned.with_serial(serial) == *active,
         None => planned == active,
@@ -414,6 +414,42 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     observer: Option<Observer>,
 ) -> ControlHandle {
+    spawn_with(
+        store,
+        config,
+        health,
+        clock,
+        observer,
+        SpawnOptions::default(),
+    )
+}
+
+/// How [`spawn_with`] runs the enactors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// `RefName::Active` (default): plans are applied directly. `RefName::Canary`: plans go
+    /// to the canary ref and active moves only when the validator promotes them
+    /// ([`crate::promote_canary`]).
+    pub target: RefName,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> SpawnOptions {
+        SpawnOptions {
+            target: RefName::Active,
+        }
+    }
+}
+
+/// [`spawn`] with options (canary mode).
+pub fn spawn_with(
+    store: Arc<dyn Store>,
+    config: ControlConfig,
+    health: watch::Receiver<HealthView>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Observer>,
+    options: SpawnOptions,
+) -> ControlHandle {
     let board = PlanBoard::new();
     let replan = Arc::new(Notify::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -435,7 +471,8 @@ pub fn spawn(
             Arc::clone(&clock),
             keep_last,
             Arc::clone(&replan),
-        );
+        )
+        .with_target(options.target);
         if let Some(observer) = &observer {
             enactor = enactor.with_observer(Arc::clone(observer));
         }

@@ -42,6 +42,15 @@ pub enum Outcome {
         base: Option<Generation>,
         active: Option<Generation>,
     },
+    /// Canary mode: `generation` is the zone's canary, made from `base` (still active when
+    /// the store checked, in the commit's transaction). Active moves only when the validator
+    /// passed it ([`crate::promote_canary`]). An enactor that finds the same answers already
+    /// canaried from the same base reports that canary and commits nothing.
+    Canaried {
+        zone: Name,
+        base: Option<Generation>,
+        generation: Generation,
+    },
     /// The zone's breaker is tripped: the enactor left the zone alone.
     Frozen { zone: Name, reason: String },
     /// The store failed or refused; the plan was dropped (and, for a refusal of guarded
@@ -53,6 +62,7 @@ impl Outcome {
     pub fn zone(&self) -> &Name {
         match self {
             Outcome::Applied { zone, .. }
+            | Outcome::Canaried { zone, .. }
             | Outcome::DroppedStale { zone, .. }
             | Outcome::Conflict { zone, .. }
             | Outcome::Replan { zone, .. }
@@ -84,6 +94,8 @@ pub struct Enactor {
     keep_last: usize,
     replan: Arc<Notify>,
     observer: Option<Observer>,
+    /// Which ref a plan moves: `Active` (default) or `Canary` (canary mode).
+    target: RefName,
 }
 
 impl fmt::Debug for Enactor {
@@ -113,11 +125,19 @@ impl Enactor {
             keep_last,
             replan,
             observer: None,
+            target: RefName::Active,
         }
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Enactor {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Canary mode with `RefName::Canary`: plans go to the canary ref and wait for the
+    /// validator's promotion. `RefName::Active` (the default) applies them directly.
+    pub fn with_target(mut self, target: RefName) -> Enactor {
+        self.target = target;
         self
     }
 
@@ -159,6 +179,9 @@ impl Enactor {
     /// The write half: commits the prepared plan with compare-and-swap from its base, as
     /// automation, then cleans up by reachability.
     pub async fn apply(&self, prepared: Prepared) -> Outcome {
+        if self.target == RefName::Canary {
+            return self.apply_to_canary(prepared).await;
+        }
         let plan = prepared.plan;
         let zone = plan.zone.clone();
         let actor = self.actor.clone();
@@ -192,6 +215,50 @@ impl Enactor {
                 base: plan.base,
                 generation: version.generation,
                 cleaned,
+            },
+            Err(StoreError::Conflict { actual, .. }) => Outcome::Conflict {
+                zone,
+                base: plan.base,
+                actual,
+            },
+            Err(error) => self.failed(&zone, &error).await,
+        };
+        self.finish(outcome)
+    }
+
+    /// Canary mode's write half: commits the plan to the canary ref, with compare-and-swap
+    /// on active from the plan's base, as automation. No clean-up: the canary's base must
+    /// stay until the promotion decides.
+    async fn apply_to_canary(&self, prepared: Prepared) -> Outcome {
+        let plan = prepared.plan;
+        let zone = plan.zone.clone();
+        let actor = self.actor.clone();
+        let now_ms = self.clock.now_ms();
+        let committed = blocking(&self.store, {
+            let plan = Arc::clone(&plan);
+            move |store| {
+                if let Some(existing) = same_canary(store, &plan)? {
+                    return Ok(existing);
+                }
+                let version = store.commit(Commit {
+                    content: &plan.content,
+                    base: plan.base,
+                    target: RefName::Canary,
+                    provenance: plan.provenance.clone(),
+                    actor: &actor,
+                    reason: &plan.reason,
+                    now_ms,
+                    automation: true,
+                })?;
+                Ok(version.generation)
+            }
+        })
+        .await;
+        let outcome = match committed {
+            Ok(generation) => Outcome::Canaried {
+                zone,
+                base: plan.base,
+                generation,
             },
             Err(StoreError::Conflict { actual, .. }) => Outcome::Conflict {
                 zone,
@@ -290,6 +357,9 @@ impl Enactor {
             Outcome::Applied { generation, .. } => {
                 tracing::info!(actor = %self.actor, zone = %outcome.zone(), %generation, "applied")
             }
+            Outcome::Canaried { generation, .. } => {
+                tracing::info!(actor = %self.actor, zone = %outcome.zone(), %generation, "canaried")
+            }
             other => tracing::debug!(actor = %self.actor, outcome = ?other, "plan not applied"),
         }
         if let Some(observer) = &self.observer {
@@ -297,6 +367,22 @@ impl Enactor {
         }
         outcome
     }
+}
+
+/// The zone's pending canary when it was made from the plan's base and answers the same as
+/// the plan (another enactor got there first). A read that fails means "no": committing a
+/// duplicate canary is harmless.
+fn same_canary(store: &dyn Store, plan: &GuardedPlan) -> Result<Option<Generation>, StoreError> {
+    let Some(canary) = store.refs(&plan.zone)?.canary else {
+        return Ok(None);
+    };
+    let same = store
+        .version(&plan.zone, canary)
+        .is_ok_and(|version| version.parent == plan.base)
+        && store
+            .content(&plan.zone, canary)
+            .is_ok_and(|content| crate::control::same_answers(&plan.content, &content));
+    Ok(same.then_some(canary))
 }
 
 /// Runs a synchronous store call on the blocking pool. A panic in the call is reported as a

@@ -14,6 +14,10 @@
 //! * [`decide`], [`after_failure`]: the pure decisions (apply / drop as stale / re-plan).
 //! * [`submit_operator_change`]: a person's change, judged by the same guard; only an
 //!   audited override may go below a floor.
+//! * Canary mode ([`spawn_with`], [`SpawnOptions`]): enactors commit to the `canary` ref;
+//!   [`promote_canary`] moves `active` to it by compare-and-swap from its base, only with the
+//!   validator's [`CanaryPassed`]; [`refuse_canary`] refuses a failed one and trips the
+//!   breaker.
 //! * [`RemovalLedger`]: recent removals for the velocity limit, derived from the store's
 //!   history, so a restart is at worst more conservative.
 //!
@@ -27,6 +31,7 @@
 //! transaction, so a frozen zone stays frozen however many enactors race.
 
 mod board;
+mod canary;
 mod control;
 mod decision;
 mod enactor;
@@ -34,8 +39,12 @@ mod operator;
 mod removals;
 
 pub use board::{GuardedPlan, PlanBoard};
+pub use canary::{
+    decide_promotion, promote_canary, refuse_canary, CanaryPassed, PromotionDecision,
+};
 pub use control::{
-    spawn, ControlConfig, ControlHandle, ControlLoop, ZonePlan, ZoneRound, CONTROL_ACTOR,
+    spawn, spawn_with, ControlConfig, ControlHandle, ControlLoop, SpawnOptions, ZonePlan,
+    ZoneRound, CONTROL_ACTOR,
 };
 pub use decision::{after_failure, decide, AfterFailure, Decision};
 pub use enactor::{Enactor, Observer, Outcome, Prepared};

@@ -1,0 +1,650 @@
+//! The async shell: one round every `interval_ms` (sooner after a store change, and every
+//! few milliseconds while an expected generation is not on the wire yet). A round reads the
+//! expectation from the store, asks every server over UDP and TCP, runs the pure checks, and
+//! acts: audit findings, roll back on a violation in what is active, record the last known
+//! good, refuse or promote a pending canary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision};
+use health::{HealthError, HealthMonitor, ProbeTarget};
+use model::{Clock, EndpointConfig, Generation, HealthView, Name, Refs, Version};
+use store::{NewAuditEntry, SetPinned, Store, StoreError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::check::{
+    self, has_violation, serves_target, Expectation, Finding, Observation, Severity, Target,
+    Transport,
+};
+use crate::good::{replay_good, GoodTracker};
+use crate::rollback::{self, roll_back};
+use crate::{actions, client, limits, VALIDATOR_ACTOR};
+
+/// One zone and its protected names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneToValidate {
+    pub origin: Name,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// What the validator checks and how. Values are clamped to [`limits`] by [`spawn`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatorConfig {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub serial_lag_ms: u64,
+    pub good_after_ms: u64,
+    pub health_grace_ms: u64,
+    pub health_tolerance: f64,
+    /// Our own server: violations seen here are repaired.
+    pub server: SocketAddr,
+    /// Other servers of the same zones (secondaries): their findings are recorded.
+    pub secondaries: Vec<SocketAddr>,
+    /// The canary listener (canary mode): pending canaries are checked here and promoted.
+    pub canary: Option<SocketAddr>,
+    pub zones: Vec<ZoneToValidate>,
+    /// `false`: only observe and report (no audit, rollback, pin, promotion).
+    pub repair: bool,
+}
+
+impl ValidatorConfig {
+    /// Defaults for everything but the server and the zones.
+    pub fn new(server: SocketAddr, zones: Vec<ZoneToValidate>) -> ValidatorConfig {
+        ValidatorConfig {
+            interval_ms: limits::INTERVAL_MS.default,
+            timeout_ms: limits::QUERY_TIMEOUT_MS.default,
+            serial_lag_ms: limits::SERIAL_LAG_MS.default,
+            good_after_ms: limits::GOOD_AFTER_MS.default,
+            health_grace_ms: limits::HEALTH_GRACE_MS.default,
+            health_tolerance: limits::HEALTH_TOLERANCE.default,
+            server,
+            secondaries: Vec::new(),
+            canary: None,
+            zones,
+            repair: true,
+        }
+    }
+
+    fn clamped(mut self) -> ValidatorConfig {
+        self.interval_ms = limits::INTERVAL_MS.clamp(Some(self.interval_ms));
+        self.timeout_ms = limits::QUERY_TIMEOUT_MS.clamp(Some(self.timeout_ms));
+        self.serial_lag_ms = limits::SERIAL_LAG_MS.clamp(Some(self.serial_lag_ms));
+        self.good_after_ms = limits::GOOD_AFTER_MS.clamp(Some(self.good_after_ms));
+        self.health_grace_ms = limits::HEALTH_GRACE_MS.clamp(Some(self.health_grace_ms));
+        self.health_tolerance = limits::HEALTH_TOLERANCE.clamp(Some(self.health_tolerance));
+        self.secondaries.truncate(limits::SERVERS.max as usize);
+        self
+    }
+}
+
+/// What one round found and did, per zone.
+#[derive(Debug, Clone, Default)]
+pub struct RoundReport {
+    pub zones: Vec<ZoneReport>,
+    /// An expected generation was not on the wire yet: check again soon.
+    pub recheck: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZoneReport {
+    pub zone: Name,
+    pub active: Option<Generation>,
+    pub findings: Vec<Finding>,
+    /// Findings on the canary listener about the pending canary.
+    pub canary_findings: Vec<Finding>,
+    /// What the round did (rollback, promotion, ...), as sentences.
+    pub actions: Vec<String>,
+}
+
+/// Per-zone memory between rounds.
+#[derive(Debug, Default)]
+struct ZoneState {
+    good: Option<GoodTracker>,
+    active_seen: Option<(Generation, u64)>,
+    canary_seen: Option<(Generation, u64)>,
+    reported: BTreeSet<String>,
+    last_rollback_ms: Option<u64>,
+    refused_canary: Option<Generation>,
+    pinned_by_us: Option<Generation>,
+}
+
+/// What a round read of a zone from the store.
+struct ZoneRead {
+    refs: Refs,
+    active: Option<Result<Version, StoreError>>,
+    canary: Option<Result<Version, StoreError>>,
+    replayed: Option<Vec<Generation>>,
+}
+
+/// The validator: its config, its own health view, and what it remembers per zone.
+pub struct Validator {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ValidatorConfig,
+    health: watch::Receiver<HealthView>,
+    zones: BTreeMap<String, ZoneState>,
+}
+
+impl Validator {
+    /// `health` must come from the validator's own monitor, not the planner's.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ValidatorConfig,
+        health: watch::Receiver<HealthView>,
+    ) -> Validator {
+        Validator {
+            store,
+            clock,
+            config: config.clamped(),
+            health,
+            zones: BTreeMap::new(),
+        }
+    }
+
+    /// One round over every zone.
+    pub async fn round(&mut self) -> RoundReport {
+        let mut report = RoundReport::default();
+        for zone in self.config.zones.clone() {
+            match self.round_zone(&zone).await {
+                Ok((zone_report, recheck)) => {
+                    report.recheck |= recheck;
+                    report.zones.push(zone_report);
+                }
+                Err(error) => {
+                    tracing::warn!(zone = %zone.origin, %error, "validator could not read the store; next round tries again");
+                }
+            }
+        }
+        report
+    }
+
+    async fn round_zone(
+        &mut self,
+        zone: &ZoneToValidate,
+    ) -> Result<(ZoneReport, bool), StoreError> {
+        let key = store::zone_key(&zone.origin);
+        let needs_replay = self
+            .zones
+            .get(&key)
+            .is_none_or(|state| state.good.is_none());
+        let read = self.read_zone(&zone.origin, needs_replay).await?;
+        let now_ms = self.clock.now_ms();
+        let timeout = self.timeout();
+        let state = self.zones.entry(key).or_default();
+        if let Some(replayed) = read.replayed {
+            state.good = Some(GoodTracker::new(self.config.good_after_ms, replayed));
+        }
+        let mut report = ZoneReport {
+            zone: zone.origin.clone(),
+            active: read.refs.active,
+            findings: Vec::new(),
+            canary_findings: Vec::new(),
+            actions: Vec::new(),
+        };
+        let Some(active) = read.refs.active else {
+            return Ok((report, false));
+        };
+        let target = target_of(active, read.active.as_ref());
+        let active_since = seen_since(&mut state.active_seen, active, now_ms);
+        let health = self.health.borrow().clone();
+        let mut servers = vec![self.config.server];
+        servers.extend(self.config.secondaries.iter().copied());
+        let observations = observe(&servers, &zone.origin, &zone.endpoints, timeout).await;
+        let expectation = Expectation {
+            zone: &zone.origin,
+            target: target.clone(),
+            target_since_ms: active_since,
+            endpoints: &zone.endpoints,
+            health: &health,
+            serial_lag_ms: self.config.serial_lag_ms,
+            health_grace_ms: self.config.health_grace_ms,
+            health_tolerance: self.config.health_tolerance,
+        };
+        report.findings = check::check(&observations, &expectation, now_ms);
+        let ours: Vec<Observation> = observations
+            .iter()
+            .filter(|o| o.server == self.config.server)
+            .cloned()
+            .collect();
+        let repair_needed: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Violation)
+            .filter(|f| {
+                f.server
+                    .is_none_or(|(server, _)| server == self.config.server)
+            })
+            .collect();
+        let mut recheck = false;
+
+        // Canary: checked on the canary listener against the canary's own generation.
+        let mut canary_check = None;
+        if let (Some(listener), Some(canary)) = (self.config.canary, read.refs.canary) {
+            let canary_target = target_of(canary, read.canary.as_ref());
+            let since = seen_since(&mut state.canary_seen, canary, now_ms);
+            let observed = observe(&[listener], &zone.origin, &zone.endpoints, timeout).await;
+            let expectation = Expectation {
+                target: canary_target.clone(),
+                target_since_ms: since,
+                ..expectation.clone()
+            };
+            report.canary_findings = check::check(&observed, &expectation, now_ms);
+            let parent = read
+                .canary
+                .as_ref()
+                .and_then(|v| v.as_ref().ok())
+                .map(|v| v.parent);
+            canary_check = Some((canary, canary_target, observed, parent));
+        }
+
+        if !self.config.repair {
+            return Ok((report, recheck));
+        }
+        let store = Arc::clone(&self.store);
+        let new_findings: Vec<Finding> = {
+            let current: BTreeSet<String> = report
+                .findings
+                .iter()
+                .chain(&report.canary_findings)
+                .map(Finding::key)
+                .collect();
+            let fresh = report
+                .findings
+                .iter()
+                .chain(&report.canary_findings)
+                .filter(|f| !state.reported.contains(&f.key()))
+                .cloned()
+                .collect();
+            state.reported = current;
+            if state.reported.len() > limits::REPORTED_FINDINGS.default as usize {
+                state.reported.clear();
+            }
+            fresh
+        };
+        for finding in &new_findings {
+            tracing::warn!(%finding, severity = ?finding.severity, "validator finding");
+        }
+        let good = state
+            .good
+            .get_or_insert_with(|| GoodTracker::new(self.config.good_after_ms, Vec::new()));
+
+        if !repair_needed.is_empty() {
+            good.observe(active, false, now_ms);
+            let reason: Vec<String> = repair_needed.iter().map(ToString::to_string).collect();
+            let reason = reason.join("; ");
+            let cooled = state
+                .last_rollback_ms
+                .is_none_or(|at| now_ms.saturating_sub(at) >= self.config.serial_lag_ms);
+            if cooled {
+                let provenance = read
+                    .active
+                    .as_ref()
+                    .and_then(|v| v.as_ref().ok())
+                    .map(|v| v.provenance.clone());
+                let candidates =
+                    rollback::candidates(good.good(), Some(active), provenance.as_ref());
+                let zone_name = zone.origin.clone();
+                let findings = new_findings.clone();
+                let outcome = blocking(&store, move |store| {
+                    audit_findings(store, &zone_name, Some(active), &findings, now_ms)?;
+                    Ok(roll_back(store, &zone_name, &candidates, &reason, now_ms))
+                })
+                .await?;
+                state.last_rollback_ms = Some(now_ms);
+                match outcome {
+                    Ok(done) => {
+                        tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
+                        report.actions.push(format!(
+                            "rolled back: generation {} restores {}",
+                            done.generation, done.restored
+                        ));
+                    }
+                    Err(error) => {
+                        tracing::error!(zone = %zone.origin, %error, "rollback impossible");
+                        report.actions.push(error.to_string());
+                    }
+                }
+            } else {
+                let zone_name = zone.origin.clone();
+                blocking(&store, move |store| {
+                    audit_findings(store, &zone_name, Some(active), &new_findings, now_ms)
+                })
+                .await?;
+            }
+            return Ok((report, true));
+        }
+
+        let zone_name = zone.origin.clone();
+        let findings = new_findings.clone();
+        blocking(&store, move |store| {
+            audit_findings(store, &zone_name, Some(active), &findings, now_ms)
+        })
+        .await?;
+        match target {
+            Ok(target) if serves_target(&ours, target) => {
+                let clean = !has_violation(&report.findings);
+                if let Some(newly) = good.observe(active, clean, now_ms) {
+                    let previous = state.pinned_by_us.replace(newly);
+                    let zone_name = zone.origin.clone();
+                    let pinned = blocking(&store, move |store| {
+                        record_good(store, &zone_name, newly, previous, now_ms)
+                    })
+                    .await;
+                    match pinned {
+                        Ok(()) => report
+                            .actions
+                            .push(format!("generation {newly} is the last known good")),
+                        Err(error) => {
+                            tracing::warn!(zone = %zone.origin, %error, "recording the last known good failed")
+                        }
+                    }
+                }
+            }
+            _ => recheck = true,
+        }
+
+        if let Some((canary, canary_target, observed, parent)) = canary_check {
+            if state.refused_canary != Some(canary) {
+                let zone_name = zone.origin.clone();
+                if has_violation(&report.canary_findings) {
+                    let text: Vec<String> = report
+                        .canary_findings
+                        .iter()
+                        .filter(|f| f.severity == Severity::Violation)
+                        .map(ToString::to_string)
+                        .collect();
+                    let text = text.join("; ");
+                    blocking(&store, move |store| {
+                        refuse_canary(store, &zone_name, canary, &text, VALIDATOR_ACTOR, now_ms)
+                    })
+                    .await?;
+                    state.refused_canary = Some(canary);
+                    tracing::warn!(zone = %zone.origin, %canary, "canary refused; breaker tripped");
+                    report.actions.push(format!("canary {canary} refused"));
+                } else if let (Ok(canary_target), Some(base)) = (canary_target, parent) {
+                    if serves_target(&observed, canary_target) {
+                        let promoted = blocking(&store, move |store| {
+                            promote_canary(
+                                store,
+                                &CanaryPassed {
+                                    zone: &zone_name,
+                                    canary,
+                                    base,
+                                    evidence: "served on the canary listener over UDP and TCP with every check clean",
+                                },
+                                VALIDATOR_ACTOR,
+                                now_ms,
+                            )
+                        })
+                        .await;
+                        match promoted {
+                            Ok(PromotionDecision::Promote) => {
+                                tracing::info!(zone = %zone.origin, %canary, "canary promoted");
+                                report.actions.push(format!("canary {canary} promoted"));
+                            }
+                            Ok(other) => {
+                                tracing::debug!(zone = %zone.origin, ?other, "canary not promoted")
+                            }
+                            Err(error) => {
+                                tracing::info!(zone = %zone.origin, %error, "canary not promoted")
+                            }
+                        }
+                    } else {
+                        recheck = true;
+                    }
+                }
+            }
+        }
+        Ok((report, recheck))
+    }
+
+    async fn read_zone(&self, zone: &Name, replay: bool) -> Result<ZoneRead, StoreError> {
+        let zone = zone.clone();
+        let canary_mode = self.config.canary.is_some();
+        blocking(&self.store, move |store| {
+            let refs = store.refs(&zone)?;
+            let active = refs.active.map(|g| store.version(&zone, g));
+            let canary = refs
+                .canary
+                .filter(|_| canary_mode)
+                .map(|g| store.version(&zone, g));
+            let replayed = if replay {
+                Some(replay_good(store, &zone)?)
+            } else {
+                None
+            };
+            Ok(ZoneRead {
+                refs,
+                active,
+                canary,
+                replayed,
+            })
+        })
+        .await
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timeout_ms)
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.config.interval_ms)
+    }
+}
+
+fn target_of(
+    generation: Generation,
+    version: Option<&Result<Version, StoreError>>,
+) -> Result<Target, String> {
+    match version {
+        Some(Ok(version)) => Ok(Target {
+            generation,
+            serial: version.serial,
+        }),
+        Some(Err(error)) => Err(format!(
+            "the ref points at generation {generation}, which cannot be read: {error}"
+        )),
+        None => Err(format!("generation {generation} was not read")),
+    }
+}
+
+fn seen_since(seen: &mut Option<(Generation, u64)>, generation: Generation, now_ms: u64) -> u64 {
+    match *seen {
+        Some((g, since)) if g == generation => since,
+        _ => {
+            *seen = Some((generation, now_ms));
+            now_ms
+        }
+    }
+}
+
+/// Asks every server, over UDP and TCP, for the zone's serial and every protected name.
+async fn observe(
+    servers: &[SocketAddr],
+    zone: &Name,
+    endpoints: &[EndpointConfig],
+    timeout: Duration,
+) -> Vec<Observation> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for &server in servers {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let zone = zone.clone();
+            let names: Vec<Name> = endpoints.iter().map(|e| e.name.clone()).collect();
+            tasks.spawn(async move {
+                let serial = client::serial(server, transport, &zone, timeout).await;
+                let mut answers = BTreeMap::new();
+                for name in names {
+                    let reply = client::addresses(server, transport, &name, timeout).await;
+                    answers.insert(name, reply);
+                }
+                Observation {
+                    server,
+                    transport,
+                    serial,
+                    endpoints: answers,
+                }
+            });
+        }
+    }
+    let mut observations = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(observation) = done {
+            observations.push(observation);
+        }
+    }
+    observations.sort_by_key(|o| (o.server, o.transport));
+    observations
+}
+
+fn audit_findings(
+    store: &dyn Store,
+    zone: &Name,
+    active: Option<Generation>,
+    findings: &[Finding],
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    for finding in findings {
+        store.append_audit(NewAuditEntry {
+            at_ms: now_ms,
+            actor: VALIDATOR_ACTOR.to_string(),
+            zone: zone.clone(),
+            action: actions::FINDING.to_string(),
+            from: active,
+            to: None,
+            reason: format!(
+                "{}: {finding}",
+                match finding.severity {
+                    Severity::Violation => "violation",
+                    Severity::Warning => "warning",
+                }
+            ),
+        })?;
+    }
+    Ok(())
+}
+
+/// Persists a new last known good: pinned (clean-up keeps it) and a `validated-good` audit
+/// entry (replayed at start). The previous good pinned by this process is unpinned.
+fn record_good(
+    store: &dyn Store,
+    zone: &Name,
+    good: Generation,
+    previous: Option<Generation>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    if !store.version(zone, good)?.pinned {
+        store.set_pinned(SetPinned {
+            zone,
+            generation: good,
+            pinned: true,
+            actor: VALIDATOR_ACTOR,
+            reason: "last known good",
+            now_ms,
+        })?;
+    }
+    store.append_audit(NewAuditEntry {
+        at_ms: now_ms,
+        actor: VALIDATOR_ACTOR.to_string(),
+        zone: zone.clone(),
+        action: actions::VALIDATED_GOOD.to_string(),
+        from: None,
+        to: Some(good),
+        reason: "passed every check while active".to_string(),
+    })?;
+    if let Some(previous) = previous.filter(|p| *p != good) {
+        // Failing to unpin leaves an extra version, never a missing one.
+        let _ = store.set_pinned(SetPinned {
+            zone,
+            generation: previous,
+            pinned: false,
+            actor: VALIDATOR_ACTOR,
+            reason: "superseded as last known good",
+            now_ms,
+        });
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    work: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || work(&*store))
+        .await
+        .unwrap_or_else(|join| {
+            Err(StoreError::Backend {
+                location: "store".to_string(),
+                operation: "a blocking store call of the validator".to_string(),
+                detail: join.to_string(),
+            })
+        })
+}
+
+/// A running validator; dropping it stops it.
+pub struct ValidatorHandle {
+    monitor: Arc<HealthMonitor>,
+    task: JoinHandle<()>,
+    _watch: store::WatchHandle,
+}
+
+impl ValidatorHandle {
+    /// The validator's own health view (not the planner's).
+    pub fn health(&self) -> model::HealthView {
+        self.monitor.view()
+    }
+
+    pub async fn shutdown(self) {
+        self.task.abort();
+        self.monitor.shutdown().await;
+    }
+}
+
+impl Drop for ValidatorHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the validator with its own health monitor over `probes` (a separate instance from
+/// the planner's). Must be called inside a tokio runtime.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ValidatorConfig,
+    probes: Vec<ProbeTarget>,
+) -> Result<ValidatorHandle, HealthError> {
+    let probe_clock = Arc::clone(&clock);
+    let (monitor, health) = HealthMonitor::start(
+        probes,
+        move || probe_clock.now_ms(),
+        health::HEALTH_MAX_CONCURRENT_PROBES.default as usize,
+    )?;
+    let (mut changes, watch) =
+        store::watch_changes(Arc::clone(&store), store::default_poll_interval());
+    let mut validator = Validator::new(store, clock, config, health);
+    let task = tokio::spawn(async move {
+        loop {
+            let report = validator.round().await;
+            let wait = if report.recheck {
+                Duration::from_millis(limits::RECHECK_MS.default)
+            } else {
+                validator.interval()
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+    Ok(ValidatorHandle {
+        monitor: Arc::new(monitor),
+        task,
+        _watch: watch,
+    })
+}
