@@ -35,6 +35,26 @@ pub struct Config {
     pub enactor_count: usize,
     pub zones: Vec<ZoneConfig>,
     pub endpoints: Vec<EndpointSettings>,
+    pub validator: ValidatorSettings,
+}
+
+/// The `[validator]` table: the independent wire-level checks, canary and rollback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatorSettings {
+    /// Run the validator inside `dnsward run` (default true).
+    pub enabled: bool,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub serial_lag_ms: u64,
+    pub good_after_ms: u64,
+    pub health_grace_ms: u64,
+    pub health_tolerance: f64,
+    /// Secondary servers of the same zones, checked besides our own.
+    pub servers: Vec<SocketAddr>,
+    /// Canary mode: plans go to the canary ref, served on `canary_listen`, and become active
+    /// only after the validator passed them.
+    pub canary: bool,
+    pub canary_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +105,8 @@ struct RawConfig {
     #[serde(default)]
     enactor: RawEnactor,
     #[serde(default)]
+    validator: RawValidator,
+    #[serde(default)]
     zone: Vec<Spanned<RawZone>>,
     #[serde(default)]
     endpoint: Vec<Spanned<RawEndpoint>>,
@@ -133,6 +155,21 @@ struct RawGuard {
 #[serde(deny_unknown_fields)]
 struct RawEnactor {
     count: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawValidator {
+    enabled: Option<bool>,
+    interval_ms: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    serial_lag_ms: Option<Spanned<u64>>,
+    good_after_ms: Option<Spanned<u64>>,
+    health_grace_ms: Option<Spanned<u64>>,
+    health_tolerance: Option<Spanned<f64>>,
+    servers: Option<Spanned<Vec<Spanned<String>>>>,
+    canary: Option<Spanned<bool>>,
+    canary_listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,6 +382,7 @@ impl Checker<'_> {
                 "no [[zone]] configured; add one, e.g. [[zone]] name = \"example.test\"".into(),
             ));
         }
+        let validator = self.validator(&raw.validator, server_listen)?;
         Ok(Config {
             file: self.path.to_path_buf(),
             server_listen,
@@ -357,6 +395,69 @@ impl Checker<'_> {
             enactor_count,
             zones,
             endpoints,
+            validator,
+        })
+    }
+
+    fn validator(
+        &self,
+        raw: &RawValidator,
+        server_listen: SocketAddr,
+    ) -> Result<ValidatorSettings, ConfigError> {
+        use validator::limits as v;
+        let mut servers = Vec::new();
+        if let Some(list) = &raw.servers {
+            if list.get_ref().len() as u64 > v::SERVERS.max {
+                return Err(self.error(
+                    list.span(),
+                    format!(
+                        "validator.servers lists {} servers; at most {}",
+                        list.get_ref().len(),
+                        v::SERVERS.max
+                    ),
+                ));
+            }
+            for server in list.get_ref() {
+                let address =
+                    self.address(&Some(server.clone()), "127.0.0.1:5300", "validator.servers")?;
+                servers.push(address);
+            }
+        }
+        let canary = raw.canary.as_ref().is_some_and(|c| *c.get_ref());
+        let canary_listen = match &raw.canary_listen {
+            None => None,
+            Some(_) => Some(self.address(
+                &raw.canary_listen,
+                "127.0.0.1:5354",
+                "validator.canary_listen",
+            )?),
+        };
+        if canary && canary_listen.is_none() {
+            let span = raw.canary.as_ref().map(Spanned::span).unwrap_or(0..0);
+            return Err(self.error(
+                span,
+                "validator.canary = true needs validator.canary_listen, the canary listener's own IP:PORT, e.g. \"127.0.0.1:5354\"".into(),
+            ));
+        }
+        if let (Some(listen), Some(value)) = (canary_listen, &raw.canary_listen) {
+            if listen == server_listen {
+                return Err(self.error(
+                    value.span(),
+                    format!("validator.canary_listen = \"{listen}\" is server.listen; the canary listener needs its own address"),
+                ));
+            }
+        }
+        Ok(ValidatorSettings {
+            enabled: raw.enabled.unwrap_or(true),
+            interval_ms: self.limit(&raw.interval_ms, v::INTERVAL_MS)?,
+            timeout_ms: self.limit(&raw.timeout_ms, v::QUERY_TIMEOUT_MS)?,
+            serial_lag_ms: self.limit(&raw.serial_lag_ms, v::SERIAL_LAG_MS)?,
+            good_after_ms: self.limit(&raw.good_after_ms, v::GOOD_AFTER_MS)?,
+            health_grace_ms: self.limit(&raw.health_grace_ms, v::HEALTH_GRACE_MS)?,
+            health_tolerance: self.fraction(&raw.health_tolerance, v::HEALTH_TOLERANCE)?,
+            servers,
+            canary,
+            canary_listen,
         })
     }
 
@@ -561,6 +662,45 @@ mod tests {
     fn syntax_errors_point_at_the_line() {
         let error = parse_text("[[zone]]\nname = \"example.test\nfile = 3\n").unwrap_err();
         assert_eq!(error.line, 2, "{error}");
+    }
+
+    #[test]
+    fn the_validator_runs_by_default_without_canary() {
+        let config = parse_text(MINIMAL).unwrap();
+        let validator = &config.validator;
+        assert!(validator.enabled);
+        assert!(!validator.canary);
+        assert_eq!(validator.interval_ms, 1_000);
+        assert_eq!(validator.good_after_ms, 3_000);
+        assert!(validator.servers.is_empty());
+    }
+
+    #[test]
+    fn validator_keys_are_read_and_checked() {
+        let text = format!(
+            "{MINIMAL}[validator]\ninterval_ms = 200\nservers = [\"127.0.0.1:5300\"]\ncanary = true\n\
+             canary_listen = \"127.0.0.1:5354\"\ngood_after_ms = 500\n"
+        );
+        let config = parse_text(&text).unwrap();
+        assert_eq!(config.validator.interval_ms, 200);
+        assert_eq!(
+            config.validator.servers,
+            vec!["127.0.0.1:5300".parse().unwrap()]
+        );
+        assert_eq!(
+            config.validator.canary_listen,
+            Some("127.0.0.1:5354".parse().unwrap())
+        );
+        assert_eq!(config.validator.good_after_ms, 500);
+
+        let error = parse_text(&format!("{MINIMAL}[validator]\ninterval_ms = 1\n")).unwrap_err();
+        assert_eq!(error.line, 4, "{error}");
+        assert!(error.reason.contains("validator.interval_ms"), "{error}");
+        let error = parse_text(&format!("{MINIMAL}[validator]\ncanary = true\n")).unwrap_err();
+        assert!(error.reason.contains("canary_listen"), "{error}");
+        let error =
+            parse_text(&format!("{MINIMAL}[validator]\nservers = [\"nowhere\"]\n")).unwrap_err();
+        assert_eq!(error.line, 4, "{error}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod follow;
 mod run;
 mod runbook;
 mod serve;
+mod validate;
 mod zone_command;
 
 use std::path::PathBuf;
@@ -68,6 +69,9 @@ enum Command {
     Apply(runbook::ApplyArgs),
     /// A tiny HTTP backend for demos: 200 on /health until stopped.
     Backend(backend::BackendArgs),
+    /// The validator alone: ask the node's servers over UDP and TCP and judge the answers
+    /// (with --once: print the findings and exit, 1 on a violation, nothing written).
+    Validate(validate::ValidateArgs),
 }
 
 /// What went wrong, said so a person can act on it.
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
         Command::Timeline(args) => runbook::timeline(args),
         Command::Apply(args) => runbook::apply(args),
         Command::Backend(args) => backend::run(args),
+        Command::Validate(args) => validate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

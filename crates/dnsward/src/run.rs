@@ -69,12 +69,13 @@ async fn run_node(
             metrics.count_enactor_outcome(outcome_kind(outcome))
         })
     };
-    let control = Arc::new(enactor::spawn(
+    let control = Arc::new(enactor::spawn_with(
         Arc::clone(&store),
         control_config,
         health_view,
         Arc::clone(&clock),
         Some(observer),
+        crate::validate::spawn_options(&config),
     ));
     let audit_tail = tokio::spawn(api::tail_audit(
         Arc::clone(&store),
@@ -95,6 +96,14 @@ async fn run_node(
         ..ServerConfig::default()
     };
     let server = server::Server::bind(server_config, catalog).await?;
+    let validator = crate::validate::start(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        &zones,
+        server.local_addr(),
+    )
+    .await?;
 
     let api_state = ApiState {
         store: Arc::clone(&store),
@@ -132,6 +141,9 @@ async fn run_node(
     audit_tail.abort();
     if let Ok(control) = Arc::try_unwrap(control) {
         control.shutdown().await;
+    }
+    if let Some(validator) = validator {
+        validator.shutdown().await;
     }
     monitor.shutdown().await;
     tracing::info!("stopped");
@@ -197,7 +209,7 @@ fn outcome_kind(outcome: &enactor::Outcome) -> &'static str {
 }
 
 /// Each zone's static content (its file, or a made-up SOA and NS) and its endpoints.
-fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
+pub(crate) fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
     let mut plans = Vec::new();
     for zone in &config.zones {
         let static_content = match &zone.file {
@@ -252,7 +264,7 @@ fn default_zone(origin: &Name, server: IpAddr) -> ZoneContent {
         .expect("the default zone's records are all in the zone")
 }
 
-fn probe_targets(config: &Config) -> Vec<ProbeTarget> {
+pub(crate) fn probe_targets(config: &Config) -> Vec<ProbeTarget> {
     let mut targets = Vec::new();
     for settings in &config.endpoints {
         for backend in &settings.endpoint.backends {

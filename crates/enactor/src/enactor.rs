@@ -22,6 +22,12 @@ pub enum Outcome {
         base: Option<Generation>,
         generation: Generation,
         cleaned: Vec<Generation>,
+        /// Which ref moved: `Active`, or in canary mode `Canary` — then `generation` is the
+        /// zone's canary, made from `base` (still active when the store checked, in the
+        /// commit's transaction), and active moves only when the validator passed it
+        /// ([`crate::promote_canary`]). An enactor that finds the same answers already
+        /// canaried from the same base reports that canary and commits nothing.
+        target: RefName,
     },
     /// The plan's base was older than the active generation: dropped, never applied.
     DroppedStale {
@@ -42,15 +48,6 @@ pub enum Outcome {
         base: Option<Generation>,
         active: Option<Generation>,
     },
-    /// Canary mode: `generation` is the zone's canary, made from `base` (still active when
-    /// the store checked, in the commit's transaction). Active moves only when the validator
-    /// passed it ([`crate::promote_canary`]). An enactor that finds the same answers already
-    /// canaried from the same base reports that canary and commits nothing.
-    Canaried {
-        zone: Name,
-        base: Option<Generation>,
-        generation: Generation,
-    },
     /// The zone's breaker is tripped: the enactor left the zone alone.
     Frozen { zone: Name, reason: String },
     /// The store failed or refused; the plan was dropped (and, for a refusal of guarded
@@ -62,7 +59,6 @@ impl Outcome {
     pub fn zone(&self) -> &Name {
         match self {
             Outcome::Applied { zone, .. }
-            | Outcome::Canaried { zone, .. }
             | Outcome::DroppedStale { zone, .. }
             | Outcome::Conflict { zone, .. }
             | Outcome::Replan { zone, .. }
@@ -215,6 +211,7 @@ impl Enactor {
                 base: plan.base,
                 generation: version.generation,
                 cleaned,
+                target: RefName::Active,
             },
             Err(StoreError::Conflict { actual, .. }) => Outcome::Conflict {
                 zone,
@@ -255,10 +252,12 @@ impl Enactor {
         })
         .await;
         let outcome = match committed {
-            Ok(generation) => Outcome::Canaried {
+            Ok(generation) => Outcome::Applied {
                 zone,
                 base: plan.base,
                 generation,
+                cleaned: Vec::new(),
+                target: RefName::Canary,
             },
             Err(StoreError::Conflict { actual, .. }) => Outcome::Conflict {
                 zone,
@@ -354,11 +353,10 @@ impl Enactor {
             self.replan.notify_one();
         }
         match &outcome {
-            Outcome::Applied { generation, .. } => {
-                tracing::info!(actor = %self.actor, zone = %outcome.zone(), %generation, "applied")
-            }
-            Outcome::Canaried { generation, .. } => {
-                tracing::info!(actor = %self.actor, zone = %outcome.zone(), %generation, "canaried")
+            Outcome::Applied {
+                generation, target, ..
+            } => {
+                tracing::info!(actor = %self.actor, zone = %outcome.zone(), %generation, %target, "applied")
             }
             other => tracing::debug!(actor = %self.actor, outcome = ?other, "plan not applied"),
         }
