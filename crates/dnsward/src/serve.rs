@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Largest UDP answer in bytes when the client's EDNS buffer allows it (512–4096).
     #[arg(long, default_value_t = model::limits::UDP_PAYLOAD_BYTES.default)]
     pub udp_payload_bytes: u64,
+    /// UDP worker threads, each with its own SO_REUSEPORT socket (1–64; default: one per
+    /// core this process may run on).
+    #[arg(long)]
+    pub workers: Option<u64>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -57,9 +61,16 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             }
         }
     }
+    let udp_workers = match args.workers {
+        Some(workers) => server::UDP_WORKERS
+            .check(workers)
+            .map_err(|message| CliError::Usage { message })? as usize,
+        None => server::default_udp_workers(),
+    };
     let config = ServerConfig {
         listen: args.listen,
         udp_payload_bytes: udp_payload_bytes as u16,
+        udp_workers,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -44,6 +44,11 @@ impl Zones {
             .collect()
     }
 
+    /// Every served zone.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ZoneSnapshot> {
+        self.by_origin.values().map(|zone| zone.as_ref())
+    }
+
     pub fn len(&self) -> usize {
         self.by_origin.len()
     }
@@ -89,6 +94,12 @@ impl Catalog {
     /// One consistent view of every zone; load once per query.
     pub fn snapshot(&self) -> Arc<Zones> {
         self.current.load_full()
+    }
+
+    /// One consistent view of every zone without touching its reference count: for a
+    /// worker that answers a batch of queries from one load.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Zones>> {
+        self.current.load()
     }
 
     /// The zone with the longest origin at or above `qname`.

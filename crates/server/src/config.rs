@@ -20,6 +20,26 @@ pub struct ServerConfig {
     pub tcp_idle_timeout_ms: u64,
     /// Queries answered on one TCP connection before it is closed.
     pub tcp_queries_per_connection: u64,
+    /// UDP worker threads, each with its own `SO_REUSEPORT` socket; see [`UDP_WORKERS`].
+    pub udp_workers: usize,
+}
+
+/// UDP worker threads. [`ServerConfig::new`] starts one per core the process may run on
+/// ([`default_udp_workers`]; more workers than cores only add switching); `default` here
+/// is the fallback when that cannot be known.
+pub const UDP_WORKERS: limits::Limit = limits::Limit {
+    name: "server.udp_workers",
+    default: 1,
+    min: 1,
+    max: 64,
+};
+
+/// The default of [`UDP_WORKERS`]: the cores available to this process.
+pub fn default_udp_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, UDP_WORKERS.max as usize)
 }
 
 impl ServerConfig {
@@ -32,6 +52,7 @@ impl ServerConfig {
             tcp_connections: clamp_usize(limits::TCP_CONNECTIONS.default),
             tcp_idle_timeout_ms: limits::TCP_IDLE_TIMEOUT_MS.default,
             tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION.default,
+            udp_workers: default_udp_workers(),
         }
     }
 
@@ -51,6 +72,7 @@ impl ServerConfig {
             tcp_idle_timeout_ms: limits::TCP_IDLE_TIMEOUT_MS.clamp(Some(self.tcp_idle_timeout_ms)),
             tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION
                 .clamp(Some(self.tcp_queries_per_connection)),
+            udp_workers: clamp_usize(UDP_WORKERS.clamp(Some(self.udp_workers as u64))),
         }
     }
 

@@ -22,13 +22,16 @@
 
 mod catalog;
 mod config;
+mod fast;
 mod lookup;
 mod net;
 mod snapshot;
+mod udp_batch;
 mod wire;
 
 pub use catalog::{Catalog, Zones};
-pub use config::ServerConfig;
+pub use config::{default_udp_workers, ServerConfig, UDP_WORKERS};
+pub use fast::answer_fast;
 pub use lookup::{lookup, AnswerKind, Lookup};
 pub use net::{serve, Server};
 pub use snapshot::ZoneSnapshot;

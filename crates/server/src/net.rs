@@ -1,33 +1,39 @@
-//! The async shell: sockets in, [`handle`] in the middle, sockets out.
+//! The shell: UDP worker threads (one `SO_REUSEPORT` socket each, batched system calls,
+//! the hot path first), TCP on the async runtime; [`handle`] in the middle.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
-use crate::wire::{handle, Transport};
+use crate::fast::answer_fast;
+use crate::udp_batch::{self, Batch};
+use crate::wire::{handle, handle_with, Transport};
 use crate::ServerError;
 
-/// Largest datagram we read; anything longer is cut and then fails to parse.
-const UDP_RECEIVE_BYTES: usize = 65_535;
+/// How often an idle UDP worker looks whether the server is shutting down.
+const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 /// Sockets bound and ready; [`Server::run`] answers on them until shutdown.
 pub struct Server {
     config: Arc<ServerConfig>,
     catalog: Arc<Catalog>,
-    udp: UdpSocket,
+    udp: Vec<UdpSocket>,
     tcp: TcpListener,
     local_addr: SocketAddr,
 }
 
 impl Server {
-    /// Binds TCP on `config.listen`, then UDP on the same address and port (so port 0
-    /// picks one port for both).
+    /// Binds TCP on `config.listen`, then `config.udp_workers` UDP sockets on the same
+    /// address and port with `SO_REUSEPORT` (so port 0 picks one port for all).
     pub async fn bind(config: ServerConfig, catalog: Arc<Catalog>) -> Result<Server, ServerError> {
         let config = config.clamped();
         let tcp = TcpListener::bind(config.listen)
@@ -40,8 +46,9 @@ impl Server {
             address: config.listen,
             source,
         })?;
-        let udp = UdpSocket::bind(local_addr)
-            .await
+        let udp = (0..config.udp_workers)
+            .map(|_| bind_udp(local_addr))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|source| ServerError::Bind {
                 address: local_addr,
                 source,
@@ -62,19 +69,35 @@ impl Server {
 
     /// Answers queries until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-        let udp = tokio::spawn(serve_udp(
-            self.udp,
-            Arc::clone(&self.catalog),
-            Arc::clone(&self.config),
-        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for (index, socket) in self.udp.into_iter().enumerate() {
+            let catalog = Arc::clone(&self.catalog);
+            let config = Arc::clone(&self.config);
+            let stop = Arc::clone(&stop);
+            let worker = std::thread::Builder::new()
+                .name(format!("dnsward-udp-{index}"))
+                .spawn(move || serve_udp(&socket, &catalog, &config, &stop));
+            match worker {
+                Ok(worker) => workers.push(worker),
+                Err(error) => tracing::error!(%error, "cannot start a udp worker"),
+            }
+        }
         let tcp = tokio::spawn(serve_tcp(
             self.tcp,
             Arc::clone(&self.catalog),
             Arc::clone(&self.config),
         ));
         shutdown.await;
-        udp.abort();
+        stop.store(true, Ordering::Relaxed);
         tcp.abort();
+        // Workers notice within one poll interval; their sockets close when they return.
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
         Ok(())
     }
 }
@@ -88,22 +111,60 @@ pub async fn serve(
     Server::bind(config, catalog).await?.run(shutdown).await
 }
 
-async fn serve_udp(socket: UdpSocket, catalog: Arc<Catalog>, config: Arc<ServerConfig>) {
-    let mut buffer = vec![0u8; UDP_RECEIVE_BYTES];
-    loop {
-        let (length, peer) = match socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
+fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&address.into())?;
+    socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL))?;
+    Ok(socket.into())
+}
+
+/// One worker: a batch in, the catalog loaded once for it, every query answered by the
+/// hot path or else the library path, the batch out.
+fn serve_udp(socket: &UdpSocket, catalog: &Catalog, config: &ServerConfig, stop: &AtomicBool) {
+    let mut batch = Batch::new();
+    while !stop.load(Ordering::Relaxed) {
+        match udp_batch::receive(socket, &mut batch) {
+            Ok(_) => {}
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(error) => {
                 // ICMP errors from earlier sends surface here on some systems; keep going.
                 tracing::debug!(%error, "udp receive failed");
                 continue;
             }
-        };
-        if let Some(reply) = handle(&buffer[..length], Transport::Udp, &catalog, &config) {
-            if let Err(error) = socket.send_to(&reply, peer).await {
-                tracing::debug!(%error, %peer, "udp send failed");
-            }
         }
+        let zones = catalog.load();
+        for index in 0..batch.len() {
+            let (query, reply) = batch.slot(index);
+            let length = match answer_fast(query, &zones, config, reply) {
+                Some(length) => length,
+                None => match handle_with(query, Transport::Udp, &zones, config) {
+                    Some(answer) if answer.len() <= reply.len() => {
+                        reply[..answer.len()].copy_from_slice(&answer);
+                        answer.len()
+                    }
+                    _ => 0,
+                },
+            };
+            batch.set_reply(index, length);
+        }
+        drop(zones);
+        udp_batch::send(socket, &mut batch);
     }
 }
 

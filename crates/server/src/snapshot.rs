@@ -3,7 +3,14 @@
 
 use std::collections::HashMap;
 
-use model::{Generation, Name, RData, Record, RecordType, ZoneContent};
+use model::{limits, Generation, Name, RData, Record, RecordType, ZoneContent};
+
+use crate::fast::{self, AnswerTable};
+use crate::wire;
+
+fn default_cname_chain_length() -> usize {
+    usize::try_from(limits::CNAME_CHAIN_LENGTH.default).unwrap_or(usize::MAX)
+}
 
 /// The records of one owner name, grouped by type in ascending type order.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +42,10 @@ pub struct ZoneSnapshot {
     /// The apex SOA with its TTL lowered to the negative TTL, for NXDOMAIN and NODATA.
     negative_soa: Record,
     negative_ttl: u32,
+    /// The origin in wire format, lower-cased: how the hot path routes a query.
+    origin_wire: Box<[u8]>,
+    /// Answers pre-encoded per (name, type) for the hot path (`crate::fast`).
+    answers: AnswerTable,
 }
 
 /// Lower-cased, fully qualified: the one form used as a key.
@@ -93,14 +104,46 @@ impl ZoneSnapshot {
             }
             None => (synthetic_soa(&origin), 0, 0),
         };
-        ZoneSnapshot {
+        let mut origin_wire = Vec::new();
+        fast::push_wire_lowercase(&origin, &mut origin_wire);
+        let mut snapshot = ZoneSnapshot {
             origin,
             generation,
             serial,
             nodes,
             negative_soa,
             negative_ttl,
+            origin_wire: origin_wire.into_boxed_slice(),
+            answers: AnswerTable::default(),
+        };
+        snapshot.answers = snapshot.encode_answers(default_cname_chain_length());
+        snapshot
+    }
+
+    /// Every stored answer of every name, through the library path.
+    fn encode_answers(&self, cname_chain_length: usize) -> AnswerTable {
+        let mut table = AnswerTable::new(cname_chain_length);
+        for (name, node) in &self.nodes {
+            for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
+                if let Some(encoded) = wire::pre_encode(self, name, qtype, cname_chain_length) {
+                    table.insert(name, qtype, encoded);
+                }
+            }
         }
+        table
+    }
+
+    pub(crate) fn answers(&self) -> &AnswerTable {
+        &self.answers
+    }
+
+    pub(crate) fn origin_wire(&self) -> &[u8] {
+        &self.origin_wire
+    }
+
+    /// Number of (name, type) answers pre-encoded for the hot path.
+    pub fn stored_answers(&self) -> usize {
+        self.answers.len()
     }
 
     /// The zone's apex, lower-cased and fully qualified.

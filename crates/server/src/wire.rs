@@ -7,7 +7,9 @@ use model::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::catalog::{Catalog, Zones};
 use crate::config::ServerConfig;
+use crate::fast::Encoded;
 use crate::lookup::{lookup, AnswerKind};
+use crate::snapshot::ZoneSnapshot;
 
 /// How a query arrived; decides the size limit and zone-transfer handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +307,109 @@ fn answer(
         reply.flags1 |= FLAG_AA;
     }
     encode(reply, limit, query.name())
+}
+
+/// The library path's answer to a lower-case query for `qname`/`qtype` of class IN with
+/// RD clear, no EDNS and no size limit, split for [`crate::fast`]. `None` when the answer
+/// cannot be stored: it would depend on the query name's case (compression gave out), or
+/// it was truncated.
+pub(crate) fn pre_encode(
+    zone: &ZoneSnapshot,
+    qname: &Name,
+    qtype: RecordType,
+    cname_chain_length: usize,
+) -> Option<Encoded> {
+    let lower = encode_plain(zone, qname, qtype, cname_chain_length);
+    let question_end = HEADER_BYTES + wire_length(qname) + 4;
+    if lower.bytes.len() < question_end || lower.bytes[2] & FLAG_TC != 0 {
+        return None;
+    }
+    if !lower.compression_complete {
+        // Some label shared with the question may have been written out literally, in the
+        // question's case: keep the answer only if the upper-case query gives the same body.
+        let mut upper = Name::from_labels(qname.iter().map(<[u8]>::to_ascii_uppercase)).ok()?;
+        upper.set_fqdn(true);
+        let other = encode_plain(zone, &upper, qtype, cname_chain_length);
+        if other.bytes.get(question_end..) != lower.bytes.get(question_end..) {
+            return None;
+        }
+    }
+    let word = |i: usize| u16::from_be_bytes([lower.bytes[i], lower.bytes[i + 1]]);
+    Some(Encoded {
+        flags1: lower.bytes[2],
+        flags2: lower.bytes[3],
+        counts: [word(6), word(8), word(10)],
+        body: lower.bytes[question_end..].to_vec(),
+    })
+}
+
+fn wire_length(name: &Name) -> usize {
+    name.iter().map(|label| label.len() + 1).sum::<usize>() + 1
+}
+
+struct Plain {
+    bytes: Vec<u8>,
+    /// Every name fit hickory's compression bounds, so any label shared with the question
+    /// became a pointer and the body does not depend on the question's case.
+    compression_complete: bool,
+}
+
+fn encode_plain(
+    zone: &ZoneSnapshot,
+    qname: &Name,
+    qtype: RecordType,
+    cname_chain_length: usize,
+) -> Plain {
+    let mut question = Query::query(qname.clone(), qtype);
+    question.set_query_class(DNSClass::IN);
+    let result = lookup(zone, qname, qtype, cname_chain_length);
+    let mut flags1 = FLAG_QR;
+    if result.authoritative {
+        flags1 |= FLAG_AA;
+    }
+    let (mut names, mut labels) = (1usize, usize::from(qname.num_labels()) + 1);
+    let mut known_types = true;
+    for record in [&result.answers, &result.authorities, &result.additionals]
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        names += 1;
+        labels += usize::from(record.name.num_labels()) + 1;
+        match &record.data {
+            RData::A(_) | RData::AAAA(_) | RData::TXT(_) | RData::CAA(_) => {}
+            RData::NS(ns) => (names, labels) = (names + 1, labels + ns.0.iter().count() + 1),
+            RData::CNAME(c) => (names, labels) = (names + 1, labels + c.0.iter().count() + 1),
+            RData::PTR(p) => (names, labels) = (names + 1, labels + p.0.iter().count() + 1),
+            RData::MX(mx) => {
+                (names, labels) = (names + 1, labels + mx.exchange.iter().count() + 1);
+            }
+            RData::SOA(soa) => {
+                names += 2;
+                labels += soa.mname.iter().count() + soa.rname.iter().count() + 2;
+            }
+            _ => known_types = false,
+        }
+    }
+    let reply = Reply {
+        id: 0,
+        flags1,
+        rcode: result.rcode,
+        question: Some(question),
+        answers: result.answers,
+        authorities: result.authorities,
+        additionals: result.additionals,
+        authority_optional: result.kind == AnswerKind::Data,
+        opt: None,
+    };
+    let bytes = encode(reply, usize::from(u16::MAX), qname);
+    // hickory keeps 64 compression candidates (one per label written) and compresses the
+    // first 120 names, below offset 0x3FFF.
+    let compression_complete = known_types && labels <= 64 && names < 120 && bytes.len() < 0x3000;
+    Plain {
+        bytes,
+        compression_complete,
+    }
 }
 
 /// Encodes `reply` within `limit` bytes: whole RRsets only; an answer (or required

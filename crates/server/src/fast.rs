@@ -1,0 +1,487 @@
+//! The query hot path: answers pre-encoded per (name, type) when a snapshot is built, and
+//! served by copying the query's ID, RD bit and question (with its 0x20 case) around the
+//! stored bytes, plus an OPT record when the query had one. No allocation, no library
+//! parsing.
+//!
+//! Only the common shape of query takes this path: opcode QUERY, one question of class IN
+//! for a name the table holds, nothing in answer or authority, at most an empty OPT of
+//! version 0, a reply that fits the size limit untruncated. Anything else (and anything
+//! this module is unsure about) returns `None` and goes to the library path in `wire`,
+//! which is the reference: the stored bytes are produced by that same path when the
+//! snapshot is built, and a property test compares the two over random queries.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use model::{Name, RecordType};
+
+use crate::catalog::Zones;
+use crate::config::ServerConfig;
+use crate::snapshot::ZoneSnapshot;
+
+/// RFC 1035 §3.1: a name on the wire is at most 255 bytes.
+pub(crate) const MAX_NAME_WIRE_BYTES: usize = 255;
+/// The table key: lower-cased wire name, then the query type.
+const KEY_BYTES: usize = MAX_NAME_WIRE_BYTES + 2;
+/// Header fields stored in front of each answer: flags1, flags2, ANCOUNT, NSCOUNT, ARCOUNT.
+const META_BYTES: usize = 8;
+const HEADER_BYTES: usize = 12;
+/// An OPT record with no options: root owner, type, class, TTL, RDLENGTH.
+const OPT_BYTES: usize = 11;
+const CLASSIC_UDP_BYTES: usize = 512;
+const TYPE_OPT: u16 = 41;
+const CLASS_IN: u16 = 1;
+const FLAG_RD: u8 = 0x01;
+/// Query types never answered from the table: DS may be answered by a parent zone
+/// (RFC 4035 §3.1.4.1), the rest are meta types the library path handles.
+const SLOW_TYPES: [RecordType; 5] = [
+    RecordType::DS,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::IXFR,
+    RecordType::OPT,
+];
+
+/// Pre-encoded answers of one snapshot, keyed by lower-cased wire name and type.
+///
+/// The hasher is a multiply-rotate hash (FxHash): keys come from the zone, not from
+/// clients, so a client can only choose which bucket it probes, not make chains longer.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerTable {
+    entries: HashMap<Box<[u8]>, Box<[u8]>, BuildHasherDefault<FxHasher>>,
+    /// The CNAME chain bound the answers were computed with; a server configured with
+    /// another bound uses the library path.
+    cname_chain_length: usize,
+}
+
+/// One pre-encoded answer as the library path produced it for a lower-case query with
+/// RD clear and no EDNS, unlimited in size.
+pub(crate) struct Encoded {
+    pub(crate) flags1: u8,
+    pub(crate) flags2: u8,
+    /// ANCOUNT, NSCOUNT, ARCOUNT.
+    pub(crate) counts: [u16; 3],
+    /// Everything after the question.
+    pub(crate) body: Vec<u8>,
+}
+
+impl AnswerTable {
+    pub(crate) fn new(cname_chain_length: usize) -> AnswerTable {
+        AnswerTable {
+            entries: HashMap::default(),
+            cname_chain_length,
+        }
+    }
+
+    pub(crate) fn cname_chain_length(&self) -> usize {
+        self.cname_chain_length
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn insert(&mut self, name: &Name, qtype: RecordType, encoded: Encoded) {
+        let mut key = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
+        push_wire_lowercase(name, &mut key);
+        key.extend_from_slice(&u16::from(qtype).to_be_bytes());
+        let mut value = Vec::with_capacity(META_BYTES + encoded.body.len());
+        value.push(encoded.flags1);
+        value.push(encoded.flags2);
+        for count in encoded.counts {
+            value.extend_from_slice(&count.to_be_bytes());
+        }
+        value.extend_from_slice(&encoded.body);
+        self.entries
+            .insert(key.into_boxed_slice(), value.into_boxed_slice());
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.entries.get(key).map(|value| &value[..])
+    }
+}
+
+/// The query types a name's answers are stored for: every type it holds, and A and AAAA
+/// when it holds a CNAME (the chain is followed for them) or is a zone cut (referral).
+pub(crate) fn stored_types(
+    types: impl Iterator<Item = RecordType>,
+    is_cut: bool,
+) -> Vec<RecordType> {
+    let mut out: Vec<RecordType> = types.filter(|t| !SLOW_TYPES.contains(t)).collect();
+    if is_cut || out.contains(&RecordType::CNAME) {
+        for extra in [RecordType::A, RecordType::AAAA] {
+            if !out.contains(&extra) {
+                out.push(extra);
+            }
+        }
+    }
+    out
+}
+
+/// `name` in wire format, ASCII lower-cased, fully qualified.
+pub(crate) fn push_wire_lowercase(name: &Name, out: &mut Vec<u8>) {
+    for label in name.iter() {
+        // Labels are at most 63 bytes (the library checks when names are made).
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+}
+
+/// A query in the one shape the hot path answers.
+struct PlainQuery {
+    /// Lower-cased wire name followed by the type: the table key.
+    key: [u8; KEY_BYTES],
+    name_bytes: usize,
+    /// Offsets of the labels within the name, for suffix matching against origins.
+    label_starts: [u8; 128],
+    labels: usize,
+    /// Bytes from the header to the end of the question.
+    question_end: usize,
+    /// The EDNS payload size (at least 512) and DO bit, when the query had an OPT.
+    edns: Option<(u16, bool)>,
+}
+
+/// Answers `packet` into `out` from a pre-encoded answer, or `None` for the library path.
+pub fn answer_fast(
+    packet: &[u8],
+    zones: &Zones,
+    config: &ServerConfig,
+    out: &mut [u8],
+) -> Option<usize> {
+    let query = parse(packet)?;
+    let zone = route(zones, &query)?;
+    if zone.answers().cname_chain_length() != config.cname_chain_length {
+        return None;
+    }
+    let stored = zone.answers().get(&query.key[..query.name_bytes + 2])?;
+    let (meta, body) = stored.split_at(META_BYTES);
+    let (limit, opt_bytes) = match query.edns {
+        Some((payload, _)) => (
+            usize::from(payload.min(config.udp_payload_bytes)),
+            OPT_BYTES,
+        ),
+        None => (CLASSIC_UDP_BYTES, 0),
+    };
+    let total = query.question_end + body.len() + opt_bytes;
+    if total > limit || total > out.len() {
+        return None;
+    }
+    out[..2].copy_from_slice(&packet[..2]);
+    out[2] = meta[0] | (packet[2] & FLAG_RD);
+    out[3] = meta[1];
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..10].copy_from_slice(&meta[2..6]);
+    let additional = u16::from_be_bytes([meta[6], meta[7]]) + u16::from(query.edns.is_some());
+    out[10..12].copy_from_slice(&additional.to_be_bytes());
+    out[HEADER_BYTES..query.question_end]
+        .copy_from_slice(&packet[HEADER_BYTES..query.question_end]);
+    out[query.question_end..query.question_end + body.len()].copy_from_slice(body);
+    if let Some((_, dnssec_ok)) = query.edns {
+        let opt = &mut out[query.question_end + body.len()..total];
+        opt[0] = 0;
+        opt[1..3].copy_from_slice(&TYPE_OPT.to_be_bytes());
+        opt[3..5].copy_from_slice(&config.udp_payload_bytes.to_be_bytes());
+        // Extended rcode 0 (stored answers are NOERROR or NXDOMAIN), version 0, DO echoed.
+        opt[5..9].copy_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
+        opt[9..11].copy_from_slice(&[0, 0]);
+    }
+    Some(total)
+}
+
+fn parse(packet: &[u8]) -> Option<PlainQuery> {
+    if packet.len() < HEADER_BYTES + 5 {
+        return None;
+    }
+    let word = |i: usize| u16::from_be_bytes([packet[i], packet[i + 1]]);
+    // QR clear, opcode QUERY; no rcode bits; one question and nothing else but an OPT.
+    if packet[2] & 0xf8 != 0 || packet[3] & 0x0f != 0 {
+        return None;
+    }
+    if word(4) != 1 || word(6) != 0 || word(8) != 0 || word(10) > 1 {
+        return None;
+    }
+    let mut query = PlainQuery {
+        key: [0; KEY_BYTES],
+        name_bytes: 0,
+        label_starts: [0; 128],
+        labels: 0,
+        question_end: 0,
+        edns: None,
+    };
+    let mut position = HEADER_BYTES;
+    loop {
+        let length = usize::from(*packet.get(position)?);
+        let offset = position - HEADER_BYTES;
+        if length == 0 {
+            query.key[offset] = 0;
+            query.name_bytes = offset + 1;
+            position += 1;
+            break;
+        }
+        // Pointers and extended label types are for the library; so is a name that would
+        // exceed 255 bytes with its root label.
+        if length > 63 || offset + length + 2 > MAX_NAME_WIRE_BYTES {
+            return None;
+        }
+        let label = packet.get(position + 1..position + 1 + length)?;
+        if !label.iter().all(|byte| is_plain_label_byte(*byte)) {
+            return None;
+        }
+        query.label_starts[query.labels] = offset as u8;
+        query.labels += 1;
+        query.key[offset] = length as u8;
+        for (slot, byte) in query.key[offset + 1..offset + 1 + length]
+            .iter_mut()
+            .zip(label)
+        {
+            *slot = byte.to_ascii_lowercase();
+        }
+        position += 1 + length;
+    }
+    let fixed = packet.get(position..position + 4)?;
+    let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
+    if qclass != CLASS_IN || SLOW_TYPES.contains(&RecordType::from(qtype)) {
+        return None;
+    }
+    query.key[query.name_bytes..query.name_bytes + 2].copy_from_slice(&fixed[..2]);
+    position += 4;
+    query.question_end = position;
+    if word(10) == 1 {
+        let opt = packet.get(position..position + OPT_BYTES)?;
+        let version = opt[6];
+        let rdata_bytes = u16::from_be_bytes([opt[9], opt[10]]);
+        if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT {
+            return None;
+        }
+        if version != 0 || rdata_bytes != 0 {
+            return None;
+        }
+        // RFC 6891 §6.2.5: values below 512 are treated as 512.
+        let payload = u16::from_be_bytes([opt[3], opt[4]]).max(512);
+        query.edns = Some((payload, opt[7] & 0x80 != 0));
+    }
+    Some(query)
+}
+
+/// Letters, digits, hyphen, underscore, asterisk: names the library reads back unchanged.
+fn is_plain_label_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'*'
+}
+
+/// The served zone with the longest origin at or above the query name.
+fn route<'a>(zones: &'a Zones, query: &PlainQuery) -> Option<&'a ZoneSnapshot> {
+    let name = &query.key[..query.name_bytes];
+    let mut best: Option<&ZoneSnapshot> = None;
+    for zone in zones.iter() {
+        let origin = zone.origin_wire();
+        if origin.len() > name.len() {
+            continue;
+        }
+        let start = name.len() - origin.len();
+        let aligned = start == name.len() - 1
+            || query.label_starts[..query.labels]
+                .iter()
+                .any(|s| usize::from(*s) == start);
+        if aligned
+            && &name[start..] == origin
+            && best.is_none_or(|b| b.origin_wire().len() < origin.len())
+        {
+            best = Some(zone);
+        }
+    }
+    best
+}
+
+/// FxHash: one multiply and rotate per word.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lookup::common;
+    use crate::wire::{handle_with, Transport};
+    use crate::Catalog;
+    use model::Generation;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn zones() -> Arc<Zones> {
+        static ZONES: std::sync::OnceLock<Arc<Zones>> = std::sync::OnceLock::new();
+        ZONES
+            .get_or_init(|| {
+                let catalog = Catalog::new();
+                catalog.replace_zone(Arc::new(ZoneSnapshot::build(
+                    &common::example_zone(7),
+                    Generation(1),
+                )));
+                catalog.snapshot()
+            })
+            .clone()
+    }
+
+    /// Every owner name of the test zone, plus names that do not exist, below a cut,
+    /// under a wildcard and outside the zone.
+    fn names() -> Vec<String> {
+        let mut names: Vec<String> = common::example_zone(7)
+            .rrsets()
+            .map(|set| set.name.to_ascii())
+            .collect();
+        names.extend(
+            [
+                "nope.example.test.",
+                "x.sub.example.test.",
+                "foo.wild.example.test.",
+                "c.example.test.",
+                "www.other.test.",
+                "test.",
+            ]
+            .map(String::from),
+        );
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn query(id: u16, flags1: u8, qname: &str, qtype: u16, edns: Option<(u16, u32)>) -> Vec<u8> {
+        let mut out = id.to_be_bytes().to_vec();
+        out.extend_from_slice(&[flags1, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns.is_some())]);
+        for label in qname.split('.').filter(|l| !l.is_empty()) {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out.extend_from_slice(&qtype.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        if let Some((payload, ttl)) = edns {
+            out.extend_from_slice(&[0, 0, 41]);
+            out.extend_from_slice(&payload.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+        }
+        out
+    }
+
+    fn recase(name: &str, mask: u64) -> String {
+        name.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn common_answers_are_pre_encoded_and_taken_on_the_hot_path() {
+        let zones = zones();
+        let config = ServerConfig::default();
+        let mut out = [0u8; 4096];
+        for (qname, qtype) in [
+            ("www.example.test", 1u16),
+            ("WwW.ExAmPlE.tEsT", 1),
+            ("ns2.example.test", 28),
+            ("alias.example.test", 1),
+            ("example.test", 6),
+            ("sub.example.test", 1),
+        ] {
+            let packet = query(7, 0x01, qname, qtype, Some((1232, 0)));
+            let length = answer_fast(&packet, &zones, &config, &mut out)
+                .unwrap_or_else(|| panic!("{qname}/{qtype} is on the hot path"));
+            let library = handle_with(&packet, Transport::Udp, &zones, &config).unwrap();
+            assert_eq!(&out[..length], &library[..], "{qname}/{qtype}");
+        }
+    }
+
+    #[test]
+    fn unusual_queries_go_to_the_library_path() {
+        let zones = zones();
+        let config = ServerConfig::default();
+        let mut out = [0u8; 4096];
+        let plain = query(7, 0, "www.example.test", 1, None);
+        let mut notify = plain.clone();
+        notify[2] = 4 << 3;
+        let mut class_ch = plain.clone();
+        let last = class_ch.len() - 1;
+        class_ch[last] = 3;
+        for packet in [
+            notify,
+            class_ch,
+            query(7, 0, "www.example.test", 43, None),
+            query(7, 0, "www.example.test", 255, None),
+            query(7, 0, "nope.example.test", 1, None),
+            query(7, 0, "www.example.test", 1, Some((1232, 0x0001_0000))),
+            query(7, 0, "big.example.test", 16, None),
+        ] {
+            assert_eq!(answer_fast(&packet, &zones, &config, &mut out), None);
+        }
+    }
+
+    proptest! {
+        /// The hot path answers exactly what the library path answers, byte for byte.
+        #[test]
+        fn hot_path_equals_library_path(
+            name_index in any::<prop::sample::Index>(),
+            case_mask in any::<u64>(),
+            qtype in prop::sample::select(vec![1u16, 2, 5, 6, 12, 15, 16, 28, 33, 43, 99, 255, 257]),
+            id in any::<u16>(),
+            flags1 in prop::sample::select(vec![0u8, 1, 0x10, 0x21, 0x04, 0x80]),
+            edns in prop::option::of((any::<u16>(), prop::sample::select(vec![0u32, 0x8000, 0x0001_0000, 0x0100_0000]))),
+        ) {
+            let zones = zones();
+            let config = ServerConfig::default();
+            let names = names();
+            let qname = recase(name_index.get::<String>(&names), case_mask);
+            let packet = query(id, flags1, &qname, qtype, edns);
+            let mut out = [0u8; 4096];
+            if let Some(length) = answer_fast(&packet, &zones, &config, &mut out) {
+                let library = handle_with(&packet, Transport::Udp, &zones, &config);
+                prop_assert_eq!(Some(&out[..length]), library.as_deref());
+            }
+        }
+    }
+}
