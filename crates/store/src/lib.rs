@@ -102,6 +102,22 @@ pub trait Store: Send + Sync {
     /// ([`StoreError::Corrupt`] on mismatch).
     fn content(&self, zone: &Name, generation: Generation) -> Result<ZoneContent, StoreError>;
 
+    /// The record sets that may differ between versions `from` and `to` of a zone: every
+    /// set of `from` and of `to` in the content buckets whose keys differ (unchanged
+    /// buckets are not read). A name that appears on neither side is the same in both
+    /// versions; a name that appears has, in `to`, exactly its sets in `added`. Each
+    /// bucket read is verified against its key. `None` when the backend cannot tell
+    /// cheaply (the default, or a different bucket layout): load the whole content.
+    fn content_changes(
+        &self,
+        zone: &Name,
+        from: Generation,
+        to: Generation,
+    ) -> Result<Option<ContentChanges>, StoreError> {
+        let _ = (zone, from, to);
+        Ok(None)
+    }
+
     /// The zone's newest `limit` versions, newest first.
     fn history(&self, zone: &Name, limit: usize) -> Result<Vec<Version>, StoreError>;
 
@@ -155,6 +171,17 @@ pub trait Store: Send + Sync {
     /// version's content is present and hashes to its content hash. The error describes the
     /// first problem found.
     fn check_integrity(&self) -> Result<(), StoreError>;
+}
+
+/// Record sets of the changed buckets of two versions. See [`Store::content_changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentChanges {
+    /// The version the changes lead to.
+    pub version: Version,
+    /// Sets of the old version in the changed buckets.
+    pub removed: Vec<model::RecordSet>,
+    /// Sets of the new version in the changed buckets.
+    pub added: Vec<model::RecordSet>,
 }
 
 /// A new version and the ref to move to it. See [`Store::commit`].

@@ -16,8 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::buckets::{self, BucketHash};
 use crate::{
-    actions, zone_key, AuditQuery, BreakerChange, Commit, MoveRef, NewAuditEntry, SetPinned, Store,
-    StoreError,
+    actions, zone_key, AuditQuery, BreakerChange, Commit, ContentChanges, MoveRef, NewAuditEntry,
+    SetPinned, Store, StoreError,
 };
 
 /// Version of the schema below; a file with another version is refused.
@@ -465,6 +465,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn content_changes(
+        &self,
+        zone: &Name,
+        from: Generation,
+        to: Generation,
+    ) -> Result<Option<ContentChanges>, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading content changes", |tx| {
+            read_changes(tx, &key, zone, from, to)
+        })
+    }
+
     fn history(&self, zone: &Name, limit: usize) -> Result<Vec<Version>, StoreError> {
         let key = zone_key(zone);
         self.read("reading history", |tx| {
@@ -807,6 +819,84 @@ fn read_content(
         ));
     }
     Ok(Ok(content))
+}
+
+/// The sets of the buckets whose keys differ between two versions with the same number of
+/// buckets; `None` when the layouts differ.
+fn read_changes(
+    tx: &Connection,
+    key: &str,
+    zone: &Name,
+    from: Generation,
+    to: Generation,
+) -> rusqlite::Result<Result<Option<ContentChanges>, StoreError>> {
+    let mut manifests = Vec::new();
+    let mut to_version = None;
+    for generation in [from, to] {
+        match read_version(tx, key, generation)? {
+            None => {
+                return Ok(Err(StoreError::NotFound {
+                    zone: zone.clone(),
+                    generation,
+                }))
+            }
+            Some(Err(error)) => return Ok(Err(error)),
+            Some(Ok((version, manifest))) => {
+                let Some(hashes) = buckets::decode_manifest(&manifest) else {
+                    return Ok(Err(StoreError::Corrupt {
+                        detail: format!(
+                            "zone {key} generation {generation}: the bucket manifest is torn"
+                        ),
+                    }));
+                };
+                manifests.push(hashes);
+                to_version = Some(version);
+            }
+        }
+    }
+    let (Some(version), [old, new]) = (to_version, manifests.as_slice()) else {
+        return Ok(Ok(None));
+    };
+    if old.len() != new.len() {
+        return Ok(Ok(None));
+    }
+    let mut statement =
+        tx.prepare_cached("SELECT bytes FROM blobs WHERE zone = ?1 AND hash = ?2")?;
+    let mut sides = [Vec::new(), Vec::new()];
+    for (index, (old_hash, new_hash)) in old.iter().zip(new).enumerate() {
+        if old_hash == new_hash {
+            continue;
+        }
+        for (side, hash) in sides.iter_mut().zip([old_hash, new_hash]) {
+            let bytes: Option<Vec<u8>> = statement
+                .query_row(params![key, hash.as_slice()], |row| row.get(0))
+                .optional()?;
+            let sets = match bytes {
+                Some(bytes) if buckets::hash(&bytes) == *hash => model::decode_record_sets(&bytes),
+                _ => {
+                    return Ok(Err(StoreError::Corrupt {
+                        detail: format!(
+                            "zone {key}: bucket {index} is missing or does not match its hash"
+                        ),
+                    }))
+                }
+            };
+            match sets {
+                Ok(sets) => side.extend(sets),
+                Err(error) => {
+                    return Ok(Err(StoreError::Corrupt {
+                        detail: format!("zone {key}: bucket {index} does not decode: {error}"),
+                    }))
+                }
+            }
+        }
+    }
+    let [removed, added] = sides;
+    Ok(Ok(Some(ContentChanges {
+        version,
+        removed,
+        added,
+    })))
 }
 
 /// Stores the content's buckets (deduplicated) and returns the version's manifest.
