@@ -243,6 +243,18 @@ pub fn check(
                 },
             );
         }
+        // What a server answers before it serves the target belongs to an older version
+        // (or none): only the serial check, with its lag bound, judges that.
+        let on_target = match (&expectation.target, &observation.serial) {
+            (Err(_), _) => true,
+            (Ok(target), Reply::Answer(served)) => {
+                *served == target.serial || serial::is_after(*served, target.serial)
+            }
+            (Ok(_), _) => false,
+        };
+        if !on_target {
+            continue;
+        }
         for endpoint in expectation.endpoints {
             for (severity, kind) in check_endpoint(observation, endpoint, expectation, now_ms) {
                 push(severity, kind);
@@ -481,16 +493,36 @@ mod tests {
                 rcode: "REFUSED".into(),
             }
         }
-        let findings = judge(observation(refused(), refused()), &HealthView::new(), 2_000);
+        let findings = judge(
+            observation(Reply::Answer(70), refused()),
+            &HealthView::new(),
+            2_000,
+        );
         assert!(matches!(
             kinds(&findings)[..],
             [FindingKind::BelowFloor { rcode: Some(_), .. }]
         ));
-        // Past the lag bound, the unserved zone is a serial finding too.
+    }
+
+    #[test]
+    fn a_zone_not_served_yet_is_judged_by_the_lag_bound_only() {
+        fn refused<T>() -> Reply<T> {
+            Reply::Error {
+                rcode: "REFUSED".into(),
+            }
+        }
+        assert_eq!(
+            judge(observation(refused(), refused()), &HealthView::new(), 2_000),
+            vec![]
+        );
         let findings = judge(observation(refused(), refused()), &HealthView::new(), 9_000);
-        assert!(findings
-            .iter()
-            .any(|f| matches!(f.kind, FindingKind::SerialBehind { served: None, .. })));
+        assert!(matches!(
+            kinds(&findings)[..],
+            [FindingKind::SerialBehind { served: None, .. }]
+        ));
+        // An older version's empty answer is not blamed on the target either.
+        let older = observation(Reply::Answer(69), Reply::Answer(BTreeSet::new()));
+        assert_eq!(judge(older, &HealthView::new(), 2_000), vec![]);
     }
 
     #[test]

@@ -187,7 +187,22 @@ impl Validator {
             actions: Vec::new(),
         };
         let Some(active) = read.refs.active else {
-            return Ok((report, false));
+            // A zone's first version can only be a canary: check it before anything serves.
+            let mut recheck = false;
+            if let Some(canary) = read.refs.canary.filter(|_| self.config.canary.is_some()) {
+                let health = self.health.borrow().clone();
+                recheck = self
+                    .canary_round(
+                        zone,
+                        canary,
+                        read.canary.as_ref(),
+                        &health,
+                        now_ms,
+                        &mut report,
+                    )
+                    .await?;
+            }
+            return Ok((report, recheck));
         };
         let target = target_of(active, read.active.as_ref());
         let active_since = seen_since(&mut state.active_seen, active, now_ms);
@@ -221,26 +236,6 @@ impl Validator {
             })
             .collect();
         let mut recheck = false;
-
-        // Canary: checked on the canary listener against the canary's own generation.
-        let mut canary_check = None;
-        if let (Some(listener), Some(canary)) = (self.config.canary, read.refs.canary) {
-            let canary_target = target_of(canary, read.canary.as_ref());
-            let since = seen_since(&mut state.canary_seen, canary, now_ms);
-            let observed = observe(&[listener], &zone.origin, &zone.endpoints, timeout).await;
-            let expectation = Expectation {
-                target: canary_target.clone(),
-                target_since_ms: since,
-                ..expectation.clone()
-            };
-            report.canary_findings = check::check(&observed, &expectation, now_ms);
-            let parent = read
-                .canary
-                .as_ref()
-                .and_then(|v| v.as_ref().ok())
-                .map(|v| v.parent);
-            canary_check = Some((canary, canary_target, observed, parent));
-        }
 
         if !self.config.repair {
             return Ok((report, recheck));
@@ -348,7 +343,63 @@ impl Validator {
             _ => recheck = true,
         }
 
-        if let Some((canary, canary_target, observed, parent)) = canary_check {
+        if let Some(canary) = read.refs.canary.filter(|_| self.config.canary.is_some()) {
+            recheck |= self
+                .canary_round(
+                    zone,
+                    canary,
+                    read.canary.as_ref(),
+                    &health,
+                    now_ms,
+                    &mut report,
+                )
+                .await?;
+        }
+        Ok((report, recheck))
+    }
+
+    /// Checks a pending canary on the canary listener against its own generation, then
+    /// refuses it (breaker trips) or promotes it. Returns whether to check again soon.
+    async fn canary_round(
+        &mut self,
+        zone: &ZoneToValidate,
+        canary: Generation,
+        version: Option<&Result<Version, StoreError>>,
+        health: &HealthView,
+        now_ms: u64,
+        report: &mut ZoneReport,
+    ) -> Result<bool, StoreError> {
+        let Some(listener) = self.config.canary else {
+            return Ok(false);
+        };
+        let state = self.zones.entry(store::zone_key(&zone.origin)).or_default();
+        let canary_target = target_of(canary, version);
+        let since = seen_since(&mut state.canary_seen, canary, now_ms);
+        let observed = observe(
+            &[listener],
+            &zone.origin,
+            &zone.endpoints,
+            Duration::from_millis(self.config.timeout_ms),
+        )
+        .await;
+        let expectation = Expectation {
+            zone: &zone.origin,
+            target: canary_target.clone(),
+            target_since_ms: since,
+            endpoints: &zone.endpoints,
+            health,
+            serial_lag_ms: self.config.serial_lag_ms,
+            health_grace_ms: self.config.health_grace_ms,
+            health_tolerance: self.config.health_tolerance,
+        };
+        report.canary_findings = check::check(&observed, &expectation, now_ms);
+        if !self.config.repair {
+            return Ok(false);
+        }
+        let parent = version.and_then(|v| v.as_ref().ok()).map(|v| v.parent);
+        let store = Arc::clone(&self.store);
+        let mut recheck = false;
+        {
             if state.refused_canary != Some(canary) {
                 let zone_name = zone.origin.clone();
                 if has_violation(&report.canary_findings) {
@@ -400,7 +451,7 @@ impl Validator {
                 }
             }
         }
-        Ok((report, recheck))
+        Ok(recheck)
     }
 
     async fn read_zone(&self, zone: &Name, replay: bool) -> Result<ZoneRead, StoreError> {
