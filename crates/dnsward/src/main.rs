@@ -12,6 +12,7 @@
 mod backend;
 mod config;
 mod follow;
+mod resolve_command;
 mod run;
 mod runbook;
 mod serve;
@@ -72,6 +73,9 @@ enum Command {
     /// The validator alone: ask the node's servers over UDP and TCP and judge the answers
     /// (with --once: print the findings and exit, 1 on a violation, nothing written).
     Validate(validate::ValidateArgs),
+    /// The client-side caching resolver: forwards to --upstream servers, serves stale data
+    /// when they fail (RFC 8767) and holds the last good records when a name goes empty.
+    Resolve(resolve_command::ResolveArgs),
 }
 
 /// What went wrong, said so a person can act on it.
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => runbook::apply(args),
         Command::Backend(args) => backend::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Resolve(args) => resolve_command::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,8 +124,12 @@ pub fn start_nsd(zone: &str, zone_file: &Path) -> Process {
 
 /// Starts `dnsward ARGS... --listen 127.0.0.1:PORT` and waits until it answers for `zone`.
 pub fn start_dnsward(args: &[&str], zone: &str) -> Process {
+    start_dnsward_on(args, zone, free_port())
+}
+
+/// [`start_dnsward`] on a given port, e.g. to replace a process that was stopped.
+pub fn start_dnsward_on(args: &[&str], zone: &str, port: u16) -> Process {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let log = dir.path().join("dnsward.log");
     let child = Command::new(env!("CARGO_BIN_EXE_dnsward"))
