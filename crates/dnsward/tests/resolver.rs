@@ -44,11 +44,12 @@ fn start_upstream(zone_file: &str, port: u16) -> Process {
     start_dnsward_on(&["serve", "--zone", zone_file], ZONE, port)
 }
 
-fn start_resolver(upstream: SocketAddr, extra: &[&str]) -> Process {
+/// Starts `dnsward resolve` forwarding to `upstream`; ready once it answers for `zone`.
+fn start_resolver(upstream: SocketAddr, zone: &str, extra: &[&str]) -> Process {
     let upstream = upstream.to_string();
     let mut args = vec!["resolve", "--upstream", upstream.as_str()];
     args.extend_from_slice(extra);
-    start_dnsward(&args, ZONE)
+    start_dnsward(&args, zone)
 }
 
 /// What `dig` printed, reduced to what the tests judge.
@@ -158,7 +159,7 @@ fn when_the_upstream_stops_answering_stale_data_is_served_within_the_client_time
     let dir = tempfile::tempdir().expect("temporary directory");
     let zone = write_zone(dir.path(), "res.test.zone", &zone_text(1, true));
     let upstream = start_upstream(&zone, common::free_port());
-    let resolver = start_resolver(upstream.addr, &[]);
+    let resolver = start_resolver(upstream.addr, ZONE, &[]);
     let good = dig(resolver.addr, "app.res.test", "A");
     assert_eq!(good.status, "NOERROR");
     assert_eq!(good.addresses(), ["192.0.2.80", "192.0.2.81"]);
@@ -187,7 +188,7 @@ fn when_the_upstream_is_killed_answers_continue_from_stale_data() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let zone = write_zone(dir.path(), "res.test.zone", &zone_text(1, true));
     let upstream = start_upstream(&zone, common::free_port());
-    let resolver = start_resolver(upstream.addr, &[]);
+    let resolver = start_resolver(upstream.addr, ZONE, &[]);
     assert_eq!(dig(resolver.addr, "app.res.test", "A").status, "NOERROR");
     drop(upstream);
 
@@ -225,6 +226,7 @@ fn a_name_that_goes_empty_keeps_its_last_good_records_until_the_hold_ends() {
     let upstream = start_upstream(&full, port);
     let resolver = start_resolver(
         upstream.addr,
+        ZONE,
         &["--empty-hold", "2", "--allow-empty", "free.res.test"],
     );
     assert_eq!(
@@ -314,7 +316,7 @@ fn sections(message: &Message) -> (String, Vec<String>, Vec<String>) {
 #[test]
 fn names_never_seen_get_the_upstreams_answer_unchanged() {
     let nsd = start_nsd("example.test", &common::example_zone());
-    let resolver = start_resolver(nsd.addr, &[]);
+    let resolver = start_resolver(nsd.addr, "example.test", &[]);
     let questions = [
         ("www.example.test.", RecordType::A),
         ("www.example.test.", RecordType::AAAA),
