@@ -1435,6 +1435,33 @@ mod tests {
     }
 
     #[test]
+    fn content_changes_hold_exactly_the_sets_of_changed_buckets() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 5_000, 0);
+        let first = commit(&store, &zone).generation;
+        let mut changed = zone.clone();
+        for host in (0..5_000).step_by(100) {
+            changed.put_rrset(fixtures::host_set("big.test.", host, 99));
+        }
+        let second = commit(&store, &changed).generation;
+        let changes = store
+            .content_changes(zone.origin(), first, second)
+            .unwrap()
+            .expect("same bucket layout");
+        assert_eq!(changes.version.generation, second);
+        assert!(changes.added.len() < zone.rrset_count() / 2);
+        for host in (0..5_000).step_by(100) {
+            let new = fixtures::host_set("big.test.", host, 99);
+            assert!(changes.added.contains(&new), "host{host} is among the added sets");
+            assert!(changes.removed.contains(&fixtures::host_set("big.test.", host, 0)));
+        }
+        // Every set of the new version is either unchanged or among the added sets.
+        for set in changed.rrsets() {
+            assert!(zone.rrsets().any(|old| old == set) || changes.added.contains(set));
+        }
+    }
+
+    #[test]
     fn identical_content_is_stored_once() {
         let (_dir, store) = open();
         let zone = fixtures::content("big.test.", 1, 5_000, 0);
