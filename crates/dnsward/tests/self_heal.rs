@@ -71,7 +71,8 @@ fn start_node(third: u8, canary: bool) -> Node {
     let mut lines = Vec::new();
     let mut backends = Vec::new();
     for last in [51u8, 52] {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::new(127, 0, third, last), 0)).expect("loopback backend");
+        let listener = TcpListener::bind((std::net::Ipv4Addr::new(127, 0, third, last), 0))
+            .expect("loopback backend");
         let address = listener.local_addr().unwrap();
         lines.push(format!(
             "  {{ address = \"{}\", check = \"tcp:{address}\" }},",
@@ -119,16 +120,25 @@ fn start_node(third: u8, canary: bool) -> Node {
         backends,
     };
     let all = node.all_backends();
-    wait_for(&node, START_DEADLINE, "the endpoint answers both backends", || {
-        dig(node.dns, ENDPOINT).as_ref() == Some(&all)
-    });
+    wait_for(
+        &node,
+        START_DEADLINE,
+        "the endpoint answers both backends",
+        || dig(node.dns, ENDPOINT).as_ref() == Some(&all),
+    );
     node
 }
 
 /// `dig +short` for the name's A records over UDP; `None` when dig failed.
 fn dig(server: SocketAddr, name: &str) -> Option<BTreeSet<String>> {
     let output = Command::new("dig")
-        .args(["+short", "+time=1", "+tries=1", &format!("@{}", server.ip()), "-p"])
+        .args([
+            "+short",
+            "+time=1",
+            "+tries=1",
+            &format!("@{}", server.ip()),
+            "-p",
+        ])
         .arg(server.port().to_string())
         .args([name, "A"])
         .output()
@@ -155,7 +165,12 @@ fn served_serial(server: SocketAddr) -> Option<u32> {
     })
 }
 
-fn wait_for(node: &Node, deadline: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+fn wait_for(
+    node: &Node,
+    deadline: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
     let started = Instant::now();
     while !done() {
         assert!(
@@ -191,7 +206,9 @@ fn wait_for_good(node: &Node) -> Generation {
     let store = node.store();
     let mut good = None;
     wait_for(node, GOOD_DEADLINE, "a last known good is recorded", || {
-        good = audit(&store, "validated-good").last().and_then(|entry| entry.to);
+        good = audit(&store, "validated-good")
+            .last()
+            .and_then(|entry| entry.to);
         good.is_some()
     });
     good.expect("checked above")
@@ -303,7 +320,11 @@ fn self_heal_a_bad_version_written_straight_into_the_store_is_rolled_back() {
         }
         if rolled_back().is_none() {
             let superseded = store.refs(&zone()).unwrap().active != Some(bad);
-            assert!(superseded, "the bad version stayed active and was not rolled back:\n{}", node.log());
+            assert!(
+                superseded,
+                "the bad version stayed active and was not rolled back:\n{}",
+                node.log()
+            );
             continue;
         }
         let repaired = wait_for(&node, REPAIR_BOUND, "the last good answer is back", || {
@@ -321,9 +342,15 @@ fn self_heal_a_bad_version_written_straight_into_the_store_is_rolled_back() {
         Duration::from_millis(detected_ms) <= DETECT_BOUND,
         "detected after {detected_ms} ms"
     );
-    assert!(repaired <= REPAIR_BOUND, "the good answer came back after {repaired:?}");
+    assert!(
+        repaired <= REPAIR_BOUND,
+        "the good answer came back after {repaired:?}"
+    );
 
-    assert!(matches!(store.breaker(&zone()).unwrap(), Breaker::Tripped { .. }));
+    assert!(matches!(
+        store.breaker(&zone()).unwrap(),
+        Breaker::Tripped { .. }
+    ));
     let refs = store.refs(&zone()).unwrap();
     let active = store.version(&zone(), refs.active.unwrap()).unwrap();
     assert!(active.generation > bad, "rollback rolls forward");
@@ -341,9 +368,12 @@ fn self_heal_a_canary_that_empties_a_protected_name_is_never_promoted() {
     let node = start_node(82, true);
     let canary = node.canary.expect("canary mode");
     let all = node.all_backends();
-    wait_for(&node, START_DEADLINE, "the canary listener serves the zone", || {
-        dig(canary, ENDPOINT).as_ref() == Some(&all)
-    });
+    wait_for(
+        &node,
+        START_DEADLINE,
+        "the canary listener serves the zone",
+        || dig(canary, ENDPOINT).as_ref() == Some(&all),
+    );
     let store = node.store();
     let sampler = Sampler::start(node.dns);
 
@@ -378,7 +408,12 @@ fn self_heal_a_canary_that_empties_a_protected_name_is_never_promoted() {
         .iter()
         .filter(|answer| answer.as_ref().is_none_or(BTreeSet::is_empty))
         .count();
-    assert_eq!(empty, 0, "{empty} of {} main-listener answers were empty", samples.len());
+    assert_eq!(
+        empty,
+        0,
+        "{empty} of {} main-listener answers were empty",
+        samples.len()
+    );
     let refusals = audit(&store, "refused");
     assert!(
         refusals.iter().any(|entry| entry.reason.contains("canary")),
@@ -393,14 +428,19 @@ fn self_heal_canary_mode_promotes_a_good_version() {
     // Stop the first backend: the planner's new version goes to the canary, the validator
     // passes it and promotes it, and the main listener follows.
     node._backends.remove(0);
-    wait_for(&node, START_DEADLINE, "the main listener answers the live backend only", || {
-        dig(node.dns, ENDPOINT) == Some([one.clone()].into())
-    });
+    wait_for(
+        &node,
+        START_DEADLINE,
+        "the main listener answers the live backend only",
+        || dig(node.dns, ENDPOINT) == Some([one.clone()].into()),
+    );
     let store = node.store();
     assert!(matches!(store.breaker(&zone()).unwrap(), Breaker::Closed));
     let moves = audit(&store, "ref-move");
     assert!(
-        moves.iter().any(|entry| entry.actor == "validator" && entry.reason.contains("canary")),
+        moves
+            .iter()
+            .any(|entry| entry.actor == "validator" && entry.reason.contains("canary")),
         "{moves:?}"
     );
 }
@@ -443,18 +483,26 @@ fn self_heal_an_active_ref_to_a_deleted_version_heals_to_last_known_good() {
         )
         .unwrap();
     assert_eq!(deleted, 1);
-    sql.execute("UPDATE meta SET value = value + 1 WHERE key = 'change_counter'", [])
-        .unwrap();
+    sql.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'change_counter'",
+        [],
+    )
+    .unwrap();
     drop(sql);
     assert!(store.content(&zone(), doomed.generation).is_err());
 
-    wait_for(&node, REPAIR_BOUND, "active points at a readable version again", || {
-        store
-            .refs(&zone())
-            .unwrap()
-            .active
-            .is_some_and(|g| g > doomed.generation && store.content(&zone(), g).is_ok())
-    });
+    wait_for(
+        &node,
+        REPAIR_BOUND,
+        "active points at a readable version again",
+        || {
+            store
+                .refs(&zone())
+                .unwrap()
+                .active
+                .is_some_and(|g| g > doomed.generation && store.content(&zone(), g).is_ok())
+        },
+    );
     let refs = store.refs(&zone()).unwrap();
     let healed = store.version(&zone(), refs.active.unwrap()).unwrap();
     assert!(
@@ -466,7 +514,10 @@ fn self_heal_an_active_ref_to_a_deleted_version_heals_to_last_known_good() {
     });
     assert_eq!(dig(node.dns, ENDPOINT), Some(all));
     store.check_integrity().expect("the store is whole again");
-    assert!(matches!(store.breaker(&zone()).unwrap(), Breaker::Tripped { .. }));
+    assert!(matches!(
+        store.breaker(&zone()).unwrap(),
+        Breaker::Tripped { .. }
+    ));
     let empty = sampler
         .finish()
         .iter()

@@ -30,7 +30,7 @@ pub struct RolledBack {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RollbackError {
     #[error("cannot trip the breaker of zone {zone}: {error}")]
-    Trip { zone: Name, error: StoreError },
+    Trip { zone: Name, error: Box<StoreError> },
     #[error(
         "zone {zone}: no last known good to restore ({}); the zone is frozen and the last \
          loaded version keeps serving; restore a version by hand (`dnsward rollback`)",
@@ -41,7 +41,7 @@ pub enum RollbackError {
     Commit {
         zone: Name,
         restored: Generation,
-        error: StoreError,
+        error: Box<StoreError>,
     },
 }
 
@@ -79,7 +79,7 @@ pub fn roll_back(
         })
         .map_err(|error| RollbackError::Trip {
             zone: zone.clone(),
-            error,
+            error: Box::new(error),
         })?;
     let mut tried = Vec::new();
     let found = candidates
@@ -100,7 +100,7 @@ pub fn roll_back(
     let commit_error = |error| RollbackError::Commit {
         zone: zone.clone(),
         restored,
-        error,
+        error: Box::new(error),
     };
     let text = format!("rollback to last known good {restored}: {reason}");
     let mut attempts = 0;
