@@ -107,7 +107,10 @@ struct ZoneState {
     active_seen: Option<(Generation, u64)>,
     canary_seen: Option<(Generation, u64)>,
     reported: BTreeSet<String>,
-    last_rollback_ms: Option<u64>,
+    /// The last rollback attempt: the generation it left active (the new one, or the one it
+    /// could not repair) and when. The same generation is not rolled back again before the
+    /// lag bound has passed (no loops, no audit floods); a new bad generation is at once.
+    last_rollback: Option<(Generation, u64)>,
     refused_canary: Option<Generation>,
     pinned_by_us: Option<Generation>,
 }
@@ -272,9 +275,14 @@ impl Validator {
             good.observe(active, false, now_ms);
             let reason: Vec<String> = repair_needed.iter().map(ToString::to_string).collect();
             let reason = reason.join("; ");
-            let cooled = state
-                .last_rollback_ms
-                .is_none_or(|at| now_ms.saturating_sub(at) >= self.config.serial_lag_ms);
+            let cooled = match state.last_rollback {
+                Some((generation, at)) if generation == active => {
+                    now_ms.saturating_sub(at) >= self.config.serial_lag_ms
+                }
+                _ => true,
+            };
+            // Check again soon only after a rollback, to confirm the repair on the wire.
+            let mut repaired = false;
             if cooled {
                 let provenance = read
                     .active
@@ -290,9 +298,11 @@ impl Validator {
                     Ok(roll_back(store, &zone_name, &candidates, &reason, now_ms))
                 })
                 .await?;
-                state.last_rollback_ms = Some(now_ms);
+                let left_active = outcome.as_ref().map_or(active, |done| done.generation);
+                state.last_rollback = Some((left_active, now_ms));
                 match outcome {
                     Ok(done) => {
+                        repaired = true;
                         tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
                         report.actions.push(format!(
                             "rolled back: generation {} restores {}",
@@ -311,7 +321,7 @@ impl Validator {
                 })
                 .await?;
             }
-            return Ok((report, true));
+            return Ok((report, repaired));
         }
 
         let zone_name = zone.origin.clone();
