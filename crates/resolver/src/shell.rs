@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,9 @@ pub struct Resolver {
     policy: PolicyConfig,
     cache: Mutex<Cache>,
     health: Mutex<Vec<UpstreamHealth>>,
+    /// `policy::outlook(health) == AllDead`, kept with every health change so that a cache
+    /// hit never takes the health lock.
+    all_dead: AtomicBool,
     /// Lower-cased wire names allowed to go empty at once.
     allow_empty: HashSet<Vec<u8>>,
     clock: Arc<dyn Clock>,
@@ -160,6 +163,7 @@ impl Resolver {
                 usize::try_from(config.cache_bytes).unwrap_or(usize::MAX),
             )),
             health: Mutex::new(vec![UpstreamHealth::default(); config.upstreams.len()]),
+            all_dead: AtomicBool::new(false),
             allow_empty,
             clock,
             stats: Stats::default(),
@@ -212,7 +216,11 @@ impl Resolver {
         let mut buffer = [0u8; MAX_KEY_BYTES];
         let key = query.key(&mut buffer);
         let now_ms = self.clock.now_ms();
-        let outlook = policy::outlook(&lock(&self.health));
+        let outlook = if self.all_dead.load(Ordering::Relaxed) {
+            policy::UpstreamOutlook::AllDead
+        } else {
+            policy::UpstreamOutlook::SomeAlive
+        };
         let mut cache = lock(&self.cache);
         let Some(entry) = cache.get(key) else {
             drop(cache);
@@ -457,6 +465,7 @@ impl Resolver {
                     let rtt_ms = u32::try_from(sent.elapsed().as_millis()).unwrap_or(u32::MAX);
                     let mut health = lock(&self.health);
                     health[index] = health[index].on_success(rtt_ms);
+                    self.note_outlook(&health);
                     drop(health);
                     return self.file(key, stored);
                 }
@@ -508,12 +517,18 @@ impl Resolver {
         Ok(stored)
     }
 
+    fn note_outlook(&self, health: &[UpstreamHealth]) {
+        let all_dead = policy::outlook(health) == policy::UpstreamOutlook::AllDead;
+        self.all_dead.store(all_dead, Ordering::Relaxed);
+    }
+
     fn record_failure(&self, index: usize, reason: &str) {
         bump(&self.stats.upstream_failures);
         let now_ms = self.clock.now_ms();
         let mut health = lock(&self.health);
         let was_dead = health[index].is_dead();
         health[index] = health[index].on_failure(now_ms, &self.policy);
+        self.note_outlook(&health);
         let upstream = self.config.upstreams[index];
         if health[index].is_dead() && !was_dead {
             tracing::warn!(%upstream, reason, failures = health[index].consecutive_failures, "upstream marked dead");
