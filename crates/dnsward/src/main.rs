@@ -16,6 +16,7 @@ mod resolve_command;
 mod run;
 mod runbook;
 mod serve;
+mod sim_command;
 mod validate;
 mod zone_command;
 
@@ -76,6 +77,9 @@ enum Command {
     /// The client-side caching resolver: forwards to --upstream servers, serves stale data
     /// when they fail (RFC 8767) and holds the last good records when a name goes empty.
     Resolve(resolve_command::ResolveArgs),
+    /// The deterministic simulation of the control plane: seeds, faults, invariant checkers
+    /// (--naive: the October 2025 design, which the checkers must catch).
+    Sim(sim_command::SimArgs),
 }
 
 /// What went wrong, said so a person can act on it.
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Backend(args) => backend::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Resolve(args) => resolve_command::run(args),
+        Command::Sim(args) => sim_command::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

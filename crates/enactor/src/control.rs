@@ -219,7 +219,15 @@ impl ControlLoop {
             }
         }
         if let Some(latest) = self.board.latest(&zone.origin) {
-            if latest.base == view.active && same_answers(&plan.content, &latest.content) {
+            // The same plan is already on the board. It is published again once it has gone
+            // unapplied for a tick: every enactor takes a plan once, so a plan they all
+            // dropped for a reason that has passed (a frozen zone since thawed, a store call
+            // that failed) would otherwise never be applied (found by `dnsward sim`).
+            let pending_ms = now_ms.saturating_sub(latest.planned_at_ms);
+            if latest.base == view.active
+                && same_answers(&plan.content, &latest.content)
+                && pending_ms < limits::CONTROL_TICK_MS.default
+            {
                 return ZoneRound::Unchanged;
             }
         }

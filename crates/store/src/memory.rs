@@ -127,7 +127,7 @@ impl MemoryStore {
         match fault {
             Some(Fault::Unacknowledged) => Err(timed_out(
                 operation,
-                "the outcome is unknown; re-read before acting",
+                "the outcome is unknown, re-read before acting",
             )),
             _ => result,
         }

@@ -1,0 +1,769 @@
+//! One simulated control plane: a zone with two endpoints, the real control loop (planner +
+//! guard), N real enactors, a janitor, a health flapper, an operator, a clock and faults,
+//! over one [`MemoryStore`]. Every step is one actor's move, chosen by the seeded [`Rng`];
+//! async calls are driven to completion one at a time on a current-thread runtime, so
+//! nothing runs concurrently and a seed names one interleaving.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use enactor::{
+    submit_operator_change, ControlConfig, ControlLoop, Enactor, OperatorChange, OperatorError,
+    Outcome, PlanBoard, Prepared, RemovalLedger, ZonePlan, ZoneRound,
+};
+use model::endpoint::address_record_sets;
+use model::rdata::{NS, SOA};
+use model::{
+    AllDownPolicy, BackendConfig, BackendState, Breaker, Check, Clock, EndpointConfig, Generation,
+    HealthView, ManualClock, Name, RData, Record, ZoneContent,
+};
+use planner::PlanInput;
+use store::{BreakerChange, Fault, MemoryStore, SetPinned, Store};
+use tokio::runtime::Runtime;
+use tokio::sync::{watch, Notify};
+
+use crate::checks::{Checker, Violation};
+use crate::rng::Rng;
+use crate::trace::Trace;
+use crate::SimConfig;
+
+pub(crate) const ZONE: &str = "example.test.";
+const API: &str = "api.example.test.";
+const DB: &str = "db.example.test.";
+/// Versions that were active which clean-up keeps: the smallest allowed, so clean-up runs hot.
+pub(crate) const KEEP_LAST: usize = 2;
+/// Where the virtual clock starts (2026-01-01T00:00:00Z).
+const START_MS: u64 = 1_767_225_600_000;
+/// Actor name of the operator in the audit log.
+const OPERATOR: &str = "operator";
+
+/// Who moves in a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Actor {
+    Plan,
+    Enactor(usize),
+    Janitor,
+    Flap,
+    Clock,
+    Operator,
+    Fault,
+    Crash,
+    Restart,
+}
+
+/// The phase of a run: faults first, then calm while liveness is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Faults,
+    Calm,
+}
+
+/// One enactor and what it holds between steps.
+pub(crate) struct Slot {
+    pub(crate) enactor: Enactor,
+    /// The newest plan sequence this enactor has taken (its in-memory `seen`).
+    pub(crate) seen: u64,
+    /// A plan it looked at and decided to apply, not applied yet.
+    pub(crate) held: Option<Prepared>,
+    /// Stalled: not scheduled before this step.
+    pub(crate) stalled_until: Option<u64>,
+}
+
+/// Counts for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub steps: u64,
+    pub applied: u64,
+    pub dropped_stale: u64,
+    pub conflicts: u64,
+    pub refused: u64,
+    pub faults: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub stalls: u64,
+}
+
+pub(crate) struct World<'rt> {
+    pub(crate) runtime: &'rt Runtime,
+    pub(crate) config: SimConfig,
+    pub(crate) rng: Rng,
+    /// The actors' handle: faults are injected here.
+    pub(crate) store: MemoryStore,
+    pub(crate) store_dyn: Arc<dyn Store>,
+    /// The checkers' client: never faulted.
+    pub(crate) reader: MemoryStore,
+    pub(crate) clock: Arc<ManualClock>,
+    health: watch::Sender<HealthView>,
+    truth: BTreeMap<IpAddr, bool>,
+    pub(crate) zone: ZonePlan,
+    control_config: ControlConfig,
+    pub(crate) board: Arc<PlanBoard>,
+    replan: Arc<Notify>,
+    control: ControlLoop,
+    pub(crate) slots: Vec<Slot>,
+    /// Naive mode: the plan sequence of each applied version (the October "plan number").
+    pub(crate) naive_plans: BTreeMap<Generation, u64>,
+    pub(crate) checker: Checker,
+    pub(crate) trace: Trace,
+    pub(crate) stats: Stats,
+    pub(crate) step: u64,
+    start_ms: u64,
+}
+
+impl<'rt> World<'rt> {
+    pub(crate) fn new(runtime: &'rt Runtime, config: SimConfig) -> World<'rt> {
+        let mut rng = Rng::new(config.seed);
+        let clock = Arc::new(ManualClock::new(START_MS + rng.range(0, 86_400_000)));
+        let store = MemoryStore::new();
+        let reader = store.client();
+        let store_dyn: Arc<dyn Store> = Arc::new(store.clone());
+        let endpoints = endpoints();
+        let zone = ZonePlan {
+            origin: name(ZONE),
+            static_content: static_content(),
+            endpoints: endpoints.clone(),
+        };
+        let control_config = ControlConfig {
+            keep_last: KEEP_LAST,
+            enactor_count: config.enactors,
+            ..ControlConfig::new(vec![zone.clone()])
+        };
+        let truth: BTreeMap<IpAddr, bool> = endpoints
+            .iter()
+            .flat_map(|endpoint| endpoint.backends.iter())
+            .map(|backend| (backend.address, true))
+            .collect();
+        let (health, health_rx) = watch::channel(HealthView::new());
+        let board = PlanBoard::new();
+        let replan = Arc::new(Notify::new());
+        let control = ControlLoop::new(
+            Arc::clone(&store_dyn),
+            Arc::clone(&board),
+            control_config.clone(),
+            health_rx,
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            Arc::clone(&replan),
+        );
+        let mut world = World {
+            runtime,
+            config,
+            rng,
+            store,
+            store_dyn,
+            reader,
+            clock,
+            health,
+            truth,
+            checker: Checker::new(zone.origin.clone(), endpoints, KEEP_LAST),
+            zone,
+            control_config,
+            board,
+            replan,
+            control,
+            slots: Vec::new(),
+            naive_plans: BTreeMap::new(),
+            trace: Trace::default(),
+            stats: Stats::default(),
+            step: 0,
+            start_ms: 0,
+        };
+        world.start_ms = world.now_ms();
+        world.slots = (0..world.config.enactors)
+            .map(|index| world.new_slot(index))
+            .collect();
+        world.publish_health();
+        world
+    }
+
+    fn new_slot(&self, index: usize) -> Slot {
+        Slot {
+            enactor: Enactor::new(
+                index,
+                Arc::clone(&self.store_dyn),
+                Arc::clone(&self.clock) as Arc<dyn Clock>,
+                KEEP_LAST,
+                Arc::clone(&self.replan),
+            ),
+            seen: 0,
+            held: None,
+            stalled_until: None,
+        }
+    }
+
+    pub(crate) fn health_view(&self) -> HealthView {
+        self.health.borrow().clone()
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Takes one step: picks an actor among those that can move, moves it, records it.
+    pub(crate) fn step(&mut self, phase: Phase) {
+        self.step += 1;
+        self.stats.steps += 1;
+        let actor = self.pick(phase);
+        let line = match actor {
+            Actor::Plan if self.config.naive => self.naive_plan(),
+            Actor::Plan => self.plan(),
+            Actor::Enactor(index) => self.enact(index, phase),
+            Actor::Janitor if self.config.naive => self.naive_clean_up("janitor"),
+            Actor::Janitor => self.clean_up(),
+            Actor::Flap => self.flap(),
+            Actor::Clock => self.tick(phase),
+            Actor::Operator => self.operate(),
+            Actor::Fault => self.inject(),
+            Actor::Crash => self.crash(),
+            Actor::Restart => self.restart(),
+        };
+        let line = format!("{} t+{}s {line}", self.step, self.elapsed_secs());
+        self.trace.push(line);
+    }
+
+    fn elapsed_secs(&self) -> u64 {
+        self.now_ms().saturating_sub(self.start_ms) / 1000
+    }
+
+    fn pick(&mut self, phase: Phase) -> Actor {
+        let mut actors: Vec<(Actor, u64)> = vec![(Actor::Plan, 16), (Actor::Janitor, 4)];
+        let latest = self
+            .board
+            .latest(&self.zone.origin)
+            .map(|plan| plan.sequence);
+        for (index, slot) in self.slots.iter().enumerate() {
+            let stalled = slot.stalled_until.is_some_and(|until| until > self.step);
+            let has_work = slot.held.is_some() || latest.is_some_and(|seq| seq > slot.seen);
+            if has_work && !stalled {
+                actors.push((Actor::Enactor(index), 14));
+            }
+        }
+        match phase {
+            Phase::Faults => actors.extend([
+                (Actor::Flap, 10),
+                (Actor::Clock, 10),
+                (Actor::Operator, 2),
+                (Actor::Fault, 3),
+                (Actor::Crash, 2),
+                (Actor::Restart, 1),
+            ]),
+            Phase::Calm => actors.push((Actor::Clock, 6)),
+        }
+        // The plan actor always has weight, so there is always a pick.
+        self.rng.weighted(&actors).unwrap_or(Actor::Plan)
+    }
+
+    fn publish_health(&self) {
+        let now_ms = self.now_ms();
+        let mut view = HealthView::new();
+        for (address, healthy) in &self.truth {
+            view.set(
+                *address,
+                BackendState {
+                    healthy: *healthy,
+                    since_ms: now_ms,
+                },
+            );
+        }
+        self.health.send_replace(view);
+    }
+
+    /// One round of the real control loop: plan, judge, publish or refuse and trip.
+    fn plan(&mut self) -> String {
+        let rounds = self.runtime.block_on(self.control.plan_once());
+        let Some((_, round)) = rounds.into_iter().next() else {
+            return "plan: no zone".to_string();
+        };
+        match round {
+            ZoneRound::Published(plan) => {
+                self.checker.accepted(plan.base, &plan.content);
+                format!(
+                    "plan: published #{} on {}{}",
+                    plan.sequence,
+                    show(plan.base),
+                    answers(&plan.content)
+                )
+            }
+            ZoneRound::Unchanged => "plan: unchanged".to_string(),
+            ZoneRound::Frozen(breaker) => format!("plan: frozen ({})", breaker.state_name()),
+            ZoneRound::Refused(verdict) => {
+                self.stats.refused += 1;
+                // The refused content, recomputed from the same inputs (the planner is pure
+                // and nothing moved in between), for the refused-never-active checker.
+                if let Some((base, content)) = self.replay_plan() {
+                    self.checker.refused(base, content);
+                }
+                format!("plan: refused ({verdict})")
+            }
+            ZoneRound::Failed(error) => format!("plan: failed ({})", first_clause(&error)),
+        }
+    }
+
+    /// The plan the control loop just made, recomputed from the store as it is.
+    fn replay_plan(&self) -> Option<(Option<Generation>, ZoneContent)> {
+        let reader = &self.reader;
+        let origin = &self.zone.origin;
+        let active = reader.refs(origin).ok()?.active;
+        let content = match active {
+            Some(generation) => Some(reader.content(origin, generation).ok()?),
+            None => None,
+        };
+        let now_ms = self.now_ms();
+        let removals = RemovalLedger::new()
+            .recent(
+                reader,
+                origin,
+                &self.zone.endpoints,
+                &self.control_config.policy,
+                now_ms,
+            )
+            .ok()?;
+        let health = self.health.borrow().clone();
+        let plan = planner::plan(
+            &PlanInput {
+                zone_origin: origin,
+                static_content: &self.zone.static_content,
+                endpoints: &self.zone.endpoints,
+                health: &health,
+                active: content.as_ref(),
+                recent_removals: &removals,
+                policy: &self.control_config.policy,
+            },
+            now_ms,
+        );
+        Some((active, plan.content))
+    }
+
+    /// An enactor's move: apply the plan it holds, or take the newest plan and prepare it.
+    fn enact(&mut self, index: usize, phase: Phase) -> String {
+        let actor = self.slots[index].enactor.actor().to_string();
+        if let Some(prepared) = self.slots[index].held.take() {
+            let sequence = prepared.plan.sequence;
+            if self.config.naive {
+                return format!(
+                    "{actor} apply #{sequence}: {}",
+                    self.naive_apply(index, prepared)
+                );
+            }
+            let outcome = self
+                .runtime
+                .block_on(self.slots[index].enactor.apply(prepared));
+            return format!("{actor} apply #{sequence}: {}", self.outcome(&outcome));
+        }
+        let Some(plan) = self.board.latest(&self.zone.origin) else {
+            return format!("{actor}: no plan");
+        };
+        self.slots[index].seen = plan.sequence;
+        let sequence = plan.sequence;
+        match self
+            .runtime
+            .block_on(self.slots[index].enactor.prepare(plan))
+        {
+            Ok(prepared) => {
+                let active = prepared.active;
+                self.slots[index].held = Some(prepared);
+                // Enactor 0 is the one that stalls, as one of October's did.
+                if index == 0 && phase == Phase::Faults && self.rng.chance(1, 2) {
+                    let steps = self.rng.range(20, 200);
+                    self.slots[index].stalled_until = Some(self.step + steps);
+                    self.stats.stalls += 1;
+                    return format!(
+                        "{actor} prepare #{sequence}: holds it (active {}) and stalls for \
+                         {steps} steps",
+                        show(active)
+                    );
+                }
+                format!(
+                    "{actor} prepare #{sequence}: holds it (active {})",
+                    show(active)
+                )
+            }
+            Err(outcome) => format!("{actor} prepare #{sequence}: {}", self.outcome(&outcome)),
+        }
+    }
+
+    pub(crate) fn outcome(&mut self, outcome: &Outcome) -> String {
+        match outcome {
+            Outcome::Applied {
+                base,
+                generation,
+                cleaned,
+                ..
+            } => {
+                self.stats.applied += 1;
+                format!(
+                    "applied g{generation} on {} (cleaned {})",
+                    show(*base),
+                    list(cleaned)
+                )
+            }
+            Outcome::DroppedStale { base, active, .. } => {
+                self.stats.dropped_stale += 1;
+                format!(
+                    "dropped stale (base {}, active {})",
+                    show(*base),
+                    show(*active)
+                )
+            }
+            Outcome::Conflict { base, actual, .. } => {
+                self.stats.conflicts += 1;
+                format!("conflict (base {}, active {})", show(*base), show(*actual))
+            }
+            Outcome::Replan { base, active, .. } => {
+                format!("re-plan (base {}, active {})", show(*base), show(*active))
+            }
+            Outcome::Frozen { reason, .. } => format!("frozen ({})", first_clause(reason)),
+            Outcome::Failed { error, .. } => format!("failed ({})", first_clause(error)),
+            // Outcomes added later (canaries) are traced as they print.
+            #[allow(unreachable_patterns)]
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The janitor: clean-up by reachability, outside any enactor.
+    fn clean_up(&mut self) -> String {
+        let now_ms = self.now_ms();
+        match self
+            .store
+            .clean_up(&self.zone.origin, KEEP_LAST, "janitor", now_ms)
+        {
+            Ok(deleted) => format!("janitor: cleaned {}", list(&deleted)),
+            Err(error) => format!("janitor: failed ({})", first_clause(&error.to_string())),
+        }
+    }
+
+    fn flap(&mut self) -> String {
+        let addresses: Vec<IpAddr> = self.truth.keys().copied().collect();
+        let address = addresses[self.rng.index(addresses.len())];
+        let healthy = {
+            let state = self.truth.entry(address).or_insert(true);
+            *state = !*state;
+            *state
+        };
+        self.publish_health();
+        format!("health: {address} {}", if healthy { "up" } else { "down" })
+    }
+
+    fn tick(&mut self, phase: Phase) -> String {
+        if phase == Phase::Faults {
+            if self.rng.chance(1, 20) {
+                let now = self.clock.advance(3_600_000);
+                return format!("clock: jumps forward 1 h to {now}");
+            }
+            if self.rng.chance(1, 30) {
+                let back = self.rng.range(1_000, 60_000);
+                self.clock.set(self.now_ms().saturating_sub(back));
+                return format!("clock: jumps back {back} ms");
+            }
+        }
+        let ms = self.rng.range(100, 90_000);
+        self.clock.advance(ms);
+        format!("clock: +{ms} ms")
+    }
+
+    /// The operator: thaws a frozen zone, pins or unpins a version, or submits a change
+    /// (sometimes one that would empty an endpoint, which the guard refuses).
+    fn operate(&mut self) -> String {
+        let origin = self.zone.origin.clone();
+        let now_ms = self.now_ms();
+        if let Ok(breaker @ Breaker::Tripped { .. }) = self.store.breaker(&origin) {
+            return self.thaw(&breaker);
+        }
+        if self.config.naive {
+            return "operator: looks".to_string();
+        }
+        match self.rng.index(3) {
+            0 => {
+                let history = self.store.history(&origin, 16).unwrap_or_default();
+                if history.is_empty() {
+                    return "operator: nothing to pin".to_string();
+                }
+                let version = &history[self.rng.index(history.len())];
+                let pinned = !version.pinned;
+                let result = self.store.set_pinned(SetPinned {
+                    zone: &origin,
+                    generation: version.generation,
+                    pinned,
+                    actor: OPERATOR,
+                    reason: "known good",
+                    now_ms,
+                });
+                format!(
+                    "operator: {} g{}: {}",
+                    if pinned { "pin" } else { "unpin" },
+                    version.generation,
+                    result.map_or_else(|e| first_clause(&e.to_string()), |()| "ok".into())
+                )
+            }
+            choice => {
+                // 1: an edit that empties the api endpoint; 2: one that adds a record.
+                let content = if choice == 1 {
+                    static_content()
+                } else {
+                    let mut content = self.active_content().unwrap_or_else(static_content);
+                    let set = address_record_sets(
+                        &name("extra.example.test."),
+                        60,
+                        &BTreeSet::from([IpAddr::from([10, 9, 9, 9])]),
+                    );
+                    for set in set {
+                        content.put_rrset(set);
+                    }
+                    content
+                };
+                let base = self.store.refs(&origin).ok().and_then(|refs| refs.active);
+                let result = submit_operator_change(
+                    &self.store,
+                    OperatorChange {
+                        zone: &origin,
+                        content: &content,
+                        endpoints: &self.zone.endpoints,
+                        policy: &self.control_config.policy,
+                        actor: OPERATOR,
+                        reason: "sim edit",
+                        force: None,
+                        now_ms,
+                    },
+                );
+                match result {
+                    Ok(version) => format!("operator: edit applied g{}", version.generation),
+                    Err(OperatorError::Refused { reasons, .. }) => {
+                        self.stats.refused += 1;
+                        self.checker.refused(base, content);
+                        format!("operator: edit refused ({})", reasons.join("; "))
+                    }
+                    Err(OperatorError::Store(error)) => {
+                        format!(
+                            "operator: edit failed ({})",
+                            first_clause(&error.to_string())
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn thaw(&mut self, breaker: &Breaker) -> String {
+        let origin = self.zone.origin.clone();
+        let now_ms = self.now_ms();
+        let result = self.store.thaw_breaker(BreakerChange {
+            zone: &origin,
+            reason: "read the reason, fixed the cause",
+            actor: OPERATOR,
+            now_ms,
+        });
+        format!(
+            "operator: thaw ({breaker}): {}",
+            result.map_or_else(|e| first_clause(&e.to_string()), |_| "ok".into())
+        )
+    }
+
+    fn active_content(&self) -> Option<ZoneContent> {
+        let origin = &self.zone.origin;
+        let active = self.reader.refs(origin).ok()?.active?;
+        self.reader.content(origin, active).ok()
+    }
+
+    fn inject(&mut self) -> String {
+        self.stats.faults += 1;
+        let fault = if self.rng.chance(1, 2) {
+            Fault::Lost
+        } else {
+            Fault::Unacknowledged
+        };
+        self.store.inject(fault);
+        match fault {
+            Fault::Lost => "fault: the next store call times out, not done".to_string(),
+            Fault::Unacknowledged => {
+                "fault: the next store call times out after it is done".to_string()
+            }
+        }
+    }
+
+    /// An enactor dies: between prepare and apply (it loses its plan), or after the store
+    /// committed but before it heard back. It comes back with nothing in memory.
+    fn crash(&mut self) -> String {
+        self.stats.crashes += 1;
+        let index = self.rng.index(self.slots.len());
+        let actor = self.slots[index].enactor.actor().to_string();
+        let mut line = format!("crash: {actor}");
+        if self.slots[index].held.is_some() && self.rng.chance(1, 2) {
+            self.store.inject(Fault::Unacknowledged);
+            let held = self.slots[index].held.take();
+            if let Some(prepared) = held {
+                let result = if self.config.naive {
+                    self.naive_apply(index, prepared)
+                } else {
+                    let outcome = self
+                        .runtime
+                        .block_on(self.slots[index].enactor.apply(prepared));
+                    self.outcome(&outcome)
+                };
+                line.push_str(&format!(" after its commit reached the store ({result})"));
+            }
+        } else if self.slots[index].held.is_some() {
+            line.push_str(" between prepare and apply");
+        }
+        self.slots[index] = self.new_slot(index);
+        line
+    }
+
+    /// The node restarts: the control loop (its removal ledger, its retired endpoints) and
+    /// every enactor but a stalled one (on another node) start again with empty memory.
+    fn restart(&mut self) -> String {
+        self.stats.restarts += 1;
+        let health_rx = self.health.subscribe();
+        self.control = ControlLoop::new(
+            Arc::clone(&self.store_dyn),
+            Arc::clone(&self.board),
+            self.control_config.clone(),
+            health_rx,
+            Arc::clone(&self.clock) as Arc<dyn Clock>,
+            Arc::clone(&self.replan),
+        );
+        let mut restarted = Vec::new();
+        for index in 0..self.slots.len() {
+            if self.slots[index]
+                .stalled_until
+                .is_some_and(|until| until > self.step)
+            {
+                continue;
+            }
+            self.slots[index] = self.new_slot(index);
+            restarted.push(index.to_string());
+        }
+        format!("restart: control loop and enactors {}", restarted.join(","))
+    }
+
+    /// Faults stop: stalled enactors resume, no fault is pending, health holds still.
+    pub(crate) fn calm_down(&mut self) -> String {
+        for slot in &mut self.slots {
+            slot.stalled_until = None;
+        }
+        if self.store.fault_pending() {
+            // A pending fault is spent on a harmless read.
+            let _ = self.store.refs(&self.zone.origin);
+        }
+        "calm: faults stop, stalled enactors resume".to_string()
+    }
+
+    /// Converged when the planner, given the active content and no removal history, proposes
+    /// nothing new: every endpoint answers what health asks for.
+    pub(crate) fn converged(&self) -> bool {
+        let Some(active) = self.active_content() else {
+            return false;
+        };
+        let health = self.health.borrow().clone();
+        let plan = planner::plan(
+            &PlanInput {
+                zone_origin: &self.zone.origin,
+                static_content: &self.zone.static_content,
+                endpoints: &self.zone.endpoints,
+                health: &health,
+                active: Some(&active),
+                recent_removals: &[],
+                policy: &self.control_config.policy,
+            },
+            self.now_ms(),
+        );
+        crate::checks::same(&plan.content, &active)
+    }
+
+    /// The checkers, after a step.
+    pub(crate) fn check(&mut self) -> Vec<Violation> {
+        self.checker.check(&self.reader)
+    }
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("the simulation's names are valid")
+}
+
+/// The zone file: SOA, NS and one static host.
+fn static_content() -> ZoneContent {
+    let soa = SOA::new(
+        name("ns1.example.test."),
+        name("hostmaster.example.test."),
+        1,
+        3600,
+        600,
+        86400,
+        300,
+    );
+    let records = vec![
+        Record::from_rdata(name(ZONE), 3600, RData::SOA(soa)),
+        Record::from_rdata(name(ZONE), 3600, RData::NS(NS(name("ns1.example.test.")))),
+        Record::from_rdata(
+            name("ns1.example.test."),
+            3600,
+            RData::A(model::rdata::A::new(10, 0, 9, 1)),
+        ),
+    ];
+    ZoneContent::from_records(name(ZONE), records).expect("the static records are a zone")
+}
+
+/// `api` (four backends, floor 2, serve-all) and `db` (two backends, floor 1, keep-last).
+fn endpoints() -> Vec<EndpointConfig> {
+    let endpoint = |owner: &str, subnet: u8, count: u8, min_answers, all_down| {
+        let mut endpoint = EndpointConfig::new(
+            name(owner),
+            (1..=count)
+                .map(|last| BackendConfig {
+                    address: IpAddr::from([10, 0, subnet, last]),
+                    check: Check::None,
+                    weight: 1,
+                })
+                .collect(),
+        );
+        endpoint.min_answers = min_answers;
+        endpoint.all_down = all_down;
+        endpoint
+    };
+    vec![
+        endpoint(API, 0, 4, 2, AllDownPolicy::ServeAll),
+        endpoint(DB, 1, 2, 1, AllDownPolicy::KeepLast),
+    ]
+}
+
+pub(crate) fn show(generation: Option<Generation>) -> String {
+    generation.map_or_else(|| "nothing".to_string(), |g| format!("g{g}"))
+}
+
+pub(crate) fn list(generations: &[Generation]) -> String {
+    if generations.is_empty() {
+        return "none".to_string();
+    }
+    generations
+        .iter()
+        .map(|g| format!("g{g}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The endpoints' answers in a plan, for the trace: ` api=1,2 db=1`.
+pub(crate) fn answers(content: &ZoneContent) -> String {
+    endpoints()
+        .iter()
+        .map(|endpoint| {
+            let lasts: Vec<String> = endpoint
+                .answers_in(content)
+                .iter()
+                .map(|address| match address {
+                    IpAddr::V4(v4) => v4.octets()[3].to_string(),
+                    IpAddr::V6(v6) => v6.to_string(),
+                })
+                .collect();
+            let label = endpoint
+                .name
+                .iter()
+                .next()
+                .map_or_else(String::new, |l| String::from_utf8_lossy(l).into_owned());
+            format!(" {label}={}", lasts.join(","))
+        })
+        .collect()
+}
+
+/// The first clause of an error message: what happened, without the advice.
+pub(crate) fn first_clause(text: &str) -> String {
+    text.split(';').next().unwrap_or(text).trim().to_string()
+}
