@@ -14,6 +14,9 @@ pub fn describe(action: &str) -> &str {
         "clean-up" => "unreachable versions deleted",
         "pin" => "version pinned",
         "unpin" => "version unpinned",
+        "validator-finding" => "validator finding",
+        "rollback" => "rolled back to last known good",
+        "validated-good" => "validated: last known good",
         other => other,
     }
 }

@@ -360,6 +360,19 @@ fn self_heal_a_bad_version_written_straight_into_the_store_is_rolled_back() {
     );
     let history = cli(&node, &["history", "example.test"]);
     assert!(history.contains("rollback"), "{history}");
+    // The incident timeline tells the story in order: finding, freeze, rollback.
+    let timeline = cli(&node, &["timeline", "--zone", "example.test"]);
+    let finding = timeline.find("validator finding");
+    let trip = timeline.rfind("breaker tripped");
+    let rollback = timeline.rfind("rolled back to last known good");
+    assert!(
+        finding.is_some() && trip.is_some() && rollback.is_some(),
+        "the timeline misses the finding, the freeze or the rollback:\n{timeline}"
+    );
+    assert!(
+        finding < rollback,
+        "the finding comes before the rollback:\n{timeline}"
+    );
     println!("self-heal: detected in {detected_ms} ms, good answer back in {repaired:?}");
 }
 
