@@ -334,6 +334,10 @@ fn names_never_seen_get_the_upstreams_answer_unchanged() {
         assert_eq!(relayed.metadata.id, query.metadata.id);
         assert_eq!(sections(&relayed), sections(&direct), "{name} {rtype}");
     }
+    let big = common::query("big.example.test.", RecordType::TXT, None);
+    let direct = common::tcp_exchange(nsd.addr, &big).expect("NSD answers over TCP");
+    let relayed = common::tcp_exchange(resolver.addr, &big).expect("resolver answers over TCP");
+    assert_eq!(sections(&relayed), sections(&direct), "over TCP");
     let www = dig(resolver.addr, "WWW.Example.Test", "A");
     assert_eq!(www.status, "NOERROR");
     assert_eq!(www.addresses(), ["192.0.2.10", "192.0.2.11"]);
