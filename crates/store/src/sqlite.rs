@@ -1452,8 +1452,13 @@ mod tests {
         assert!(changes.added.len() < zone.rrset_count() / 2);
         for host in (0..5_000).step_by(100) {
             let new = fixtures::host_set("big.test.", host, 99);
-            assert!(changes.added.contains(&new), "host{host} is among the added sets");
-            assert!(changes.removed.contains(&fixtures::host_set("big.test.", host, 0)));
+            assert!(
+                changes.added.contains(&new),
+                "host{host} is among the added sets"
+            );
+            assert!(changes
+                .removed
+                .contains(&fixtures::host_set("big.test.", host, 0)));
         }
         // Every set of the new version is either unchanged or among the added sets.
         for set in changed.rrsets() {
