@@ -65,9 +65,7 @@ pub fn run(args: ResolveArgs) -> Result<(), CliError> {
             source,
         })?;
     runtime
-        .block_on(resolver::serve(resolver, async {
-            let _ = tokio::signal::ctrl_c().await;
-        }))
+        .block_on(resolver::serve(resolver, crate::serve::shutdown_signal()))
         .map_err(|error| CliError::Usage {
             message: error.to_string(),
         })

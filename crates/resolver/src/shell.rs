@@ -38,6 +38,8 @@ const UNMEASURED_ATTEMPT_MS: u64 = 800;
 const ATTEMPT_MS_MIN: u64 = 100;
 const ATTEMPT_MS_MAX: u64 = 1_500;
 const ATTEMPT_RTT_MULTIPLE: u64 = 4;
+/// How often the counters are logged.
+const STATS_INTERVAL: Duration = Duration::from_secs(60);
 /// Largest UDP datagram we read from a client.
 const UDP_RECEIVE_BYTES: usize = 65_535;
 
@@ -671,10 +673,27 @@ impl Bound {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let udp = tokio::spawn(serve_udp(self.udp, Arc::clone(&self.resolver)));
         let tcp = tokio::spawn(serve_tcp(self.tcp, Arc::clone(&self.resolver)));
+        let report = tokio::spawn(report_stats(Arc::clone(&self.resolver)));
         shutdown.await;
         udp.abort();
         tcp.abort();
+        report.abort();
         tracing::info!(stats = ?self.resolver.stats(), "resolver stopped");
+    }
+}
+
+/// Logs the counters once a minute when they moved: the resolver's metrics until the HTTP
+/// API carries them.
+async fn report_stats(resolver: Arc<Resolver>) {
+    let mut last = StatsSnapshot::default();
+    let mut interval = tokio::time::interval(STATS_INTERVAL);
+    loop {
+        interval.tick().await;
+        let stats = resolver.stats();
+        if stats != last {
+            tracing::info!(?stats, "resolver counters");
+            last = stats;
+        }
     }
 }
 
