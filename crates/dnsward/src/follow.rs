@@ -77,16 +77,33 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
         match store.content(&zone, generation) {
             Ok(content) => {
                 let loaded = started.elapsed();
-                let snapshot = ZoneSnapshot::build(&content, generation);
+                // Serve the new version as soon as it can be looked up (library path),
+                // then again with its answers pre-encoded for the hot path.
+                let snapshot = Arc::new(ZoneSnapshot::build_lookup(&content, generation));
                 let built = started.elapsed() - loaded;
-                catalog.replace_zone(Arc::new(snapshot));
+                drop(content);
+                catalog.replace_zone(Arc::clone(&snapshot));
                 tracing::info!(
                     %zone,
                     %generation,
-                    serial = content.serial().unwrap_or_default(),
+                    serial = snapshot.serial(),
                     load_ms = loaded.as_secs_f64() * 1e3,
                     build_ms = built.as_secs_f64() * 1e3,
                     "now serving"
+                );
+                let encoding = std::time::Instant::now();
+                let ready = snapshot.with_answers();
+                let still_current = catalog
+                    .find(&zone)
+                    .is_some_and(|served| served.generation() == generation);
+                if still_current {
+                    catalog.replace_zone(Arc::new(ready));
+                }
+                tracing::info!(
+                    %zone,
+                    %generation,
+                    encode_ms = encoding.elapsed().as_secs_f64() * 1e3,
+                    "answers pre-encoded"
                 );
             }
             Err(error) => {

@@ -2,6 +2,7 @@
 //! loaded, never modified afterwards.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use model::{limits, Generation, Name, RData, Record, RecordType, ZoneContent};
 
@@ -38,7 +39,8 @@ pub struct ZoneSnapshot {
     serial: u32,
     /// Every name that exists in the zone, keyed lower-cased and fully qualified: names
     /// with data and the empty non-terminals between them and the apex.
-    nodes: HashMap<Name, Node>,
+    /// Shared between a snapshot and the same version with its answers pre-encoded.
+    nodes: Arc<HashMap<Name, Node>>,
     /// The apex SOA with its TTL lowered to the negative TTL, for NXDOMAIN and NODATA.
     negative_soa: Record,
     negative_ttl: u32,
@@ -62,6 +64,13 @@ impl ZoneSnapshot {
     /// build never fails; the store only activates content that passed
     /// [`ZoneContent::validate`].
     pub fn build(content: &ZoneContent, generation: Generation) -> ZoneSnapshot {
+        ZoneSnapshot::build_lookup(content, generation).with_answers()
+    }
+
+    /// [`ZoneSnapshot::build`] without the hot path's pre-encoded answers: every query of
+    /// this snapshot takes the library path. A follower serves it at once and then swaps
+    /// in [`ZoneSnapshot::with_answers`], so a new version reaches the wire sooner.
+    pub fn build_lookup(content: &ZoneContent, generation: Generation) -> ZoneSnapshot {
         let origin = key(content.origin());
         let mut nodes: HashMap<Name, Node> = HashMap::new();
         nodes.insert(origin.clone(), Node::default());
@@ -106,24 +115,36 @@ impl ZoneSnapshot {
         };
         let mut origin_wire = Vec::new();
         fast::push_wire_lowercase(&origin, &mut origin_wire);
-        let mut snapshot = ZoneSnapshot {
+        ZoneSnapshot {
             origin,
             generation,
             serial,
-            nodes,
+            nodes: Arc::new(nodes),
             negative_soa,
             negative_ttl,
             origin_wire: origin_wire.into_boxed_slice(),
             answers: AnswerTable::default(),
-        };
-        snapshot.answers = snapshot.encode_answers(default_cname_chain_length());
-        snapshot
+        }
+    }
+
+    /// The same version with every stored answer pre-encoded for the hot path.
+    pub fn with_answers(&self) -> ZoneSnapshot {
+        ZoneSnapshot {
+            origin: self.origin.clone(),
+            generation: self.generation,
+            serial: self.serial,
+            nodes: Arc::clone(&self.nodes),
+            negative_soa: self.negative_soa.clone(),
+            negative_ttl: self.negative_ttl,
+            origin_wire: self.origin_wire.clone(),
+            answers: self.encode_answers(default_cname_chain_length()),
+        }
     }
 
     /// Every stored answer of every name, through the library path.
     fn encode_answers(&self, cname_chain_length: usize) -> AnswerTable {
         let mut table = AnswerTable::new(cname_chain_length);
-        for (name, node) in &self.nodes {
+        for (name, node) in self.nodes.iter() {
             for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
                 if let Some(encoded) = wire::pre_encode(self, name, qtype, cname_chain_length) {
                     table.insert(name, qtype, encoded);

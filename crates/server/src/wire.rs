@@ -566,13 +566,17 @@ mod tests {
     use proptest::prelude::*;
     use std::sync::Arc;
 
-    fn catalog() -> Catalog {
-        let catalog = Catalog::new();
-        catalog.replace_zone(Arc::new(ZoneSnapshot::build(
-            &common::example_zone(7),
-            Generation(1),
-        )));
-        catalog
+    /// Built once: building pre-encodes every answer, slow in a debug build.
+    fn catalog() -> &'static Catalog {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        CATALOG.get_or_init(|| {
+            let catalog = Catalog::new();
+            catalog.replace_zone(Arc::new(ZoneSnapshot::build(
+                &common::example_zone(7),
+                Generation(1),
+            )));
+            catalog
+        })
     }
 
     fn query(qname: &str, qtype: u16, qclass: u16, opt: Option<u32>) -> Vec<u8> {
@@ -606,7 +610,7 @@ mod tests {
     }
 
     fn ask(packet: &[u8], transport: Transport) -> Message {
-        let reply = handle(packet, transport, &catalog(), &ServerConfig::default())
+        let reply = handle(packet, transport, catalog(), &ServerConfig::default())
             .expect("every test query gets a reply");
         Message::from_vec(&reply).expect("replies decode")
     }
@@ -697,8 +701,8 @@ mod tests {
         let config = ServerConfig::default();
         let mut packet = query("www.example.test", 1, 1, None);
         packet[2] |= 0x80;
-        assert!(handle(&packet, Transport::Udp, &catalog(), &config).is_none());
-        assert!(handle(&packet[..11], Transport::Udp, &catalog(), &config).is_none());
+        assert!(handle(&packet, Transport::Udp, catalog(), &config).is_none());
+        assert!(handle(&packet[..11], Transport::Udp, catalog(), &config).is_none());
     }
 
     fn valid_or_error(reply: &[u8]) {
@@ -714,7 +718,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_bytes_get_silence_or_a_well_formed_reply(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            if let Some(reply) = handle(&bytes, Transport::Udp, &catalog(), &ServerConfig::default()) {
+            if let Some(reply) = handle(&bytes, Transport::Udp, catalog(), &ServerConfig::default()) {
                 valid_or_error(&reply);
             }
         }
@@ -728,7 +732,7 @@ mod tests {
             packet[position] = value;
             packet.truncate(packet.len().min(cut.max(12)));
             for transport in [Transport::Udp, Transport::Tcp] {
-                if let Some(reply) = handle(&packet, transport, &catalog(), &ServerConfig::default()) {
+                if let Some(reply) = handle(&packet, transport, catalog(), &ServerConfig::default()) {
                     valid_or_error(&reply);
                 }
             }
