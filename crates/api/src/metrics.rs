@@ -3,12 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
-
-/// Upper bounds of the answer latency histogram, in microseconds.
-pub const LATENCY_BUCKETS_US: [u64; 10] =
-    [10, 25, 50, 100, 250, 500, 1_000, 5_000, 25_000, 100_000];
 
 /// Counters of one node.
 #[derive(Debug, Default)]
@@ -19,11 +15,6 @@ pub struct Metrics {
     audit_events: Mutex<BTreeMap<String, u64>>,
     /// The last audit sequence counted.
     pub audit_sequence: AtomicU64,
-    /// DNS answers by (zone, rcode).
-    queries: Mutex<BTreeMap<(String, String), u64>>,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
 }
 
 impl Metrics {
@@ -37,19 +28,6 @@ impl Metrics {
         *lock(&self.audit_events)
             .entry(action.to_string())
             .or_default() += 1;
-    }
-
-    pub fn count_query(&self, zone: &str, rcode: &str, latency_us: u64) {
-        *lock(&self.queries)
-            .entry((zone.to_string(), rcode.to_string()))
-            .or_default() += 1;
-        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.latency_buckets) {
-            if latency_us <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
     }
 
     /// Writes every counter and the given gauges.
@@ -120,54 +98,6 @@ impl Metrics {
                 *count as f64,
             );
         }
-        family(
-            &mut out,
-            "dnsward_dns_answers_total",
-            "counter",
-            "DNS answers by zone and rcode.",
-        );
-        for ((zone, rcode), count) in lock(&self.queries).iter() {
-            sample(
-                &mut out,
-                "dnsward_dns_answers_total",
-                &[("zone", zone), ("rcode", rcode)],
-                *count as f64,
-            );
-        }
-        family(
-            &mut out,
-            "dnsward_dns_answer_latency_seconds",
-            "histogram",
-            "Time from receiving a query to sending its answer.",
-        );
-        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.latency_buckets) {
-            let le = format!("{}", *bound as f64 / 1e6);
-            sample(
-                &mut out,
-                "dnsward_dns_answer_latency_seconds_bucket",
-                &[("le", &le)],
-                bucket.load(Ordering::Relaxed) as f64,
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed) as f64;
-        sample(
-            &mut out,
-            "dnsward_dns_answer_latency_seconds_bucket",
-            &[("le", "+Inf")],
-            count,
-        );
-        sample(
-            &mut out,
-            "dnsward_dns_answer_latency_seconds_sum",
-            &[],
-            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-        );
-        sample(
-            &mut out,
-            "dnsward_dns_answer_latency_seconds_count",
-            &[],
-            count,
-        );
         out
     }
 }
@@ -213,25 +143,6 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_query_lands_in_every_bucket_at_or_above_its_latency() {
-        let metrics = Metrics::default();
-        metrics.count_query("example.test.", "NOERROR", 30);
-        let text = metrics.render(&Gauges::default());
-        assert!(
-            text.contains("dnsward_dns_answer_latency_seconds_bucket{le=\"0.000025\"} 0"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dnsward_dns_answer_latency_seconds_bucket{le=\"0.00005\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dnsward_dns_answers_total{zone=\"example.test.\",rcode=\"NOERROR\"} 1"),
-            "{text}"
-        );
-    }
 
     #[test]
     fn label_values_are_escaped() {
