@@ -91,8 +91,18 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
                     build_ms = built.as_secs_f64() * 1e3,
                     "now serving"
                 );
+                // Given up when the zone's active ref moves meanwhile: the newer version
+                // is loaded next, by the sync its ref move triggers.
                 let encoding = std::time::Instant::now();
-                let ready = snapshot.with_answers();
+                let superseded = || {
+                    store
+                        .refs(&zone)
+                        .is_ok_and(|refs| refs.active != Some(generation))
+                };
+                let Some(ready) = snapshot.with_answers_unless(&superseded) else {
+                    tracing::info!(%zone, %generation, "a newer version is waiting; answers not pre-encoded");
+                    continue;
+                };
                 let still_current = catalog
                     .find(&zone)
                     .is_some_and(|served| served.generation() == generation);

@@ -46,8 +46,11 @@ impl Server {
             address: config.listen,
             source,
         })?;
+        // SO_REUSEPORT only when several workers share the port: any process of the same
+        // user may join a reuse-port group and take a share of its queries.
+        let reuse_port = config.udp_workers > 1;
         let udp = (0..config.udp_workers)
-            .map(|_| bind_udp(local_addr))
+            .map(|_| bind_udp(local_addr, reuse_port))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| ServerError::Bind {
                 address: local_addr,
@@ -111,14 +114,16 @@ pub async fn serve(
     Server::bind(config, catalog).await?.run(shutdown).await
 }
 
-fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
+fn bind_udp(address: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::DGRAM,
         Some(Protocol::UDP),
     )?;
     #[cfg(unix)]
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse_port)?;
+    #[cfg(not(unix))]
+    let _ = reuse_port;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -9,6 +9,9 @@ use model::{limits, Generation, Name, RData, Record, RecordType, ZoneContent};
 use crate::fast::{self, AnswerTable};
 use crate::wire;
 
+/// Names pre-encoded between two checks whether a newer version is waiting.
+pub const ENCODE_CHECK_NAMES: usize = 1024;
+
 fn default_cname_chain_length() -> usize {
     usize::try_from(limits::CNAME_CHAIN_LENGTH.default).unwrap_or(usize::MAX)
 }
@@ -129,6 +132,30 @@ impl ZoneSnapshot {
 
     /// The same version with every stored answer pre-encoded for the hot path.
     pub fn with_answers(&self) -> ZoneSnapshot {
+        // `never` is false, so the encoding always completes.
+        self.with_answers_unless(&|| false)
+            .unwrap_or_else(|| self.with_table(AnswerTable::default()))
+    }
+
+    /// [`ZoneSnapshot::with_answers`], given up (`None`) as soon as `superseded` says a
+    /// newer version is waiting; asked every [`ENCODE_CHECK_NAMES`] names.
+    pub fn with_answers_unless(&self, superseded: &dyn Fn() -> bool) -> Option<ZoneSnapshot> {
+        let cname_chain_length = default_cname_chain_length();
+        let mut table = AnswerTable::new(cname_chain_length);
+        for (index, (name, node)) in self.nodes.iter().enumerate() {
+            if index % ENCODE_CHECK_NAMES == 0 && superseded() {
+                return None;
+            }
+            for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
+                if let Some(encoded) = wire::pre_encode(self, name, qtype, cname_chain_length) {
+                    table.insert(name, qtype, encoded);
+                }
+            }
+        }
+        Some(self.with_table(table))
+    }
+
+    fn with_table(&self, answers: AnswerTable) -> ZoneSnapshot {
         ZoneSnapshot {
             origin: self.origin.clone(),
             generation: self.generation,
@@ -137,21 +164,8 @@ impl ZoneSnapshot {
             negative_soa: self.negative_soa.clone(),
             negative_ttl: self.negative_ttl,
             origin_wire: self.origin_wire.clone(),
-            answers: self.encode_answers(default_cname_chain_length()),
+            answers,
         }
-    }
-
-    /// Every stored answer of every name, through the library path.
-    fn encode_answers(&self, cname_chain_length: usize) -> AnswerTable {
-        let mut table = AnswerTable::new(cname_chain_length);
-        for (name, node) in self.nodes.iter() {
-            for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
-                if let Some(encoded) = wire::pre_encode(self, name, qtype, cname_chain_length) {
-                    table.insert(name, qtype, encoded);
-                }
-            }
-        }
-        table
     }
 
     pub(crate) fn answers(&self) -> &AnswerTable {
