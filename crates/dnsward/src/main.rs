@@ -105,10 +105,16 @@ pub enum CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The simulation runs the real enactors thousands of times: their per-plan info lines
+    // would drown its progress and summary.
+    let default_filter = match cli.command {
+        Command::Sim(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
