@@ -462,31 +462,41 @@ async fn rollback(
     Ok(Json(response))
 }
 
+/// A freeze or a thaw: the breaker change, then the zone's refs and breaker.
+type BreakerOperation = fn(&dyn Store, &Name, Act<'_>) -> Result<model::Breaker, StoreError>;
+
+async fn change_breaker(
+    state: &ApiState,
+    headers: &HeaderMap,
+    zone: &str,
+    request: ActionRequest,
+    operation: BreakerOperation,
+) -> Result<Json<ZoneActionResponse>, ApiError> {
+    authorize(state, headers)?;
+    require_reason(&request.actor, &request.reason)?;
+    let zone = zone_name(zone)?;
+    let store = state.store.clone();
+    let now_ms = (state.now_ms)();
+    let response = blocking(move || {
+        let act = Act {
+            actor: &request.actor,
+            reason: &request.reason,
+            now_ms,
+        };
+        operation(store.as_ref(), &zone, act)?;
+        zone_action_response(store.as_ref(), &zone, None)
+    })
+    .await?;
+    Ok(Json(response))
+}
+
 async fn freeze(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(zone): Path<String>,
     Json(request): Json<ActionRequest>,
 ) -> Result<Json<ZoneActionResponse>, ApiError> {
-    authorize(&state, &headers)?;
-    require_reason(&request.actor, &request.reason)?;
-    let zone = zone_name(&zone)?;
-    let store = state.store.clone();
-    let now_ms = (state.now_ms)();
-    let response = blocking(move || {
-        operations::freeze(
-            store.as_ref(),
-            &zone,
-            Act {
-                actor: &request.actor,
-                reason: &request.reason,
-                now_ms,
-            },
-        )?;
-        zone_action_response(store.as_ref(), &zone, None)
-    })
-    .await?;
-    Ok(Json(response))
+    change_breaker(&state, &headers, &zone, request, operations::freeze).await
 }
 
 async fn thaw(
@@ -495,28 +505,11 @@ async fn thaw(
     Path(zone): Path<String>,
     Json(request): Json<ActionRequest>,
 ) -> Result<Json<ZoneActionResponse>, ApiError> {
-    authorize(&state, &headers)?;
-    require_reason(&request.actor, &request.reason)?;
-    let zone = zone_name(&zone)?;
-    let store = state.store.clone();
-    let now_ms = (state.now_ms)();
-    let response = blocking(move || {
-        operations::thaw(
-            store.as_ref(),
-            &zone,
-            Act {
-                actor: &request.actor,
-                reason: &request.reason,
-                now_ms,
-            },
-        )?;
-        zone_action_response(store.as_ref(), &zone, None)
-    })
-    .await?;
+    let response = change_breaker(&state, &headers, &zone, request, operations::thaw).await?;
     if let Some(on_thaw) = &state.on_thaw {
         on_thaw();
     }
-    Ok(Json(response))
+    Ok(response)
 }
 
 async fn pin(
