@@ -7,17 +7,29 @@ use arc_swap::ArcSwap;
 use model::{Generation, Name, RecordType};
 
 use crate::snapshot::{key, ZoneSnapshot};
+use crate::stats::{QueryTotals, RcodeCounters, ServerCounters, StatsTransport};
 
 /// One consistent set of zones: what a query sees from start to end.
 #[derive(Debug, Default, Clone)]
 pub struct Zones {
     /// Keyed by lower-cased origin; BTreeMap so listings come out in a stable order.
-    by_origin: BTreeMap<Name, Arc<ZoneSnapshot>>,
+    by_origin: BTreeMap<Name, Served>,
+}
+
+/// A served zone: its snapshot and the query counters that outlive its versions.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) zone: Arc<ZoneSnapshot>,
+    pub(crate) counters: Arc<RcodeCounters>,
 }
 
 impl Zones {
     /// The zone with the longest origin at or above `qname`.
     pub fn find(&self, qname: &Name) -> Option<&Arc<ZoneSnapshot>> {
+        self.find_served(qname).map(|served| &served.zone)
+    }
+
+    fn find_served(&self, qname: &Name) -> Option<&Served> {
         let name = key(qname);
         (0..=name.num_labels())
             .rev()
@@ -27,26 +39,31 @@ impl Zones {
     /// The zone that answers `qname`/`qtype`: like [`Zones::find`], except that DS at a zone
     /// apex is answered by the parent zone when the parent is served too (RFC 4035 §3.1.4.1).
     pub fn find_for(&self, qname: &Name, qtype: RecordType) -> Option<&Arc<ZoneSnapshot>> {
-        let zone = self.find(qname)?;
-        if qtype == RecordType::DS && zone.origin() == &key(qname) && !qname.is_root() {
-            if let Some(parent) = self.find(&key(qname).base_name()) {
+        self.find_served_for(qname, qtype)
+            .map(|served| &served.zone)
+    }
+
+    pub(crate) fn find_served_for(&self, qname: &Name, qtype: RecordType) -> Option<&Served> {
+        let served = self.find_served(qname)?;
+        if qtype == RecordType::DS && served.zone.origin() == &key(qname) && !qname.is_root() {
+            if let Some(parent) = self.find_served(&key(qname).base_name()) {
                 return Some(parent);
             }
         }
-        Some(zone)
+        Some(served)
     }
 
     /// Origins and generations of every served zone, in canonical order.
     pub fn list(&self) -> Vec<(Name, Generation)> {
         self.by_origin
             .iter()
-            .map(|(origin, zone)| (origin.clone(), zone.generation()))
+            .map(|(origin, served)| (origin.clone(), served.zone.generation()))
             .collect()
     }
 
-    /// Every served zone.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &ZoneSnapshot> {
-        self.by_origin.values().map(|zone| zone.as_ref())
+    /// Every served zone with its counters.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Served> {
+        self.by_origin.values()
     }
 
     pub fn len(&self) -> usize {
@@ -63,6 +80,8 @@ impl Zones {
 #[derive(Debug, Default)]
 pub struct Catalog {
     current: ArcSwap<Zones>,
+    /// Query counters that belong to no zone; the zones' own live in [`Zones`].
+    counters: ServerCounters,
 }
 
 impl Catalog {
@@ -70,12 +89,22 @@ impl Catalog {
         Catalog::default()
     }
 
-    /// Serves `zone` under its origin, replacing any earlier version of it.
+    /// Serves `zone` under its origin, replacing any earlier version of it (whose query
+    /// counters it takes over).
     pub fn replace_zone(&self, zone: Arc<ZoneSnapshot>) {
         self.current.rcu(|zones| {
             let mut next = Zones::clone(zones);
-            next.by_origin
-                .insert(zone.origin().clone(), Arc::clone(&zone));
+            let counters = next
+                .by_origin
+                .get(zone.origin())
+                .map_or_else(Arc::default, |served| Arc::clone(&served.counters));
+            next.by_origin.insert(
+                zone.origin().clone(),
+                Served {
+                    zone: Arc::clone(&zone),
+                    counters,
+                },
+            );
             next
         });
     }
@@ -110,5 +139,28 @@ impl Catalog {
     /// Origins and generations of every served zone.
     pub fn zones(&self) -> Vec<(Name, Generation)> {
         self.current.load().list()
+    }
+
+    /// Counters of answers that no served zone matched, of silences, and of latency.
+    pub(crate) fn counters(&self) -> &ServerCounters {
+        &self.counters
+    }
+
+    /// Every query counter as it stands now, for `/metrics`.
+    pub fn query_totals(&self) -> QueryTotals {
+        let zones = self.current.load();
+        QueryTotals {
+            zones: zones
+                .by_origin
+                .iter()
+                .map(|(origin, served)| (origin.to_ascii(), served.counters.totals()))
+                .collect(),
+            unmatched: self.counters.unmatched.totals(),
+            dropped: self.counters.dropped(),
+            latency: StatsTransport::ALL
+                .iter()
+                .map(|transport| (*transport, self.counters.latency(*transport)))
+                .collect(),
+        }
     }
 }

@@ -15,9 +15,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use model::{Name, RecordType};
 
-use crate::catalog::Zones;
+use crate::catalog::{Served, Zones};
 use crate::config::ServerConfig;
-use crate::snapshot::ZoneSnapshot;
+use crate::stats::RcodeCounters;
 
 /// RFC 1035 §3.1: a name on the wire is at most 255 bytes.
 pub(crate) const MAX_NAME_WIRE_BYTES: usize = 255;
@@ -149,8 +149,19 @@ pub fn answer_fast(
     config: &ServerConfig,
     out: &mut [u8],
 ) -> Option<usize> {
+    answer_fast_counted(packet, zones, config, out).map(|(length, _)| length)
+}
+
+/// [`answer_fast`], also naming the query counters of the zone that answered.
+pub(crate) fn answer_fast_counted<'a>(
+    packet: &[u8],
+    zones: &'a Zones,
+    config: &ServerConfig,
+    out: &mut [u8],
+) -> Option<(usize, &'a RcodeCounters)> {
     let query = parse(packet)?;
-    let zone = route(zones, &query)?;
+    let served = route(zones, &query)?;
+    let zone = &served.zone;
     if zone.answers().cname_chain_length() != config.cname_chain_length {
         return None;
     }
@@ -186,7 +197,7 @@ pub fn answer_fast(
         opt[5..9].copy_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
         opt[9..11].copy_from_slice(&[0, 0]);
     }
-    Some(total)
+    Some((total, &served.counters))
 }
 
 fn parse(packet: &[u8]) -> Option<PlainQuery> {
@@ -271,11 +282,11 @@ fn is_plain_label_byte(byte: u8) -> bool {
 }
 
 /// The served zone with the longest origin at or above the query name.
-fn route<'a>(zones: &'a Zones, query: &PlainQuery) -> Option<&'a ZoneSnapshot> {
+fn route<'a>(zones: &'a Zones, query: &PlainQuery) -> Option<&'a Served> {
     let name = &query.key[..query.name_bytes];
-    let mut best: Option<&ZoneSnapshot> = None;
-    for zone in zones.iter() {
-        let origin = zone.origin_wire();
+    let mut best: Option<&Served> = None;
+    for served in zones.iter() {
+        let origin = served.zone.origin_wire();
         if origin.len() > name.len() {
             continue;
         }
@@ -286,9 +297,9 @@ fn route<'a>(zones: &'a Zones, query: &PlainQuery) -> Option<&'a ZoneSnapshot> {
                 .any(|s| usize::from(*s) == start);
         if aligned
             && &name[start..] == origin
-            && best.is_none_or(|b| b.origin_wire().len() < origin.len())
+            && best.is_none_or(|b| b.zone.origin_wire().len() < origin.len())
         {
-            best = Some(zone);
+            best = Some(served);
         }
     }
     best
@@ -341,6 +352,7 @@ impl Hasher for FxHasher {
 mod tests {
     use super::*;
     use crate::lookup::common;
+    use crate::snapshot::ZoneSnapshot;
     use crate::wire::{handle_with, Transport};
     use crate::Catalog;
     use model::Generation;

@@ -14,6 +14,8 @@
 //! * [`handle`]: bytes in, bytes out (or silence), pure apart from one catalog load: the
 //!   checks NSD 4.6 makes (FORMERR, NOTIMP, REFUSED, BADVERS), EDNS, 0x20 case, truncation.
 //! * [`Server`] / [`serve`]: the async shell binding UDP and TCP on one address.
+//! * [`stats`]: answers by zone and response code, silences and answer latency, counted on
+//!   the hot path without allocation and read through [`Catalog::query_totals`].
 //!
 //! The one design decision: **snapshots are immutable and swapped atomically.** A query
 //! loads the catalog once and answers entirely from that load, so it never sees half of
@@ -26,6 +28,7 @@ mod fast;
 mod lookup;
 mod net;
 mod snapshot;
+pub mod stats;
 mod udp_batch;
 mod wire;
 
@@ -35,6 +38,7 @@ pub use fast::answer_fast;
 pub use lookup::{lookup, AnswerKind, Lookup};
 pub use net::{serve, Server};
 pub use snapshot::ZoneSnapshot;
+pub use stats::QueryTotals;
 pub use wire::{handle, handle_with, Transport};
 
 /// What can go wrong running the server.

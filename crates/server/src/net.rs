@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,10 +14,15 @@ use tokio::sync::Semaphore;
 
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
-use crate::fast::answer_fast;
+use crate::fast::answer_fast_counted;
+use crate::stats::{ServerCounters, StatsTransport};
 use crate::udp_batch::{self, Batch};
-use crate::wire::{handle, handle_with, Transport};
+use crate::wire::{respond, Transport};
 use crate::ServerError;
+
+/// The statistics shard TCP connections count in: the last, which only the fourth UDP
+/// worker (of a server with at least four) shares.
+const TCP_STATS_SHARD: usize = crate::stats::STATS_SHARDS - 1;
 
 /// How often an idle UDP worker looks whether the server is shutting down.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(100);
@@ -80,7 +85,7 @@ impl Server {
             let stop = Arc::clone(&stop);
             let worker = std::thread::Builder::new()
                 .name(format!("dnsward-udp-{index}"))
-                .spawn(move || serve_udp(&socket, &catalog, &config, &stop));
+                .spawn(move || serve_udp(&socket, &catalog, &config, &stop, index));
             match worker {
                 Ok(worker) => workers.push(worker),
                 Err(error) => tracing::error!(%error, "cannot start a udp worker"),
@@ -133,8 +138,16 @@ fn bind_udp(address: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket>
 }
 
 /// One worker: a batch in, the catalog loaded once for it, every query answered by the
-/// hot path or else the library path, the batch out.
-fn serve_udp(socket: &UdpSocket, catalog: &Catalog, config: &ServerConfig, stop: &AtomicBool) {
+/// hot path or else the library path and counted in the worker's own statistics shard,
+/// the batch out.
+fn serve_udp(
+    socket: &UdpSocket,
+    catalog: &Catalog,
+    config: &ServerConfig,
+    stop: &AtomicBool,
+    shard: usize,
+) {
+    let counters = catalog.counters();
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         match udp_batch::receive(socket, &mut batch) {
@@ -153,19 +166,30 @@ fn serve_udp(socket: &UdpSocket, catalog: &Catalog, config: &ServerConfig, stop:
                 continue;
             }
         }
+        let received = Instant::now();
         let zones = catalog.load();
         for index in 0..batch.len() {
             let (query, reply) = batch.slot(index);
-            let length = match answer_fast(query, &zones, config, reply) {
-                Some(length) => length,
-                None => match handle_with(query, Transport::Udp, &zones, config) {
-                    Some(answer) if answer.len() <= reply.len() => {
-                        reply[..answer.len()].copy_from_slice(&answer);
-                        answer.len()
+            let length = match answer_fast_counted(query, &zones, config, reply) {
+                Some((length, zone)) => {
+                    zone.count(shard, crate::stats::reply_rcode(reply));
+                    length
+                }
+                None => match respond(query, Transport::Udp, &zones, config) {
+                    Some(answered) if answered.reply.len() <= reply.len() => {
+                        let length = answered.reply.len();
+                        reply[..length].copy_from_slice(&answered.reply);
+                        count(counters, &answered, shard);
+                        length
                     }
                     _ => 0,
                 },
             };
+            if length == 0 {
+                counters.count_dropped(shard);
+            } else {
+                counters.observe_latency(StatsTransport::Udp, shard, received.elapsed());
+            }
             batch.set_reply(index, length);
         }
         drop(zones);
@@ -219,7 +243,7 @@ async fn serve_connection(
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return Ok(()),
         }
-        let Some(reply) = handle(&message, Transport::Tcp, catalog, config) else {
+        let Some(reply) = answer_tcp(&message, catalog, config) else {
             continue;
         };
         // Replies are at most 65535 bytes: the encoder's buffer is bounded by u16::MAX.
@@ -230,4 +254,27 @@ async fn serve_connection(
         stream.write_all(&framed).await?;
     }
     stream.shutdown().await
+}
+
+/// One TCP message answered from one load of the catalog (not held across the write) and
+/// counted.
+fn answer_tcp(message: &[u8], catalog: &Catalog, config: &ServerConfig) -> Option<Vec<u8>> {
+    let received = Instant::now();
+    let counters = catalog.counters();
+    let zones = catalog.load();
+    let Some(answered) = respond(message, Transport::Tcp, &zones, config) else {
+        counters.count_dropped(TCP_STATS_SHARD);
+        return None;
+    };
+    count(counters, &answered, TCP_STATS_SHARD);
+    counters.observe_latency(StatsTransport::Tcp, TCP_STATS_SHARD, received.elapsed());
+    Some(answered.reply)
+}
+
+/// Counts an answer of the library path under its zone, or as unmatched.
+fn count(counters: &ServerCounters, answered: &crate::wire::Answered<'_>, shard: usize) {
+    match answered.counters {
+        Some(zone) => zone.count(shard, answered.rcode),
+        None => counters.unmatched.count(shard, answered.rcode),
+    }
 }

@@ -10,6 +10,7 @@ use crate::config::ServerConfig;
 use crate::fast::Encoded;
 use crate::lookup::{lookup, AnswerKind};
 use crate::snapshot::ZoneSnapshot;
+use crate::stats::{reply_rcode, RcodeCounters};
 
 /// How a query arrived; decides the size limit and zone-transfer handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,36 @@ pub fn handle_with(
     zones: &Zones,
     config: &ServerConfig,
 ) -> Option<Vec<u8>> {
+    respond(packet, transport, zones, config).map(|answered| answered.reply)
+}
+
+/// An answer and what it counts as in the query statistics.
+pub(crate) struct Answered<'a> {
+    pub(crate) reply: Vec<u8>,
+    /// The counters of the zone that answered; `None` when no served zone did.
+    pub(crate) counters: Option<&'a RcodeCounters>,
+    /// The full response code, BADVERS included.
+    pub(crate) rcode: u16,
+}
+
+impl Answered<'_> {
+    fn unmatched(reply: Vec<u8>) -> Answered<'static> {
+        let rcode = reply_rcode(&reply);
+        Answered {
+            reply,
+            counters: None,
+            rcode,
+        }
+    }
+}
+
+/// [`handle_with`], also saying which zone answered and with what response code.
+pub(crate) fn respond<'a>(
+    packet: &[u8],
+    transport: Transport,
+    zones: &'a Zones,
+    config: &ServerConfig,
+) -> Option<Answered<'a>> {
     let header = RawHeader::parse(packet)?;
     if header.flags1 & FLAG_QR != 0 {
         return None;
@@ -58,10 +89,12 @@ pub fn handle_with(
     // Opcodes are checked before anything else is parsed: a new opcode may lay out its
     // sections differently (NSD does the same).
     if header.opcode() != OPCODE_QUERY && header.opcode() != OPCODE_NOTIFY {
-        return Some(header.error_reply(ResponseCode::NotImp));
+        return Some(Answered::unmatched(
+            header.error_reply(ResponseCode::NotImp),
+        ));
     }
     if header.flags2 & 0x0f != 0 {
-        return Some(header.formerr(true));
+        return Some(Answered::unmatched(header.formerr(true)));
     }
     let mut decoder = BinDecoder::new(packet);
     // The header was read by hand above; 12 bytes are there.
@@ -71,7 +104,7 @@ pub fn handle_with(
     // NSD reads a question even when QDCOUNT says there is none and rejects the message
     // if it does not decode.
     let Ok(query) = Query::read(&mut decoder) else {
-        return Some(header.formerr(true));
+        return Some(Answered::unmatched(header.formerr(true)));
     };
     if header.opcode() == OPCODE_NOTIFY {
         // We accept NOTIFY from nobody: REFUSED for a zone we serve, NXDOMAIN otherwise.
@@ -83,22 +116,22 @@ pub fn handle_with(
         } else {
             ResponseCode::NXDomain
         };
-        return Some(header.error_reply(rcode));
+        return Some(Answered::unmatched(header.error_reply(rcode)));
     }
     if header.qdcount != 1 {
-        return Some(header.formerr(false));
+        return Some(Answered::unmatched(header.formerr(false)));
     }
     if header.ancount != 0 || (header.nscount != 0 && query.query_type() != RecordType::IXFR) {
-        return Some(header.formerr(true));
+        return Some(Answered::unmatched(header.formerr(true)));
     }
     for _ in 0..header.nscount {
         if Record::read(&mut decoder).is_err() {
-            return Some(header.formerr(true));
+            return Some(Answered::unmatched(header.formerr(true)));
         }
     }
     let edns = match read_additional(&mut decoder, header.arcount) {
         Ok(edns) => edns,
-        Err(()) => return Some(header.formerr(true)),
+        Err(()) => return Some(Answered::unmatched(header.formerr(true))),
     };
     // Anything after the parsed records is ignored, as NSD does.
     Some(answer(&header, &query, edns, transport, zones, config))
@@ -212,14 +245,14 @@ struct ReplyOpt {
     extended_error: Option<u16>,
 }
 
-fn answer(
+fn answer<'a>(
     header: &RawHeader,
     query: &Query,
     edns: Option<QueryEdns>,
     transport: Transport,
-    zones: &Zones,
+    zones: &'a Zones,
     config: &ServerConfig,
-) -> Vec<u8> {
+) -> Answered<'a> {
     let our_payload = config.udp_payload_bytes;
     let opt = |extended_error: Option<u16>| {
         edns.map(|edns| ReplyOpt {
@@ -252,14 +285,18 @@ fn answer(
                 dnssec_ok: false,
                 ..o
             });
-            return encode(reply, limit, query.name());
+            return Answered {
+                reply: encode(reply, limit, query.name()),
+                counters: None,
+                rcode: u16::from(ResponseCode::BADVERS),
+            };
         }
     }
     let qclass = query.query_class();
     if qclass == DNSClass::CH {
         reply.rcode = ResponseCode::Refused;
         reply.opt = opt(Some(EDE_NOT_SUPPORTED));
-        return encode(reply, limit, query.name());
+        return Answered::unmatched(encode(reply, limit, query.name()));
     }
     if qclass != DNSClass::IN && qclass != DNSClass::ANY {
         // NSD answers other classes like an error: no question, but with OPT.
@@ -269,7 +306,7 @@ fn answer(
         reply.opt = opt(Some(EDE_NOT_SUPPORTED));
         let mut out = encode(reply, limit, query.name());
         out[3] |= header.flags2 & 0xf0 & !FLAG_AD;
-        return out;
+        return Answered::unmatched(out);
     }
     let qtype = query.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
@@ -280,14 +317,14 @@ fn answer(
         } else {
             ResponseCode::Refused
         };
-        return encode(reply, limit, query.name());
+        return Answered::unmatched(encode(reply, limit, query.name()));
     }
-    let Some(zone) = zones.find_for(query.name(), qtype) else {
+    let Some(served) = zones.find_served_for(query.name(), qtype) else {
         reply.rcode = ResponseCode::Refused;
         reply.opt = opt(Some(EDE_NOT_AUTHORITATIVE));
-        return encode(reply, limit, query.name());
+        return Answered::unmatched(encode(reply, limit, query.name()));
     };
-    let result = lookup(zone, query.name(), qtype, config.cname_chain_length);
+    let result = lookup(&served.zone, query.name(), qtype, config.cname_chain_length);
     reply.rcode = result.rcode;
     reply.answers = result.answers;
     reply.authorities = result.authorities;
@@ -306,7 +343,12 @@ fn answer(
     if authoritative {
         reply.flags1 |= FLAG_AA;
     }
-    encode(reply, limit, query.name())
+    let rcode = u16::from(reply.rcode);
+    Answered {
+        reply: encode(reply, limit, query.name()),
+        counters: Some(&served.counters),
+        rcode,
+    }
 }
 
 /// The library path's answer to a lower-case query for `qname`/`qtype` of class IN with

@@ -3,50 +3,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use model::Generation;
-use server::{Catalog, Server, ServerConfig, ZoneSnapshot};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::{header, question, start, tcp_read_reply, udp_exchange};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
-
-const REPLY_DEADLINE: Duration = Duration::from_millis(300);
-
-async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let catalog = Arc::new(Catalog::new());
-    catalog.replace_zone(Arc::new(ZoneSnapshot::build(
-        &common::example_zone(7),
-        Generation(1),
-    )));
-    let server = Server::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()), catalog)
-        .await
-        .expect("loopback port 0 binds");
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    (address, stop)
-}
-
-fn header(flags: u16, qd: u16, an: u16, ns: u16, ar: u16) -> Vec<u8> {
-    [0xbeefu16, flags, qd, an, ns, ar]
-        .iter()
-        .flat_map(|w| w.to_be_bytes())
-        .collect()
-}
-
-fn question(qname: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in qname.split('.').filter(|l| !l.is_empty()) {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.extend_from_slice(&[0, 0, 1, 0, 1]);
-    out
-}
 
 const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
 
@@ -153,18 +112,9 @@ fn check_reply(what: &str, reply: &[u8], expected_rcode: u8) {
     assert_eq!(reply[3] & 0x0f, expected_rcode, "{what}: rcode");
 }
 
-async fn udp_exchange(socket: &UdpSocket, packet: &[u8]) -> Option<Vec<u8>> {
-    socket.send(packet).await.expect("loopback send");
-    let mut buffer = vec![0u8; 65_535];
-    match tokio::time::timeout(REPLY_DEADLINE, socket.recv(&mut buffer)).await {
-        Ok(Ok(length)) => Some(buffer[..length].to_vec()),
-        _ => None,
-    }
-}
-
 #[tokio::test]
 async fn rfc1035_4_1_malformed_udp_queries_get_formerr_notimp_or_silence() {
-    let (address, _stop) = start().await;
+    let (address, _catalog, _stop) = start().await;
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("loopback bind");
     socket.connect(address).await.expect("loopback connect");
     for length in 0..12 {
@@ -196,23 +146,9 @@ fn cat_query() -> Vec<u8> {
     [header(0x0100, 1, 0, 0, 0), question("www.example.test")].concat()
 }
 
-async fn tcp_read_reply(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut prefix = [0u8; 2];
-    tokio::time::timeout(REPLY_DEADLINE, stream.read_exact(&mut prefix))
-        .await
-        .ok()?
-        .ok()?;
-    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
-    tokio::time::timeout(REPLY_DEADLINE, stream.read_exact(&mut reply))
-        .await
-        .ok()?
-        .ok()?;
-    Some(reply)
-}
-
 #[tokio::test]
 async fn rfc7766_malformed_tcp_messages_get_formerr_or_close_and_valid_ones_are_answered() {
-    let (address, _stop) = start().await;
+    let (address, _catalog, _stop) = start().await;
     // Malformed messages, properly framed, then a valid one on the same connection.
     let mut stream = TcpStream::connect(address).await.expect("loopback connect");
     for (what, packet, rcode) in corpus() {
