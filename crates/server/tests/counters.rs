@@ -3,13 +3,14 @@
 //! the histogram of its transport.
 
 mod common;
+mod sockets;
 
 use std::sync::Arc;
 
-use common::{header, question, start, tcp_read_reply, udp_exchange};
 use model::Generation;
 use server::stats::{StatsTransport, RCODE_SLOTS};
 use server::{QueryTotals, ZoneSnapshot};
+use sockets::{header, question, start, tcp_read_reply, udp_exchange};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 

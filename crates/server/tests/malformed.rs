@@ -2,8 +2,9 @@
 //! NOTIMP or silence, never a crash; a valid query afterwards is answered.
 
 mod common;
+mod sockets;
 
-use common::{header, question, start, tcp_read_reply, udp_exchange};
+use sockets::{header, question, start, tcp_read_reply, udp_exchange};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
