@@ -80,6 +80,8 @@ pub struct ApiState {
     pub now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// Counters behind `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The served catalog, whose query counters `/metrics` shows.
+    pub catalog: Option<Arc<server::Catalog>>,
     /// Called after a thaw so automation re-plans at once.
     pub on_thaw: Option<Arc<dyn Fn() + Send + Sync>>,
 }
@@ -652,6 +654,7 @@ async fn metrics_text(
             .map(|(address, backend)| (address.to_string(), backend.healthy))
             .collect();
     }
+    gauges.queries = state.catalog.as_ref().map(|catalog| catalog.query_totals());
     let text = state.metrics.render(&gauges);
     Ok((
         [(

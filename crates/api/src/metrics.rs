@@ -6,6 +6,9 @@ use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
+use server::stats::{rcode_name, LATENCY_BOUNDS_MICROS};
+use server::QueryTotals;
+
 /// Counters of one node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -98,6 +101,9 @@ impl Metrics {
                 *count as f64,
             );
         }
+        if let Some(queries) = &gauges.queries {
+            render_queries(&mut out, queries);
+        }
         out
     }
 }
@@ -108,6 +114,86 @@ pub struct Gauges {
     pub active_generation: Vec<(String, u64)>,
     pub breaker_tripped: Vec<(String, bool)>,
     pub backend_healthy: Vec<(String, bool)>,
+    /// The DNS server's counters, when this node serves.
+    pub queries: Option<QueryTotals>,
+}
+
+/// The `zone` label of answers no served zone gave (zone labels end in a dot, so it cannot
+/// clash with one).
+pub const NO_ZONE_LABEL: &str = "none";
+
+/// Answers by zone and response code, silences, and the latency histograms.
+fn render_queries(out: &mut String, queries: &QueryTotals) {
+    const QUERIES: &str = "dnsward_dns_answers_total";
+    family(
+        out,
+        QUERIES,
+        "counter",
+        "DNS answers sent, by zone (\"none\" when no served zone matched) and response code.",
+    );
+    let zones = queries
+        .zones
+        .iter()
+        .map(|(zone, counts)| (zone.as_str(), counts))
+        .chain(std::iter::once((NO_ZONE_LABEL, &queries.unmatched)));
+    for (zone, counts) in zones {
+        for (rcode, count) in counts.iter().enumerate() {
+            // Codes never sent stay out, except NOERROR so that every zone has a series.
+            if *count > 0 || rcode == 0 {
+                sample(
+                    out,
+                    QUERIES,
+                    &[("zone", zone), ("rcode", rcode_name(rcode))],
+                    *count as f64,
+                );
+            }
+        }
+    }
+    const DROPPED: &str = "dnsward_dns_queries_dropped_total";
+    family(out, DROPPED, "counter", "DNS messages that got no answer (not a query, too short for a header, or the answer could not be sent).");
+    sample(out, DROPPED, &[], queries.dropped as f64);
+    const LATENCY: &str = "dnsward_dns_answer_duration_seconds";
+    family(
+        out,
+        LATENCY,
+        "histogram",
+        "Time from receiving a query to its answer being ready to send, by transport.",
+    );
+    let bucket = format!("{LATENCY}_bucket");
+    for (transport, histogram) in &queries.latency {
+        let transport = transport.label();
+        let mut cumulative = 0;
+        for (bound_micros, count) in LATENCY_BOUNDS_MICROS.iter().zip(&histogram.buckets) {
+            cumulative += count;
+            let le = (*bound_micros as f64 / 1e6).to_string();
+            sample(
+                out,
+                &bucket,
+                &[("transport", transport), ("le", &le)],
+                cumulative as f64,
+            );
+        }
+        let count = histogram.count() as f64;
+        sample(
+            out,
+            &bucket,
+            &[("transport", transport), ("le", "+Inf")],
+            count,
+        );
+        let seconds = histogram.sum_nanos as f64 / 1e9;
+        sample(
+            out,
+            &format!("{LATENCY}_sum"),
+            &[("transport", transport)],
+            seconds,
+        );
+        sample(
+            out,
+            &format!("{LATENCY}_count"),
+            &[("transport", transport)],
+            count,
+        );
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,6 +229,48 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_buckets_are_cumulative_and_end_with_infinity() {
+        let mut udp = server::stats::LatencyTotals::default();
+        udp.buckets[0] = 2;
+        udp.buckets[3] = 1;
+        udp.buckets[LATENCY_BOUNDS_MICROS.len()] = 1;
+        udp.sum_nanos = 1_500_000_000;
+        let mut example = [0; server::stats::RCODE_SLOTS];
+        example[3] = 4;
+        let gauges = Gauges {
+            queries: Some(QueryTotals {
+                zones: vec![("example.test.".to_string(), example)],
+                unmatched: [0; server::stats::RCODE_SLOTS],
+                dropped: 9,
+                latency: vec![(server::stats::StatsTransport::Udp, udp)],
+            }),
+            ..Gauges::default()
+        };
+        let text = Metrics::default().render(&gauges);
+        for line in [
+            "dnsward_dns_answers_total{zone=\"example.test.\",rcode=\"NOERROR\"} 0",
+            "dnsward_dns_answers_total{zone=\"example.test.\",rcode=\"NXDOMAIN\"} 4",
+            "dnsward_dns_answers_total{zone=\"none\",rcode=\"NOERROR\"} 0",
+            "dnsward_dns_queries_dropped_total 9",
+            "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"0.000005\"} 2",
+            "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"0.00005\"} 3",
+            "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"0.1\"} 3",
+            "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"+Inf\"} 4",
+            "dnsward_dns_answer_duration_seconds_sum{transport=\"udp\"} 1.5",
+            "dnsward_dns_answer_duration_seconds_count{transport=\"udp\"} 4",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("rcode=\"SERVFAIL\""),
+            "codes never sent stay out"
+        );
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -95,7 +95,7 @@ async fn run_node(
         udp_payload_bytes: config.udp_payload_bytes,
         ..ServerConfig::default()
     };
-    let server = server::Server::bind(server_config, catalog).await?;
+    let server = server::Server::bind(server_config, Arc::clone(&catalog)).await?;
     let validator = crate::validate::start(
         &config,
         Arc::clone(&store),
@@ -117,6 +117,7 @@ async fn run_node(
         token: config.api_token.clone(),
         now_ms: Arc::new(move || clock.now_ms()),
         metrics: Arc::clone(&metrics),
+        catalog: Some(catalog),
         on_thaw: Some({
             let control = Arc::clone(&control);
             Arc::new(move || control.replan())

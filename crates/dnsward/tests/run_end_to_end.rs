@@ -685,6 +685,9 @@ fn metrics_parse_as_prometheus_text() {
     backend.start();
     let node = start_node(&[&backend]);
     wait_for_answer(node.dns, &set(&[&backend]), CONVERGE_DEADLINE);
+    // One NXDOMAIN from the zone and one REFUSED from outside every zone, for the counters.
+    assert_eq!(dig(node.dns, "nothing.example.test"), Some(BTreeSet::new()));
+    assert_eq!(dig(node.dns, "www.elsewhere.test"), Some(BTreeSet::new()));
     // The first probe verdict arrives after `rise` probes; wait until a scrape shows it.
     let deadline = Instant::now() + CONVERGE_DEADLINE;
     let text = loop {
@@ -722,9 +725,53 @@ fn metrics_parse_as_prometheus_text() {
         "dnsward_zone_breaker_tripped",
         "dnsward_backend_healthy",
         "dnsward_enactor_outcomes_total",
+        "dnsward_dns_answers_total",
+        "dnsward_dns_queries_dropped_total",
+        "dnsward_dns_answer_duration_seconds",
     ] {
         assert!(names.contains(expected), "{expected} missing from:\n{text}");
     }
+    let answers = |zone: &str, rcode: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "dnsward_dns_answers_total"
+                    && s.labels.get("zone") == Some(zone)
+                    && s.labels.get("rcode") == Some(rcode)
+            })
+            .map_or(0.0, |s| match s.value {
+                prometheus_parse::Value::Counter(value) => value,
+                ref other => panic!("answers are a counter: {other:?}"),
+            })
+    };
+    assert!(answers("example.test.", "NOERROR") >= 1.0, "{text}");
+    assert!(answers("example.test.", "NXDOMAIN") >= 1.0, "{text}");
+    assert!(answers("none", "REFUSED") >= 1.0, "{text}");
+    let udp_latency = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "dnsward_dns_answer_duration_seconds"
+                && s.labels.get("transport") == Some("udp")
+        })
+        .expect("a UDP latency histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &udp_latency.value else {
+        panic!("latency is a histogram: {:?}", udp_latency.value);
+    };
+    let counts: Vec<f64> = buckets.iter().map(|b| b.count).collect();
+    assert!(
+        counts.windows(2).all(|pair| pair[0] <= pair[1]),
+        "buckets are cumulative: {counts:?}"
+    );
+    let infinite = buckets
+        .iter()
+        .find(|b| b.less_than.is_infinite())
+        .expect("a +Inf bucket");
+    assert!(
+        infinite.count >= answers("example.test.", "NXDOMAIN") + answers("none", "REFUSED"),
+        "every UDP answer is in the histogram: {text}"
+    );
 }
 
 #[test]
