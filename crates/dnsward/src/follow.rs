@@ -109,6 +109,8 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
                 if still_current {
                     catalog.replace_zone(Arc::new(ready));
                 }
+                // The content, the replaced snapshots and the encoder's scratch are freed.
+                server::release_free_memory();
                 tracing::info!(
                     %zone,
                     %generation,

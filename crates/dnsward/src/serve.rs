@@ -61,6 +61,8 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             }
         }
     }
+    // The parsed files and the builds' scratch are gone; give their pages back.
+    server::release_free_memory();
     let udp_workers = match args.workers {
         Some(workers) => server::UDP_WORKERS
             .check(workers)

@@ -197,10 +197,14 @@ impl Enactor {
                     now_ms,
                     automation: true,
                 })?;
-                // Clean-up failing leaves extra versions, never a missing one: not fatal.
+                // Clean-up failing leaves extra versions, never a missing one: not fatal,
+                // but said, so a store that keeps failing it is noticed before it fills.
                 let cleaned = store
                     .clean_up(&plan.zone, keep_last, &actor, now_ms)
-                    .unwrap_or_default();
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(zone = %plan.zone, %error, "clean-up failed; old versions stay until the next commit's clean-up");
+                        Vec::new()
+                    });
                 Ok((version, cleaned))
             }
         })

@@ -1,6 +1,6 @@
 //! Batched UDP: up to [`BATCH`] datagrams per system call with `recvmmsg`/`sendmmsg`.
 //!
-//! This is the crate's only module with `unsafe` code: the two system calls and the
+//! With `memory`, the crate's only module with `unsafe` code: the two system calls and the
 //! zeroing of the C structures they fill. Every block says why it is sound. Elsewhere
 //! than Linux the same interface is served one datagram at a time with the standard
 //! library.
