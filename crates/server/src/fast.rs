@@ -17,7 +17,9 @@ use model::{Name, RecordType};
 
 use crate::catalog::{Served, Zones};
 use crate::config::ServerConfig;
+use crate::snapshot::ZoneSnapshot;
 use crate::stats::RcodeCounters;
+use crate::template::{Miss, Question, Templates};
 
 /// RFC 1035 §3.1: a name on the wire is at most 255 bytes.
 pub(crate) const MAX_NAME_WIRE_BYTES: usize = 255;
@@ -49,6 +51,8 @@ const SLOW_TYPES: [RecordType; 5] = [
 #[derive(Debug, Default)]
 pub(crate) struct AnswerTable {
     entries: HashMap<Box<[u8]>, Box<[u8]>, BuildHasherDefault<FxHasher>>,
+    /// NXDOMAIN and referrals for names the entries do not hold (`crate::template`).
+    templates: Templates,
     /// The CNAME chain bound the answers were computed with; a server configured with
     /// another bound uses the library path.
     cname_chain_length: usize,
@@ -69,6 +73,7 @@ impl AnswerTable {
     pub(crate) fn new(cname_chain_length: usize) -> AnswerTable {
         AnswerTable {
             entries: HashMap::default(),
+            templates: Templates::default(),
             cname_chain_length,
         }
     }
@@ -94,6 +99,14 @@ impl AnswerTable {
         value.extend_from_slice(&encoded.body);
         self.entries
             .insert(key.into_boxed_slice(), value.into_boxed_slice());
+    }
+
+    pub(crate) fn templates_mut(&mut self) -> &mut Templates {
+        &mut self.templates
+    }
+
+    pub(crate) fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
@@ -165,8 +178,6 @@ pub(crate) fn answer_fast_counted<'a>(
     if zone.answers().cname_chain_length() != config.cname_chain_length {
         return None;
     }
-    let stored = zone.answers().get(&query.key[..query.name_bytes + 2])?;
-    let (meta, body) = stored.split_at(META_BYTES);
     let (limit, opt_bytes) = match query.edns {
         Some((payload, _)) => (
             usize::from(payload.min(config.udp_payload_bytes)),
@@ -174,22 +185,16 @@ pub(crate) fn answer_fast_counted<'a>(
         ),
         None => (CLASSIC_UDP_BYTES, 0),
     };
-    let total = query.question_end + body.len() + opt_bytes;
-    if total > limit || total > out.len() {
-        return None;
-    }
-    out[..2].copy_from_slice(&packet[..2]);
-    out[2] = meta[0] | (packet[2] & FLAG_RD);
-    out[3] = meta[1];
-    out[4..6].copy_from_slice(&1u16.to_be_bytes());
-    out[6..10].copy_from_slice(&meta[2..6]);
-    let additional = u16::from_be_bytes([meta[6], meta[7]]) + u16::from(query.edns.is_some());
-    out[10..12].copy_from_slice(&additional.to_be_bytes());
-    out[HEADER_BYTES..query.question_end]
-        .copy_from_slice(&packet[HEADER_BYTES..query.question_end]);
-    out[query.question_end..query.question_end + body.len()].copy_from_slice(body);
+    let room = limit.min(out.len()).checked_sub(opt_bytes)?;
+    let length = match zone.answers().get(&query.key[..query.name_bytes + 2]) {
+        Some(stored) => answer_stored(packet, &query, stored, room, out)?,
+        None => answer_missing(packet, &query, zone, room, out)?,
+    };
+    let total = length + opt_bytes;
     if let Some((_, dnssec_ok)) = query.edns {
-        let opt = &mut out[query.question_end + body.len()..total];
+        let additional = u16::from_be_bytes([out[10], out[11]]) + 1;
+        out[10..12].copy_from_slice(&additional.to_be_bytes());
+        let opt = &mut out[length..total];
         opt[0] = 0;
         opt[1..3].copy_from_slice(&TYPE_OPT.to_be_bytes());
         opt[3..5].copy_from_slice(&config.udp_payload_bytes.to_be_bytes());
@@ -198,6 +203,63 @@ pub(crate) fn answer_fast_counted<'a>(
         opt[9..11].copy_from_slice(&[0, 0]);
     }
     Some((total, &served.counters))
+}
+
+/// A stored answer: the query's ID, RD bit and question around the stored bytes.
+fn answer_stored(
+    packet: &[u8],
+    query: &PlainQuery,
+    stored: &[u8],
+    room: usize,
+    out: &mut [u8],
+) -> Option<usize> {
+    let (meta, body) = stored.split_at(META_BYTES);
+    let total = query.question_end + body.len();
+    if total > room {
+        return None;
+    }
+    out[..2].copy_from_slice(&packet[..2]);
+    out[2] = meta[0] | (packet[2] & FLAG_RD);
+    out[3] = meta[1];
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..12].copy_from_slice(&meta[2..8]);
+    out[HEADER_BYTES..query.question_end]
+        .copy_from_slice(&packet[HEADER_BYTES..query.question_end]);
+    out[query.question_end..total].copy_from_slice(body);
+    Some(total)
+}
+
+/// A name the table does not hold: NXDOMAIN or a referral from the zone's templates, or
+/// `None` for the library path (NODATA, wildcards, CNAMEs, anything unusual).
+fn answer_missing(
+    packet: &[u8],
+    query: &PlainQuery,
+    zone: &ZoneSnapshot,
+    room: usize,
+    out: &mut [u8],
+) -> Option<usize> {
+    let name = &query.key[..query.name_bytes];
+    let apex_offset = name.len() - zone.origin_wire().len();
+    let label_starts = &query.label_starts[..query.labels];
+    let (template, anchor_offset) =
+        match zone
+            .answers()
+            .templates()
+            .miss(name, label_starts, apex_offset)?
+        {
+            Miss::NxDomain(template) => (template, apex_offset),
+            Miss::Referral {
+                template,
+                anchor_offset,
+            } => (template, anchor_offset),
+        };
+    let question = Question {
+        name,
+        anchor_offset,
+        labels: query.labels,
+        question_end: query.question_end,
+    };
+    template.fit(packet, &question, room, out)
 }
 
 fn parse(packet: &[u8]) -> Option<PlainQuery> {
@@ -388,9 +450,31 @@ mod tests {
                 "c.example.test.",
                 "www.other.test.",
                 "test.",
+                // Missing names at every depth: below an empty non-terminal, below data,
+                // named like the SOA's names (compressed differently), under a wildcard.
+                "z.b.c.example.test.",
+                "x.a.b.c.example.test.",
+                "no.pe.example.test.",
+                "hostmaster.example.test.",
+                "x.hostmaster.example.test.",
+                "x.ns1.example.test.",
+                "ns1.nope.example.test.",
+                "a.b.wild.example.test.",
+                "x.exists.wild.example.test.",
+                "x.wc.example.test.",
+                // Below cuts: names like the referral's own names, and deeper.
+                "www.x.sub.example.test.",
+                "x.ns.sub.example.test.",
+                "ns.x.sub.example.test.",
+                "deep.sec.example.test.",
+                "ns1.sec.example.test.",
+                "a.b.c.d.sec.example.test.",
             ]
             .map(String::from),
         );
+        // Many labels: the encoder's bound on compression candidates.
+        names.push(format!("{}nope.example.test.", "a.".repeat(60)));
+        names.push(format!("{}x.sub.example.test.", "a.".repeat(60)));
         names.sort();
         names.dedup();
         names
@@ -465,12 +549,76 @@ mod tests {
             class_ch,
             query(7, 0, "www.example.test", 43, None),
             query(7, 0, "www.example.test", 255, None),
-            query(7, 0, "nope.example.test", 1, None),
             query(7, 0, "www.example.test", 1, Some((1232, 0x0001_0000))),
             query(7, 0, "big.example.test", 16, None),
+            // NODATA, wildcards, and names the SOA's own names would compress into.
+            query(7, 0, "b.c.example.test", 1, None),
+            query(7, 0, "foo.wild.example.test", 1, None),
+            query(7, 0, "hostmaster.example.test", 1, None),
+            query(7, 0, "x.ns1.example.test", 1, None),
+            query(7, 0, "x.ns.sub.example.test", 1, None),
         ] {
             assert_eq!(answer_fast(&packet, &zones, &config, &mut out), None);
         }
+    }
+
+    #[test]
+    fn missing_names_and_names_below_a_cut_are_answered_on_the_hot_path() {
+        let zones = zones();
+        let config = ServerConfig::default();
+        let mut out = [0u8; 4096];
+        for (qname, qtype, rcode) in [
+            ("nope.example.test", 1u16, 3u8),
+            ("NoPe.ExAmPlE.tEsT", 28, 3),
+            ("z.b.c.example.test", 1, 3),
+            ("x.a.b.c.example.test", 16, 3),
+            ("www.x.sub.example.test", 1, 0),
+            ("Deep.Sec.Example.Test", 28, 0),
+        ] {
+            for edns in [None, Some((1232, 0x8000))] {
+                let packet = query(9, 0x01, qname, qtype, edns);
+                let length = answer_fast(&packet, &zones, &config, &mut out)
+                    .unwrap_or_else(|| panic!("{qname}/{qtype} is on the hot path"));
+                assert_eq!(out[3] & 0x0f, rcode, "{qname}");
+                let library = handle_with(&packet, Transport::Udp, &zones, &config).unwrap();
+                assert_eq!(&out[..length], &library[..], "{qname}/{qtype} {edns:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_name_type_case_and_edns_is_answered_alike_on_both_paths() {
+        let zones = zones();
+        let config = ServerConfig::default();
+        let mut out = [0u8; 4096];
+        let (mut fast, mut negative) = (0, 0);
+        for qname in names() {
+            for qtype in [1u16, 2, 5, 6, 15, 16, 28, 33, 99] {
+                for mask in [0u64, u64::MAX, 0x5555_5555_5555_5555] {
+                    for edns in [None, Some((512, 0)), Some((4096, 0x8000))] {
+                        let packet = query(3, 0x01, &recase(&qname, mask), qtype, edns);
+                        let Some(length) = answer_fast(&packet, &zones, &config, &mut out) else {
+                            continue;
+                        };
+                        let library = handle_with(&packet, Transport::Udp, &zones, &config);
+                        assert_eq!(
+                            Some(&out[..length]),
+                            library.as_deref(),
+                            "{qname}/{qtype} mask {mask:x} {edns:?}"
+                        );
+                        fast += 1;
+                        if out[3] & 0x0f == 3 || out[2] & 0x04 == 0 {
+                            negative += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(fast > 1000, "{fast} answers on the hot path");
+        assert!(
+            negative > 300,
+            "{negative} NXDOMAIN or referral answers on the hot path"
+        );
     }
 
     proptest! {

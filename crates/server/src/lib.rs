@@ -30,6 +30,7 @@ mod memory;
 mod net;
 mod snapshot;
 pub mod stats;
+mod template;
 mod udp_batch;
 mod wire;
 

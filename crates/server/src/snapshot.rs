@@ -151,7 +151,11 @@ impl ZoneSnapshot {
                     table.insert(name, qtype, encoded);
                 }
             }
+            table
+                .templates_mut()
+                .add_name(self, name, node.is_cut, cname_chain_length);
         }
+        table.templates_mut().add_nxdomain(self, cname_chain_length);
         Some(self.with_table(table))
     }
 

@@ -385,6 +385,24 @@ pub(crate) fn pre_encode(
     })
 }
 
+/// The library path's whole answer to a lower-case query for `qname`/`qtype` (class IN,
+/// RD clear, no EDNS), for [`crate::template`]: only when every name was compressed
+/// (so the body depends on the question only through its pointers) and it was not
+/// truncated. Also returns how many labels the encoder saw besides the question's.
+pub(crate) fn encode_for_template(
+    zone: &ZoneSnapshot,
+    qname: &Name,
+    qtype: RecordType,
+    cname_chain_length: usize,
+) -> Option<(Vec<u8>, usize)> {
+    let plain = encode_plain(zone, qname, qtype, cname_chain_length);
+    if !plain.compression_complete || plain.bytes.get(2)? & FLAG_TC != 0 {
+        return None;
+    }
+    let question_labels = usize::from(qname.num_labels()) + 1;
+    Some((plain.bytes, plain.labels.checked_sub(question_labels)?))
+}
+
 fn wire_length(name: &Name) -> usize {
     name.iter().map(|label| label.len() + 1).sum::<usize>() + 1
 }
@@ -394,6 +412,8 @@ struct Plain {
     /// Every name fit hickory's compression bounds, so any label shared with the question
     /// became a pointer and the body does not depend on the question's case.
     compression_complete: bool,
+    /// Labels the encoder's compression bound counts, the question's included.
+    labels: usize,
 }
 
 fn encode_plain(
@@ -451,6 +471,7 @@ fn encode_plain(
     Plain {
         bytes,
         compression_complete,
+        labels,
     }
 }
 
