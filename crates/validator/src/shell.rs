@@ -275,12 +275,12 @@ impl Validator {
             good.observe(active, false, now_ms);
             let reason: Vec<String> = repair_needed.iter().map(ToString::to_string).collect();
             let reason = reason.join("; ");
-            let cooled = match state.last_rollback {
-                Some((generation, at)) if generation == active => {
-                    now_ms.saturating_sub(at) >= self.config.serial_lag_ms
-                }
-                _ => true,
-            };
+            let cooled = rollback::rollback_due(
+                state.last_rollback,
+                active,
+                now_ms,
+                self.config.serial_lag_ms,
+            );
             // Check again soon only after a rollback, to confirm the repair on the wire.
             let mut repaired = false;
             if cooled {
@@ -498,7 +498,9 @@ impl Validator {
     }
 }
 
-fn target_of(
+/// What should be served according to the store: `generation` and its serial, or why the
+/// store cannot show it (a ref to a missing version is an impossible state, a violation).
+pub fn target_of(
     generation: Generation,
     version: Option<&Result<Version, StoreError>>,
 ) -> Result<Target, String> {
@@ -562,7 +564,8 @@ async fn observe(
     observations
 }
 
-fn audit_findings(
+/// Appends one `validator-finding` audit entry per finding.
+pub fn audit_findings(
     store: &dyn Store,
     zone: &Name,
     active: Option<Generation>,
@@ -591,7 +594,7 @@ fn audit_findings(
 
 /// Persists a new last known good: pinned (clean-up keeps it) and a `validated-good` audit
 /// entry (replayed at start). The previous good pinned by this process is unpinned.
-fn record_good(
+pub fn record_good(
     store: &dyn Store,
     zone: &Name,
     good: Generation,
