@@ -28,6 +28,7 @@ pub mod checks;
 mod naive;
 pub mod rng;
 pub mod trace;
+pub mod validate;
 mod world;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,8 @@ pub struct SimConfig {
     pub liveness_steps: u64,
     /// Enactors racing (enactor 0 is the one that stalls).
     pub enactors: usize,
+    /// Canary mode: enactors write the canary ref and the validator promotes what passes.
+    pub canary: bool,
 }
 
 /// Default steps with faults per seed.
@@ -72,6 +75,7 @@ impl SimConfig {
             fault_steps: DEFAULT_FAULT_STEPS,
             liveness_steps: DEFAULT_LIVENESS_STEPS,
             enactors: DEFAULT_ENACTORS,
+            canary: false,
         }
     }
 
@@ -79,11 +83,18 @@ impl SimConfig {
         SimConfig { naive, ..self }
     }
 
+    pub fn canary(self, canary: bool) -> SimConfig {
+        SimConfig { canary, ..self }
+    }
+
     /// The command line that replays this run exactly.
     pub fn replay_command(&self) -> String {
         let mut command = format!("dnsward sim --seed {}", self.seed);
         if self.naive {
             command.push_str(" --naive");
+        }
+        if self.canary {
+            command.push_str(" --canary");
         }
         if self.fault_steps != DEFAULT_FAULT_STEPS {
             command.push_str(&format!(" --fault-steps {}", self.fault_steps));
@@ -190,6 +201,7 @@ impl Simulator {
     pub fn run(&self, config: SimConfig) -> SeedReport {
         let mut world = World::new(&self.runtime, config);
         let ending = run_world(&mut world);
+        world.stats.repairs = world.checker.repairs;
         let violations = match &ending {
             Err(violations) => violations.clone(),
             Ok(_) => Vec::new(),
@@ -279,6 +291,14 @@ impl Summary {
         stats.crashes += more.crashes;
         stats.restarts += more.restarts;
         stats.stalls += more.stalls;
+        stats.validator_rounds += more.validator_rounds;
+        stats.bad_states += more.bad_states;
+        stats.rollbacks += more.rollbacks;
+        stats.canaries_refused += more.canaries_refused;
+        stats.canaries_promoted += more.canaries_promoted;
+        stats.repairs.by_rollback += more.repairs.by_rollback;
+        stats.repairs.by_pipeline += more.repairs.by_pipeline;
+        stats.repairs.canaries += more.repairs.canaries;
         match &report.ending {
             Ending::Converged { .. } => self.converged += 1,
             Ending::Frozen { .. } => self.frozen += 1,
@@ -323,6 +343,22 @@ impl Summary {
             self.stats.restarts,
             self.stats.stalls
         );
+        if self.stats.validator_rounds > 0 {
+            let stats = &self.stats;
+            line.push_str(&format!(
+                "; validator: {} rounds, {} bad states written, {} repaired by rollback, {} by \
+                 the pipeline, {} bad canaries refused or replaced, {} rollbacks, {} canaries \
+                 refused, {} promoted",
+                stats.validator_rounds,
+                stats.bad_states,
+                stats.repairs.by_rollback,
+                stats.repairs.by_pipeline,
+                stats.repairs.canaries,
+                stats.rollbacks,
+                stats.canaries_refused,
+                stats.canaries_promoted
+            ));
+        }
         if !self.by_invariant.is_empty() {
             let kinds: Vec<String> = self
                 .by_invariant

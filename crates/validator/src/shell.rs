@@ -303,6 +303,16 @@ impl Validator {
                 match outcome {
                     Ok(done) => {
                         repaired = true;
+                        let previous = state.pinned_by_us.replace(done.restored);
+                        let zone_name = zone.origin.clone();
+                        let restored = done.restored;
+                        let pinned = blocking(&store, move |store| {
+                            pin_restored(store, &zone_name, restored, previous, now_ms)
+                        })
+                        .await;
+                        if let Err(error) = pinned {
+                            tracing::warn!(zone = %zone.origin, %error, "pinning the restored good failed");
+                        }
                         tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
                         report.actions.push(format!(
                             "rolled back: generation {} restores {}",
@@ -601,16 +611,7 @@ pub fn record_good(
     previous: Option<Generation>,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    if !store.version(zone, good)?.pinned {
-        store.set_pinned(SetPinned {
-            zone,
-            generation: good,
-            pinned: true,
-            actor: VALIDATOR_ACTOR,
-            reason: "last known good",
-            now_ms,
-        })?;
-    }
+    pin(store, zone, good, "last known good", now_ms)?;
     store.append_audit(NewAuditEntry {
         at_ms: now_ms,
         actor: VALIDATOR_ACTOR.to_string(),
@@ -620,7 +621,49 @@ pub fn record_good(
         to: Some(good),
         reason: "passed every check while active".to_string(),
     })?;
-    if let Some(previous) = previous.filter(|p| *p != good) {
+    unpin(store, zone, previous.filter(|p| *p != good), now_ms);
+    Ok(())
+}
+
+/// After a rollback: pins the good generation it restored, and unpins the previous good this
+/// process pinned. The pin had moved on to a newer good that has just failed (or vanished);
+/// without it, clean-up could delete the only content known good while the rollback's new
+/// generation is still proving itself, and a second repair would have nothing to restore.
+/// The next [`record_good`] moves the pin on again.
+pub fn pin_restored(
+    store: &dyn Store,
+    zone: &Name,
+    restored: Generation,
+    previous: Option<Generation>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    pin(store, zone, restored, "restored by a rollback", now_ms)?;
+    unpin(store, zone, previous.filter(|p| *p != restored), now_ms);
+    Ok(())
+}
+
+fn pin(
+    store: &dyn Store,
+    zone: &Name,
+    generation: Generation,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    if !store.version(zone, generation)?.pinned {
+        store.set_pinned(SetPinned {
+            zone,
+            generation,
+            pinned: true,
+            actor: VALIDATOR_ACTOR,
+            reason,
+            now_ms,
+        })?;
+    }
+    Ok(())
+}
+
+fn unpin(store: &dyn Store, zone: &Name, previous: Option<Generation>, now_ms: u64) {
+    if let Some(previous) = previous {
         // Failing to unpin leaves an extra version, never a missing one.
         let _ = store.set_pinned(SetPinned {
             zone,
@@ -631,7 +674,6 @@ pub fn record_good(
             now_ms,
         });
     }
-    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(
