@@ -15,8 +15,15 @@
 //! * [`SeedReport`]: the trace ([`trace::Trace`], one line per step, hashed), the violations,
 //!   how the run ended, and [`SeedReport::replay_command`].
 //! * [`run_seeds`]: many seeds, a [`Summary`].
+//! * [`validate`]: the validator's real checks, last known good and rollback (and, with
+//!   [`SimConfig::canary`], canary refusal and promotion) as an actor that asks simulated
+//!   servers over in-process DNS; the faults also write bad states past planner and guard
+//!   ([`BadState`]) that it must repair within
+//!   [`REPAIR_BOUND_STEPS`](validate::REPAIR_BOUND_STEPS).
+//! * [`Scenario`]: one world driven step by step, for scenario tests.
 //! * `--naive` ([`SimConfig::naive`]): the same world built the October 2025 way
-//!   (check-then-write, unjudged plans, clean-up by age); the checkers must catch it.
+//!   (check-then-write, unjudged plans, clean-up by age, and no validator: October's system
+//!   had none); the checkers must catch it.
 //!
 //! The one design decision to know: **nothing runs concurrently.** Each step is one actor's
 //! move, chosen by the seeded generator; its async calls are driven to completion on a
@@ -39,8 +46,10 @@ use tokio::runtime::Runtime;
 
 pub use checks::{Invariant, Violation};
 pub use trace::Trace;
-pub use world::Stats;
+pub use world::{BadState, Stats};
 
+use model::{Generation, Refs};
+use store::MemoryStore;
 use world::{Phase, World};
 
 /// One run's settings. A seed and `naive` name a run; the rest has defaults that the replay
@@ -213,6 +222,106 @@ impl Simulator {
             ending: ending.unwrap_or(Ending::Violated),
             trace: world.trace,
         }
+    }
+}
+
+/// One world driven by a test, step by step, with no random faults: settle, write a bad
+/// state, watch the repair. The checkers run after every step as in [`Simulator::run`].
+pub struct Scenario<'rt> {
+    world: World<'rt>,
+}
+
+impl Simulator {
+    /// A world for `config` (its seed drives the calm steps' scheduler).
+    pub fn scenario(&self, config: SimConfig) -> Scenario<'_> {
+        Scenario {
+            world: World::new(&self.runtime, config),
+        }
+    }
+}
+
+impl Scenario<'_> {
+    /// One calm step (planner, enactors, janitor, clock, validator), then the checkers.
+    pub fn step(&mut self) -> Result<(), Vec<Violation>> {
+        self.world.step(Phase::Calm);
+        fail_on(self.world.check())
+    }
+
+    /// Calm steps until `kind` can be written (something is active and the validator has a
+    /// pinned last known good to fall back on), at most `max_steps`.
+    pub fn settle_for(&mut self, kind: BadState, max_steps: u64) -> Result<u64, String> {
+        for taken in 0..max_steps {
+            if self.world.bad_state_repairable(kind) {
+                return Ok(taken);
+            }
+            self.step()
+                .map_err(|violations| self.describe(&violations))?;
+        }
+        Err(format!(
+            "{kind:?} still cannot be written after {max_steps} steps"
+        ))
+    }
+
+    /// Writes `kind` now; the trace line says what happened.
+    pub fn write(&mut self, kind: BadState) -> String {
+        self.world.step += 1;
+        let written = self.world.write_bad(kind);
+        let line = format!("{} {written}", self.world.step);
+        self.world.trace.push(line.clone());
+        let world = &mut self.world;
+        world
+            .servers
+            .follow(&world.reader, &world.zone.origin, world.config.canary);
+        line
+    }
+
+    /// A copy of the active content committed as a new active version by an operator (the
+    /// validator has not proved it good yet).
+    pub fn commit_copy_of_active(&mut self) -> Result<Generation, String> {
+        self.world.commit_copy_of_active()
+    }
+
+    /// Whether a bad state or canary the scenario wrote still waits for its repair.
+    pub fn repair_pending(&self) -> bool {
+        self.world.checker.repair_pending()
+    }
+
+    pub fn refs(&self) -> Refs {
+        self.world
+            .reader
+            .refs(&self.world.zone.origin)
+            .unwrap_or_default()
+    }
+
+    /// A client of the simulated store (no faults).
+    pub fn store(&self) -> &MemoryStore {
+        &self.world.reader
+    }
+
+    pub fn zone(&self) -> &model::Name {
+        &self.world.zone.origin
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.world.stats;
+        stats.repairs = self.world.checker.repairs;
+        stats
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.world.trace
+    }
+
+    /// The violations and the last steps, for a failure message.
+    pub fn describe(&self, violations: &[Violation]) -> String {
+        let mut text = String::new();
+        for violation in violations {
+            text.push_str(&format!("violated {violation}\n"));
+        }
+        for line in self.world.trace.tail(25) {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text
     }
 }
 

@@ -43,6 +43,29 @@ pub(crate) const ROGUE: &str = "rogue-automation";
 /// An address no endpoint has as a backend (TEST-NET-1).
 const FOREIGN: [u8; 4] = [192, 0, 2, 66];
 
+/// A bad state the faults write past planner and guard, for the validator to repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadState {
+    /// A version with no address at the api endpoint (floor 2) becomes active.
+    EmptiedEndpoint,
+    /// A version whose db endpoint also answers 192.0.2.66, no backend of it, becomes active.
+    ForeignAddress,
+    /// The active version is deleted while live: the October end state.
+    DeletedActive,
+    /// Canary mode: a canary with no address at the api endpoint.
+    EmptiedCanary,
+}
+
+impl BadState {
+    /// Every kind; the last only in canary mode.
+    pub const ALL: [BadState; 4] = [
+        BadState::EmptiedEndpoint,
+        BadState::ForeignAddress,
+        BadState::DeletedActive,
+        BadState::EmptiedCanary,
+    ];
+}
+
 /// Who moves in a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Actor {
@@ -775,40 +798,35 @@ impl<'rt> World<'rt> {
     /// empties the api endpoint. Only while the validator has a known good version to fall
     /// back on and no earlier bad state is waiting for its repair.
     pub(crate) fn write_bad_state(&mut self) -> String {
-        let origin = self.zone.origin.clone();
-        let now_ms = self.now_ms();
         if self.checker.repair_pending() {
             return "rogue: waits for the last repair".to_string();
         }
+        let kinds = if self.config.canary {
+            &BadState::ALL[..]
+        } else {
+            &BadState::ALL[..3]
+        };
+        let kind = kinds[self.rng.index(kinds.len())];
+        self.write_bad(kind)
+    }
+
+    /// Writes `kind` if the validator could repair it (see [`World::write_bad_state`]).
+    pub(crate) fn write_bad(&mut self, kind: BadState) -> String {
+        let origin = self.zone.origin.clone();
+        let now_ms = self.now_ms();
         let Some(active) = self.reader.refs(&origin).ok().and_then(|refs| refs.active) else {
             return "rogue: nothing active".to_string();
         };
-        let (Ok(version), Ok(content)) = (
-            self.reader.version(&origin, active),
-            self.reader.content(&origin, active),
-        ) else {
+        let Ok(content) = self.reader.content(&origin, active) else {
             return "rogue: active unreadable".to_string();
         };
-        let kinds = if self.config.canary { 4 } else { 3 };
-        let kind = self.rng.index(kinds);
-        let can_repair = |validator: &SimValidator, target: Generation, provenance| {
-            validator.can_repair(&origin, target, provenance, now_ms)
-        };
-        let Some(validator) = &self.validator else {
-            return "rogue: no validator to repair it".to_string();
-        };
-        // A rogue version is new: what it could be repaired with is every known good one.
-        let repairable = match kind {
-            2 => can_repair(validator, active, Some(&version.provenance)),
-            _ => can_repair(validator, active.next(), Some(&Provenance::Planner)),
-        };
-        if !repairable {
+        if !self.bad_state_repairable(kind) {
             return "rogue: no last known good to fall back on yet".to_string();
         }
         self.stats.bad_states += 1;
         match kind {
-            0 | 1 => {
-                let (bad, what) = if kind == 0 {
+            BadState::EmptiedEndpoint | BadState::ForeignAddress => {
+                let (bad, what) = if kind == BadState::EmptiedEndpoint {
                     (emptied(&content, API), "a rogue version emptying api")
                 } else {
                     (
@@ -825,14 +843,14 @@ impl<'rt> World<'rt> {
                     Err(error) => format!("rogue: {what} failed ({error})"),
                 }
             }
-            2 => {
+            BadState::DeletedActive => {
                 self.store.delete_version_unchecked(&origin, active);
                 self.checker.deleted_by_fault(active);
                 self.checker
                     .bad_state_written(format!("active g{active} deleted while live"), self.step);
                 format!("rogue: deletes active g{active} while live (the October end state)")
             }
-            _ => {
+            BadState::EmptiedCanary => {
                 let bad = emptied(&content, API);
                 match self.rogue_commit(&bad, Some(active), RefName::Canary, now_ms) {
                     Ok(generation) => {
@@ -845,6 +863,61 @@ impl<'rt> World<'rt> {
                 }
             }
         }
+    }
+
+    /// Whether the validator could repair `kind` if it were written now.
+    /// A rogue version is new: what it could be repaired with is every known good one. A
+    /// deleted active version can be repaired with every known good one but itself.
+    pub(crate) fn bad_state_repairable(&self, kind: BadState) -> bool {
+        let origin = &self.zone.origin;
+        let now_ms = self.now_ms();
+        let Some(active) = self.reader.refs(origin).ok().and_then(|refs| refs.active) else {
+            return false;
+        };
+        let Ok(version) = self.reader.version(origin, active) else {
+            return false;
+        };
+        self.validator.as_ref().is_some_and(|validator| match kind {
+            BadState::DeletedActive => {
+                validator.can_repair(origin, active, Some(&version.provenance), now_ms)
+            }
+            _ => validator.can_repair(origin, active.next(), Some(&Provenance::Planner), now_ms),
+        })
+    }
+
+    /// The active content again as a new active version, by an operator.
+    pub(crate) fn commit_copy_of_active(&mut self) -> Result<Generation, String> {
+        let origin = self.zone.origin.clone();
+        let active = self
+            .reader
+            .refs(&origin)
+            .map_err(|e| e.to_string())?
+            .active
+            .ok_or("nothing active")?;
+        let content = self
+            .reader
+            .content(&origin, active)
+            .map_err(|e| e.to_string())?;
+        let version = self
+            .reader
+            .commit(Commit {
+                content: &content,
+                base: Some(active),
+                target: RefName::Active,
+                provenance: Provenance::Operator,
+                actor: OPERATOR,
+                reason: "a copy a buggy clean-up will delete",
+                now_ms: self.now_ms(),
+                automation: false,
+            })
+            .map_err(|e| e.to_string())?;
+        self.servers
+            .follow(&self.reader, &origin, self.config.canary);
+        self.trace.push(format!(
+            "operator: copies g{active} as g{}",
+            version.generation
+        ));
+        Ok(version.generation)
     }
 
     fn rogue_commit(
