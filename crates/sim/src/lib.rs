@@ -294,7 +294,7 @@ impl Scenario<'_> {
     }
 
     /// A client of the simulated store (no faults).
-    pub fn store(&self) -> &MemoryStore {
+    pub fn reader(&self) -> &MemoryStore {
         &self.world.reader
     }
 

@@ -89,7 +89,7 @@ fn until_repaired(scenario: &mut Scenario<'_>) -> u64 {
 
 fn audit_actions(scenario: &Scenario<'_>, action: &str) -> Vec<model::AuditEntry> {
     scenario
-        .store()
+        .reader()
         .audit(&AuditQuery {
             zone: Some(scenario.zone().clone()),
             ..AuditQuery::default()
@@ -103,7 +103,7 @@ fn audit_actions(scenario: &Scenario<'_>, action: &str) -> Vec<model::AuditEntry
 /// The rollback left active restoring a good generation's content, tripped the breaker and
 /// is in the audit log.
 fn assert_rolled_back_to_good(scenario: &Scenario<'_>, bad: model::Generation) {
-    let store = scenario.store();
+    let store = scenario.reader();
     let zone = scenario.zone();
     let active = scenario.refs().active.expect("something is active");
     assert!(active > bad, "rolls forward: {active} after {bad}");
@@ -173,7 +173,7 @@ fn canary_that_empties_a_protected_name_is_never_promoted_in_the_simulation() {
     let refs = scenario.refs();
     assert_ne!(refs.active, Some(bad));
     assert_eq!(refs.active, active, "active never moved");
-    let store = scenario.store();
+    let store = scenario.reader();
     assert!(matches!(
         store.breaker(scenario.zone()).unwrap(),
         Breaker::Tripped { .. }
@@ -210,10 +210,10 @@ fn active_ref_to_a_deleted_version_heals_in_the_simulation() {
         .unwrap();
     assert_eq!(scenario.refs().active, Some(doomed));
     scenario.write(BadState::DeletedActive);
-    assert!(scenario.store().content(scenario.zone(), doomed).is_err());
+    assert!(scenario.reader().content(scenario.zone(), doomed).is_err());
     until_repaired(&mut scenario);
     let active = scenario.refs().active.unwrap();
-    assert!(scenario.store().content(scenario.zone(), active).is_ok());
+    assert!(scenario.reader().content(scenario.zone(), active).is_ok());
     assert_rolled_back_to_good(&scenario, doomed);
 }
 
