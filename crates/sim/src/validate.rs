@@ -24,11 +24,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision, ZonePlan};
 use model::{BackendState, Generation, HealthView, Name, Provenance, Refs};
-use server::{Catalog, ZoneSnapshot};
+use server::{Catalog, ServerConfig, ZoneSnapshot};
 use store::{MemoryStore, Store};
 use validator::check::{has_violation, serves_target};
 use validator::client::observe_in_process;
@@ -46,6 +46,19 @@ pub const VALIDATOR_INTERVAL_STEPS: u64 = 8;
 /// interval and the round that repairs it.
 pub const REPAIR_BOUND_STEPS: u64 = VALIDATOR_INTERVAL_STEPS + 1;
 
+/// The simulated servers' settings, made once: `ServerConfig::new` asks the operating system
+/// for the CPU count, which costs more than a whole validator round.
+fn server_config(listen: SocketAddr) -> &'static ServerConfig {
+    static MAIN: OnceLock<ServerConfig> = OnceLock::new();
+    static CANARY: OnceLock<ServerConfig> = OnceLock::new();
+    let slot = if listen == MAIN_SERVER {
+        &MAIN
+    } else {
+        &CANARY
+    };
+    slot.get_or_init(|| ServerConfig::new(listen))
+}
+
 /// The address the main server's observations are labelled with.
 const MAIN_SERVER: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 9, 53)), 53);
@@ -61,11 +74,39 @@ pub(crate) struct Servers {
     pub(crate) canary: Catalog,
     main_generation: Option<Generation>,
     canary_generation: Option<Generation>,
+    /// The last observation of each, with the generation it was loaded with. A snapshot is
+    /// immutable and the answer a pure function of it, so asking again before the server
+    /// loads another version would get the same messages back: the round reuses them (this
+    /// keeps the simulation's speed; the first round after every load asks for real).
+    main_observed: Option<(Option<Generation>, Vec<Observation>)>,
+    canary_observed: Option<(Option<Generation>, Vec<Observation>)>,
 }
 
 impl Servers {
     /// Follows the store like the real followers: loads a ref's version when it moved and
     /// can be read; otherwise the last loaded snapshot keeps serving.
+    /// What the main server answers now, over UDP and TCP.
+    fn observe_main(&mut self, zone: &ZonePlan) -> Vec<Observation> {
+        observe_cached(
+            &self.main,
+            self.main_generation,
+            &mut self.main_observed,
+            MAIN_SERVER,
+            zone,
+        )
+    }
+
+    /// What the canary listener answers now, over UDP and TCP.
+    fn observe_canary(&mut self, zone: &ZonePlan) -> Vec<Observation> {
+        observe_cached(
+            &self.canary,
+            self.canary_generation,
+            &mut self.canary_observed,
+            CANARY_LISTENER,
+            zone,
+        )
+    }
+
     pub(crate) fn follow(&mut self, store: &dyn Store, zone: &Name, canary_mode: bool) {
         let Ok(refs) = store.refs(zone) else { return };
         load(
@@ -88,6 +129,23 @@ impl Servers {
     }
 }
 
+fn observe_cached(
+    catalog: &Catalog,
+    loaded: Option<Generation>,
+    observed: &mut Option<(Option<Generation>, Vec<Observation>)>,
+    server: SocketAddr,
+    zone: &ZonePlan,
+) -> Vec<Observation> {
+    match observed {
+        Some((generation, observations)) if *generation == loaded => observations.clone(),
+        _ => {
+            let observations = ask(catalog, server, zone);
+            *observed = Some((loaded, observations.clone()));
+            observations
+        }
+    }
+}
+
 fn load(
     catalog: &Catalog,
     loaded: &mut Option<Generation>,
@@ -99,7 +157,9 @@ fn load(
         return;
     };
     if let Ok(content) = store.content(zone, generation) {
-        catalog.replace_zone(Arc::new(ZoneSnapshot::build(&content, generation)));
+        // The library-path snapshot a follower serves first (the hot path's pre-encoded
+        // answers are the same answers, only faster to send, and slower to build).
+        catalog.replace_zone(Arc::new(ZoneSnapshot::build_lookup(&content, generation)));
         *loaded = Some(generation);
     }
 }
@@ -182,7 +242,7 @@ impl SimValidator {
     pub(crate) fn round(
         &mut self,
         zone: &ZonePlan,
-        servers: &Servers,
+        servers: &mut Servers,
         truth: &BTreeMap<IpAddr, bool>,
         canary_mode: bool,
         now_ms: u64,
@@ -216,7 +276,7 @@ impl SimValidator {
         let provenance = version.as_ref().ok().map(|v| v.provenance.clone());
         let target = target_of(active, Some(&version));
         let since = seen_since(&mut self.active_seen, active, now_ms);
-        let observations = ask(&servers.main, MAIN_SERVER, zone);
+        let observations = servers.observe_main(zone);
         let health = self.health.clone();
         let findings = check(
             &observations,
@@ -320,7 +380,7 @@ impl SimValidator {
     fn canary_round(
         &mut self,
         zone: &ZonePlan,
-        servers: &Servers,
+        servers: &mut Servers,
         refs: Refs,
         canary: Generation,
         now_ms: u64,
@@ -335,7 +395,7 @@ impl SimValidator {
         let version = self.store.version(origin, canary);
         let target = target_of(canary, Some(&version));
         let since = seen_since(&mut self.canary_seen, canary, now_ms);
-        let observations = ask(&servers.canary, CANARY_LISTENER, zone);
+        let observations = servers.observe_canary(zone);
         let health = self.health.clone();
         let findings = check(
             &observations,
@@ -468,10 +528,11 @@ impl SimValidator {
 
 /// Both transports of one server.
 fn ask(catalog: &Catalog, server: SocketAddr, zone: &ZonePlan) -> Vec<Observation> {
+    let config = server_config(server);
     [Transport::Udp, Transport::Tcp]
         .into_iter()
         .map(|transport| {
-            observe_in_process(catalog, server, transport, &zone.origin, &zone.endpoints)
+            observe_in_process(catalog, config, transport, &zone.origin, &zone.endpoints)
         })
         .collect()
 }

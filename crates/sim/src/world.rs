@@ -293,7 +293,7 @@ impl<'rt> World<'rt> {
         self.stats.validator_rounds += 1;
         let (line, outcome) = validator.round(
             &self.zone,
-            &self.servers,
+            &mut self.servers,
             &self.truth,
             self.config.canary,
             now_ms,

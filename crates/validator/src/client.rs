@@ -149,18 +149,19 @@ fn collect_addresses(
     Ok(())
 }
 
-/// What a server answering from `catalog` serves over `transport`: the zone's serial and
-/// every protected name's addresses, asked as DNS messages through [`server::handle`] and
-/// read with the same parsing as the wire client. No sockets, no clock, no randomness in
-/// the answer: the same catalog gives the same observation. `server` only labels it.
+/// What a server answering from `catalog` with `config` serves over `transport`: the zone's
+/// serial and every protected name's addresses, asked as DNS messages through
+/// [`server::handle`] and read with the same parsing as the wire client. No sockets, no
+/// clock, no randomness in the answer: the same catalog gives the same observation. The
+/// observation is labelled with `config.listen`.
 pub fn observe_in_process(
     catalog: &Catalog,
-    server: SocketAddr,
+    config: &ServerConfig,
     transport: Transport,
     zone: &Name,
     endpoints: &[EndpointConfig],
 ) -> Observation {
-    let config = ServerConfig::new(server);
+    let server = config.listen;
     let ask = |name: &Name, rtype: RecordType| -> Result<Message, String> {
         let query = query(name, rtype);
         let bytes = query
@@ -170,7 +171,7 @@ pub fn observe_in_process(
             Transport::Udp => server::Transport::Udp,
             Transport::Tcp => server::Transport::Tcp,
         };
-        let reply = server::handle(&bytes, on, catalog, &config)
+        let reply = server::handle(&bytes, on, catalog, config)
             .ok_or_else(|| "the server stayed silent".to_string())?;
         parse_reply(&reply, &query)
     };
@@ -314,8 +315,16 @@ mod tests {
     }
 
     fn observe(catalog: &Catalog, transport: Transport) -> Observation {
-        let at: SocketAddr = "127.0.0.1:53".parse().unwrap();
-        observe_in_process(catalog, at, transport, &name("example.test."), &endpoints())
+        let config = ServerConfig::new("127.0.0.1:53".parse().unwrap());
+        let seen = observe_in_process(
+            catalog,
+            &config,
+            transport,
+            &name("example.test."),
+            &endpoints(),
+        );
+        assert_eq!(seen.server, config.listen);
+        seen
     }
 
     #[test]
