@@ -487,11 +487,14 @@ impl<'rt> World<'rt> {
                 cleaned,
                 target: RefName::Canary,
                 ..
-            } => format!(
-                "canaried g{generation} on {} (cleaned {})",
-                show(*base),
-                list(cleaned)
-            ),
+            } => {
+                self.stats.applied += 1;
+                format!(
+                    "canaried g{generation} on {} (cleaned {})",
+                    show(*base),
+                    list(cleaned)
+                )
+            }
             Outcome::Applied {
                 base,
                 generation,
