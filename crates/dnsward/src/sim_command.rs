@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// Racing enactors (enactor 0 is the one that stalls).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub enactors: u64,
+    /// Canary mode: enactors write the canary ref, the validator promotes what passes, and
+    /// the faults also write canaries that empty a protected name.
+    #[arg(long)]
+    pub canary: bool,
     /// With --seed: print every step, not only the last ones.
     #[arg(long)]
     pub trace: bool,
@@ -51,6 +55,7 @@ pub fn run(args: SimArgs) -> Result<(), CliError> {
         liveness_steps: args.liveness_steps,
         // Bounded to 16 by the parser.
         enactors: usize::try_from(args.enactors).unwrap_or(sim::DEFAULT_ENACTORS),
+        canary: args.canary,
     };
     match args.seed {
         Some(seed) => replay(SimConfig { seed, ..template }, args.trace),

@@ -15,8 +15,15 @@
 //! * [`SeedReport`]: the trace ([`trace::Trace`], one line per step, hashed), the violations,
 //!   how the run ended, and [`SeedReport::replay_command`].
 //! * [`run_seeds`]: many seeds, a [`Summary`].
+//! * [`validate`]: the validator's real checks, last known good and rollback (and, with
+//!   [`SimConfig::canary`], canary refusal and promotion) as an actor that asks simulated
+//!   servers over in-process DNS; the faults also write bad states past planner and guard
+//!   ([`BadState`]) that it must repair within
+//!   [`REPAIR_BOUND_STEPS`](validate::REPAIR_BOUND_STEPS).
+//! * [`Scenario`]: one world driven step by step, for scenario tests.
 //! * `--naive` ([`SimConfig::naive`]): the same world built the October 2025 way
-//!   (check-then-write, unjudged plans, clean-up by age); the checkers must catch it.
+//!   (check-then-write, unjudged plans, clean-up by age, and no validator: October's system
+//!   had none); the checkers must catch it.
 //!
 //! The one design decision to know: **nothing runs concurrently.** Each step is one actor's
 //! move, chosen by the seeded generator; its async calls are driven to completion on a
@@ -28,6 +35,7 @@ pub mod checks;
 mod naive;
 pub mod rng;
 pub mod trace;
+pub mod validate;
 mod world;
 
 use std::collections::BTreeMap;
@@ -38,8 +46,10 @@ use tokio::runtime::Runtime;
 
 pub use checks::{Invariant, Violation};
 pub use trace::Trace;
-pub use world::Stats;
+pub use world::{BadState, Stats};
 
+use model::{Generation, Refs};
+use store::MemoryStore;
 use world::{Phase, World};
 
 /// One run's settings. A seed and `naive` name a run; the rest has defaults that the replay
@@ -55,6 +65,8 @@ pub struct SimConfig {
     pub liveness_steps: u64,
     /// Enactors racing (enactor 0 is the one that stalls).
     pub enactors: usize,
+    /// Canary mode: enactors write the canary ref and the validator promotes what passes.
+    pub canary: bool,
 }
 
 /// Default steps with faults per seed.
@@ -72,6 +84,7 @@ impl SimConfig {
             fault_steps: DEFAULT_FAULT_STEPS,
             liveness_steps: DEFAULT_LIVENESS_STEPS,
             enactors: DEFAULT_ENACTORS,
+            canary: false,
         }
     }
 
@@ -79,11 +92,18 @@ impl SimConfig {
         SimConfig { naive, ..self }
     }
 
+    pub fn canary(self, canary: bool) -> SimConfig {
+        SimConfig { canary, ..self }
+    }
+
     /// The command line that replays this run exactly.
     pub fn replay_command(&self) -> String {
         let mut command = format!("dnsward sim --seed {}", self.seed);
         if self.naive {
             command.push_str(" --naive");
+        }
+        if self.canary {
+            command.push_str(" --canary");
         }
         if self.fault_steps != DEFAULT_FAULT_STEPS {
             command.push_str(&format!(" --fault-steps {}", self.fault_steps));
@@ -190,6 +210,7 @@ impl Simulator {
     pub fn run(&self, config: SimConfig) -> SeedReport {
         let mut world = World::new(&self.runtime, config);
         let ending = run_world(&mut world);
+        world.stats.repairs = world.checker.repairs;
         let violations = match &ending {
             Err(violations) => violations.clone(),
             Ok(_) => Vec::new(),
@@ -201,6 +222,106 @@ impl Simulator {
             ending: ending.unwrap_or(Ending::Violated),
             trace: world.trace,
         }
+    }
+}
+
+/// One world driven by a test, step by step, with no random faults: settle, write a bad
+/// state, watch the repair. The checkers run after every step as in [`Simulator::run`].
+pub struct Scenario<'rt> {
+    world: World<'rt>,
+}
+
+impl Simulator {
+    /// A world for `config` (its seed drives the calm steps' scheduler).
+    pub fn scenario(&self, config: SimConfig) -> Scenario<'_> {
+        Scenario {
+            world: World::new(&self.runtime, config),
+        }
+    }
+}
+
+impl Scenario<'_> {
+    /// One calm step (planner, enactors, janitor, clock, validator), then the checkers.
+    pub fn step(&mut self) -> Result<(), Vec<Violation>> {
+        self.world.step(Phase::Calm);
+        fail_on(self.world.check())
+    }
+
+    /// Calm steps until `kind` can be written (something is active and the validator has a
+    /// pinned last known good to fall back on), at most `max_steps`.
+    pub fn settle_for(&mut self, kind: BadState, max_steps: u64) -> Result<u64, String> {
+        for taken in 0..max_steps {
+            if self.world.bad_state_repairable(kind) {
+                return Ok(taken);
+            }
+            self.step()
+                .map_err(|violations| self.describe(&violations))?;
+        }
+        Err(format!(
+            "{kind:?} still cannot be written after {max_steps} steps"
+        ))
+    }
+
+    /// Writes `kind` now; the trace line says what happened.
+    pub fn write(&mut self, kind: BadState) -> String {
+        self.world.step += 1;
+        let written = self.world.write_bad(kind);
+        let line = format!("{} {written}", self.world.step);
+        self.world.trace.push(line.clone());
+        let world = &mut self.world;
+        world
+            .servers
+            .follow(&world.reader, &world.zone.origin, world.config.canary);
+        line
+    }
+
+    /// A copy of the active content committed as a new active version by an operator (the
+    /// validator has not proved it good yet).
+    pub fn commit_copy_of_active(&mut self) -> Result<Generation, String> {
+        self.world.commit_copy_of_active()
+    }
+
+    /// Whether a bad state or canary the scenario wrote still waits for its repair.
+    pub fn repair_pending(&self) -> bool {
+        self.world.checker.repair_pending()
+    }
+
+    pub fn refs(&self) -> Refs {
+        self.world
+            .reader
+            .refs(&self.world.zone.origin)
+            .unwrap_or_default()
+    }
+
+    /// A client of the simulated store (no faults).
+    pub fn reader(&self) -> &MemoryStore {
+        &self.world.reader
+    }
+
+    pub fn zone(&self) -> &model::Name {
+        &self.world.zone.origin
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.world.stats;
+        stats.repairs = self.world.checker.repairs;
+        stats
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.world.trace
+    }
+
+    /// The violations and the last steps, for a failure message.
+    pub fn describe(&self, violations: &[Violation]) -> String {
+        let mut text = String::new();
+        for violation in violations {
+            text.push_str(&format!("violated {violation}\n"));
+        }
+        for line in self.world.trace.tail(25) {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text
     }
 }
 
@@ -279,6 +400,14 @@ impl Summary {
         stats.crashes += more.crashes;
         stats.restarts += more.restarts;
         stats.stalls += more.stalls;
+        stats.validator_rounds += more.validator_rounds;
+        stats.bad_states += more.bad_states;
+        stats.rollbacks += more.rollbacks;
+        stats.canaries_refused += more.canaries_refused;
+        stats.canaries_promoted += more.canaries_promoted;
+        stats.repairs.by_rollback += more.repairs.by_rollback;
+        stats.repairs.by_pipeline += more.repairs.by_pipeline;
+        stats.repairs.canaries += more.repairs.canaries;
         match &report.ending {
             Ending::Converged { .. } => self.converged += 1,
             Ending::Frozen { .. } => self.frozen += 1,
@@ -323,6 +452,22 @@ impl Summary {
             self.stats.restarts,
             self.stats.stalls
         );
+        if self.stats.validator_rounds > 0 {
+            let stats = &self.stats;
+            line.push_str(&format!(
+                "; validator: {} rounds, {} bad states written, {} repaired by rollback, {} by \
+                 the pipeline, {} bad canaries refused or replaced, {} rollbacks, {} canaries \
+                 refused, {} promoted",
+                stats.validator_rounds,
+                stats.bad_states,
+                stats.repairs.by_rollback,
+                stats.repairs.by_pipeline,
+                stats.repairs.canaries,
+                stats.rollbacks,
+                stats.canaries_refused,
+                stats.canaries_promoted
+            ));
+        }
         if !self.by_invariant.is_empty() {
             let kinds: Vec<String> = self
                 .by_invariant

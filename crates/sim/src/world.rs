@@ -1,6 +1,6 @@
 //! One simulated control plane: a zone with two endpoints, the real control loop (planner +
-//! guard), N real enactors, a janitor, a health flapper, an operator, a clock and faults,
-//! over one [`MemoryStore`]. Every step is one actor's move, chosen by the seeded [`Rng`];
+//! guard), N real enactors, a janitor, a health flapper, an operator, a clock, faults and
+//! (dnsward's design only) the validator with the servers it asks, over one [`MemoryStore`]. Every step is one actor's move, chosen by the seeded [`Rng`];
 //! async calls are driven to completion one at a time on a current-thread runtime, so
 //! nothing runs concurrently and a seed names one interleaving.
 
@@ -16,27 +16,55 @@ use model::endpoint::address_record_sets;
 use model::rdata::{NS, SOA};
 use model::{
     AllDownPolicy, BackendConfig, BackendState, Breaker, Check, Clock, EndpointConfig, Generation,
-    HealthView, ManualClock, Name, RData, Record, ZoneContent,
+    HealthView, ManualClock, Name, Provenance, RData, Record, RecordType, RefName, ZoneContent,
 };
 use planner::PlanInput;
-use store::{BreakerChange, Fault, MemoryStore, SetPinned, Store};
+use store::{BreakerChange, Commit, Fault, MemoryStore, SetPinned, Store};
 use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
 
 use crate::checks::{Checker, Violation};
 use crate::rng::Rng;
 use crate::trace::Trace;
+use crate::validate::{Servers, SimValidator, VALIDATOR_INTERVAL_STEPS};
 use crate::SimConfig;
 
 pub(crate) const ZONE: &str = "example.test.";
-const API: &str = "api.example.test.";
-const DB: &str = "db.example.test.";
+pub(crate) const API: &str = "api.example.test.";
+pub(crate) const DB: &str = "db.example.test.";
 /// Versions that were active which clean-up keeps: the smallest allowed, so clean-up runs hot.
 pub(crate) const KEEP_LAST: usize = 2;
 /// Where the virtual clock starts (2026-01-01T00:00:00Z).
 const START_MS: u64 = 1_767_225_600_000;
 /// Actor name of the operator in the audit log.
 const OPERATOR: &str = "operator";
+/// Actor name of the faults' rogue writer (a buggy automation that bypasses planner and guard).
+pub(crate) const ROGUE: &str = "rogue-automation";
+/// An address no endpoint has as a backend (TEST-NET-1).
+const FOREIGN: [u8; 4] = [192, 0, 2, 66];
+
+/// A bad state the faults write past planner and guard, for the validator to repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadState {
+    /// A version with no address at the api endpoint (floor 2) becomes active.
+    EmptiedEndpoint,
+    /// A version whose db endpoint also answers 192.0.2.66, no backend of it, becomes active.
+    ForeignAddress,
+    /// The active version is deleted while live: the October end state.
+    DeletedActive,
+    /// Canary mode: a canary with no address at the api endpoint.
+    EmptiedCanary,
+}
+
+impl BadState {
+    /// Every kind; the last only in canary mode.
+    pub const ALL: [BadState; 4] = [
+        BadState::EmptiedEndpoint,
+        BadState::ForeignAddress,
+        BadState::DeletedActive,
+        BadState::EmptiedCanary,
+    ];
+}
 
 /// Who moves in a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +78,9 @@ pub(crate) enum Actor {
     Fault,
     Crash,
     Restart,
+    Validator,
+    /// A bad state written past planner and guard: see [`World::write_bad_state`].
+    Rogue,
 }
 
 /// The phase of a run: faults first, then calm while liveness is checked.
@@ -82,6 +113,15 @@ pub struct Stats {
     pub crashes: u64,
     pub restarts: u64,
     pub stalls: u64,
+    pub validator_rounds: u64,
+    /// Bad states the faults wrote (rogue writes, deleted active versions, bad canaries).
+    pub bad_states: u64,
+    /// Rollbacks the validator made.
+    pub rollbacks: u64,
+    pub canaries_refused: u64,
+    pub canaries_promoted: u64,
+    /// How the bad states ended (the checkers' count).
+    pub repairs: crate::checks::Repairs,
 }
 
 pub(crate) struct World<'rt> {
@@ -105,6 +145,10 @@ pub(crate) struct World<'rt> {
     /// Naive mode: the plan sequence of each applied version (the October "plan number").
     pub(crate) naive_plans: BTreeMap<Generation, u64>,
     pub(crate) checker: Checker,
+    /// The validator; `None` in the naive mode (the October design had none).
+    pub(crate) validator: Option<SimValidator>,
+    /// What the main server and the canary listener serve.
+    pub(crate) servers: Servers,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
     pub(crate) step: u64,
@@ -145,6 +189,9 @@ impl<'rt> World<'rt> {
             Arc::clone(&clock) as Arc<dyn Clock>,
             Arc::clone(&replan),
         );
+        let validator = (!config.naive).then(|| SimValidator::start(store.client(), &name(ZONE)));
+        let mut checker = Checker::new(name(ZONE), endpoints.clone(), KEEP_LAST);
+        checker.rogue_actor(ROGUE);
         let mut world = World {
             runtime,
             config,
@@ -155,7 +202,9 @@ impl<'rt> World<'rt> {
             clock,
             health,
             truth,
-            checker: Checker::new(zone.origin.clone(), endpoints, KEEP_LAST),
+            checker,
+            validator,
+            servers: Servers::default(),
             zone,
             control_config,
             board,
@@ -177,6 +226,11 @@ impl<'rt> World<'rt> {
     }
 
     fn new_slot(&self, index: usize) -> Slot {
+        let target = if self.config.canary {
+            RefName::Canary
+        } else {
+            RefName::Active
+        };
         Slot {
             enactor: Enactor::new(
                 index,
@@ -184,7 +238,8 @@ impl<'rt> World<'rt> {
                 Arc::clone(&self.clock) as Arc<dyn Clock>,
                 KEEP_LAST,
                 Arc::clone(&self.replan),
-            ),
+            )
+            .with_target(target),
             seen: 0,
             held: None,
             stalled_until: None,
@@ -216,9 +271,37 @@ impl<'rt> World<'rt> {
             Actor::Fault => self.inject(),
             Actor::Crash => self.crash(),
             Actor::Restart => self.restart(),
+            Actor::Validator => self.validate(),
+            Actor::Rogue => self.write_bad_state(),
         };
         let line = format!("{} t+{}s {line}", self.step, self.elapsed_secs());
         self.trace.push(line);
+        if let Some(validator) = &mut self.validator {
+            validator.idle_steps += 1;
+            // The servers load what the step made (the naive mode has no validator to serve).
+            self.servers
+                .follow(&self.reader, &self.zone.origin, self.config.canary);
+        }
+    }
+
+    /// The validator's round against what the servers serve.
+    fn validate(&mut self) -> String {
+        let now_ms = self.now_ms();
+        let Some(validator) = &mut self.validator else {
+            return "validator: none".to_string();
+        };
+        self.stats.validator_rounds += 1;
+        let (line, outcome) = validator.round(
+            &self.zone,
+            &mut self.servers,
+            &self.truth,
+            self.config.canary,
+            now_ms,
+        );
+        self.stats.rollbacks += u64::from(outcome.rolled_back);
+        self.stats.canaries_refused += u64::from(outcome.canary_refused);
+        self.stats.canaries_promoted += u64::from(outcome.canary_promoted);
+        line
     }
 
     fn elapsed_secs(&self) -> u64 {
@@ -226,6 +309,14 @@ impl<'rt> World<'rt> {
     }
 
     fn pick(&mut self, phase: Phase) -> Actor {
+        // The validator's interval timer: it never goes longer than this without a round.
+        if self
+            .validator
+            .as_ref()
+            .is_some_and(|v| v.idle_steps >= VALIDATOR_INTERVAL_STEPS)
+        {
+            return Actor::Validator;
+        }
         let mut actors: Vec<(Actor, u64)> = vec![(Actor::Plan, 16), (Actor::Janitor, 4)];
         let latest = self
             .board
@@ -248,6 +339,12 @@ impl<'rt> World<'rt> {
                 (Actor::Restart, 1),
             ]),
             Phase::Calm => actors.push((Actor::Clock, 6)),
+        }
+        if self.validator.is_some() {
+            actors.push((Actor::Validator, 6));
+            if phase == Phase::Faults {
+                actors.push((Actor::Rogue, 1));
+            }
         }
         // The plan actor always has weight, so there is always a pick.
         self.rng.weighted(&actors).unwrap_or(Actor::Plan)
@@ -388,6 +485,20 @@ impl<'rt> World<'rt> {
                 base,
                 generation,
                 cleaned,
+                target: RefName::Canary,
+                ..
+            } => {
+                self.stats.applied += 1;
+                format!(
+                    "canaried g{generation} on {} (cleaned {})",
+                    show(*base),
+                    list(cleaned)
+                )
+            }
+            Outcome::Applied {
+                base,
+                generation,
+                cleaned,
                 ..
             } => {
                 self.stats.applied += 1;
@@ -474,7 +585,10 @@ impl<'rt> World<'rt> {
         }
         match self.rng.index(3) {
             0 => {
-                let history = self.store.history(&origin, 16).unwrap_or_default();
+                // The validator's last known good pin is the validator's business.
+                let kept = self.validator.as_ref().and_then(SimValidator::pinned);
+                let mut history = self.store.history(&origin, 16).unwrap_or_default();
+                history.retain(|version| Some(version.generation) != kept);
                 if history.is_empty() {
                     return "operator: nothing to pin".to_string();
                 }
@@ -632,6 +746,13 @@ impl<'rt> World<'rt> {
             self.slots[index] = self.new_slot(index);
             restarted.push(index.to_string());
         }
+        if self.validator.is_some() {
+            let mut validator = SimValidator::start(self.reader.client(), &self.zone.origin);
+            // Like the shell, a validator that starts takes its first round at once.
+            validator.idle_steps = VALIDATOR_INTERVAL_STEPS;
+            self.validator = Some(validator);
+            restarted.push("validator".to_string());
+        }
         format!("restart: control loop and enactors {}", restarted.join(","))
     }
 
@@ -671,8 +792,179 @@ impl<'rt> World<'rt> {
 
     /// The checkers, after a step.
     pub(crate) fn check(&mut self) -> Vec<Violation> {
-        self.checker.check(&self.reader)
+        self.checker.check(&self.reader, self.step)
     }
+
+    /// A bad state written past planner and guard, as a buggy automation or clean-up would:
+    /// a version that empties the api endpoint or answers an address no endpoint has, or the
+    /// active version deleted while live (October's end state), or (canary mode) a canary that
+    /// empties the api endpoint. Only while the validator has a known good version to fall
+    /// back on and no earlier bad state is waiting for its repair.
+    pub(crate) fn write_bad_state(&mut self) -> String {
+        if self.checker.repair_pending() {
+            return "rogue: waits for the last repair".to_string();
+        }
+        let kinds = if self.config.canary {
+            &BadState::ALL[..]
+        } else {
+            &BadState::ALL[..3]
+        };
+        let kind = kinds[self.rng.index(kinds.len())];
+        self.write_bad(kind)
+    }
+
+    /// Writes `kind` if the validator could repair it (see [`World::write_bad_state`]).
+    pub(crate) fn write_bad(&mut self, kind: BadState) -> String {
+        let origin = self.zone.origin.clone();
+        let now_ms = self.now_ms();
+        let Some(active) = self.reader.refs(&origin).ok().and_then(|refs| refs.active) else {
+            return "rogue: nothing active".to_string();
+        };
+        let Ok(content) = self.reader.content(&origin, active) else {
+            return "rogue: active unreadable".to_string();
+        };
+        if !self.bad_state_repairable(kind) {
+            return "rogue: no last known good to fall back on yet".to_string();
+        }
+        self.stats.bad_states += 1;
+        match kind {
+            BadState::EmptiedEndpoint | BadState::ForeignAddress => {
+                let (bad, what) = if kind == BadState::EmptiedEndpoint {
+                    (emptied(&content, API), "a rogue version emptying api")
+                } else {
+                    (
+                        with_foreign(&content, DB),
+                        "a rogue version answering a foreign db address",
+                    )
+                };
+                match self.rogue_commit(&bad, Some(active), RefName::Active, now_ms) {
+                    Ok(generation) => {
+                        self.checker
+                            .bad_state_written(format!("{what} (g{generation})"), self.step);
+                        format!("rogue: {what} written as g{generation} over g{active}")
+                    }
+                    Err(error) => format!("rogue: {what} failed ({error})"),
+                }
+            }
+            BadState::DeletedActive => {
+                self.store.delete_version_unchecked(&origin, active);
+                self.checker.deleted_by_fault(active);
+                self.checker
+                    .bad_state_written(format!("active g{active} deleted while live"), self.step);
+                format!("rogue: deletes active g{active} while live (the October end state)")
+            }
+            BadState::EmptiedCanary => {
+                let bad = emptied(&content, API);
+                match self.rogue_commit(&bad, Some(active), RefName::Canary, now_ms) {
+                    Ok(generation) => {
+                        self.checker.bad_canary_written(generation, self.step);
+                        format!(
+                            "rogue: a canary emptying api written as g{generation} on g{active}"
+                        )
+                    }
+                    Err(error) => format!("rogue: a bad canary failed ({error})"),
+                }
+            }
+        }
+    }
+
+    /// Whether the validator could repair `kind` if it were written now.
+    /// A rogue version is new: what it could be repaired with is every known good one. A
+    /// deleted active version can be repaired with every known good one but itself.
+    pub(crate) fn bad_state_repairable(&self, kind: BadState) -> bool {
+        let origin = &self.zone.origin;
+        let now_ms = self.now_ms();
+        let Some(active) = self.reader.refs(origin).ok().and_then(|refs| refs.active) else {
+            return false;
+        };
+        let Ok(version) = self.reader.version(origin, active) else {
+            return false;
+        };
+        self.validator.as_ref().is_some_and(|validator| match kind {
+            BadState::DeletedActive => {
+                validator.can_repair(origin, active, Some(&version.provenance), now_ms)
+            }
+            _ => validator.can_repair(origin, active.next(), Some(&Provenance::Planner), now_ms),
+        })
+    }
+
+    /// The active content again as a new active version, by an operator.
+    pub(crate) fn commit_copy_of_active(&mut self) -> Result<Generation, String> {
+        let origin = self.zone.origin.clone();
+        let active = self
+            .reader
+            .refs(&origin)
+            .map_err(|e| e.to_string())?
+            .active
+            .ok_or("nothing active")?;
+        let content = self
+            .reader
+            .content(&origin, active)
+            .map_err(|e| e.to_string())?;
+        let version = self
+            .reader
+            .commit(Commit {
+                content: &content,
+                base: Some(active),
+                target: RefName::Active,
+                provenance: Provenance::Operator,
+                actor: OPERATOR,
+                reason: "a copy a buggy clean-up will delete",
+                now_ms: self.now_ms(),
+                automation: false,
+            })
+            .map_err(|e| e.to_string())?;
+        self.servers
+            .follow(&self.reader, &origin, self.config.canary);
+        self.trace.push(format!(
+            "operator: copies g{active} as g{}",
+            version.generation
+        ));
+        Ok(version.generation)
+    }
+
+    fn rogue_commit(
+        &self,
+        content: &ZoneContent,
+        base: Option<Generation>,
+        target: RefName,
+        now_ms: u64,
+    ) -> Result<Generation, String> {
+        self.reader
+            .commit(Commit {
+                content,
+                base,
+                target,
+                provenance: Provenance::Planner,
+                actor: ROGUE,
+                reason: "a plan that bypassed the guard",
+                now_ms,
+                automation: false,
+            })
+            .map(|version| version.generation)
+            .map_err(|error| first_clause(&error.to_string()))
+    }
+}
+
+/// `content` with no address at `owner`.
+pub(crate) fn emptied(content: &ZoneContent, owner: &str) -> ZoneContent {
+    let mut bad = content.clone();
+    for rtype in [RecordType::A, RecordType::AAAA] {
+        bad.remove_rrset(&name(owner), rtype);
+    }
+    bad
+}
+
+/// `content` with an address no endpoint has added at `owner`.
+pub(crate) fn with_foreign(content: &ZoneContent, owner: &str) -> ZoneContent {
+    let mut bad = content.clone();
+    let owner = name(owner);
+    let mut addresses = model::endpoint::addresses_at(content, &owner);
+    addresses.insert(IpAddr::from(FOREIGN));
+    for set in address_record_sets(&owner, 60, &addresses) {
+        bad.put_rrset(set);
+    }
+    bad
 }
 
 fn name(text: &str) -> Name {

@@ -1,8 +1,13 @@
 //! The validator's DNS client: one question, one server, UDP or TCP, hickory-proto messages
 //! over tokio sockets, bounded by a timeout. No retries here: a lost answer is a `Silent`
 //! reply, which is never a reason to repair.
+//!
+//! [`observe_in_process`] asks the same questions of a server's [`server::Catalog`] through
+//! the server's own bytes-in, bytes-out [`server::handle`], without sockets, and reads the
+//! replies with the same parsing: the deterministic simulation's way to learn what a server
+//! serves.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -12,7 +17,10 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::check::{Reply, Transport};
+use model::EndpointConfig;
+use server::{Catalog, ServerConfig};
+
+use crate::check::{Observation, Reply, Transport};
 
 /// Largest UDP answer read.
 const UDP_RECEIVE_BYTES: usize = 65_535;
@@ -40,7 +48,12 @@ pub async fn ask(
     let reply = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))??;
-    let message = Message::from_vec(&reply).map_err(|e| format!("unparsable answer: {e}"))?;
+    parse_reply(&reply, &query)
+}
+
+/// The reply to `query`, or why it is not one.
+fn parse_reply(reply: &[u8], query: &Message) -> Result<Message, String> {
+    let message = Message::from_vec(reply).map_err(|e| format!("unparsable answer: {e}"))?;
     if message.metadata.id != query.metadata.id
         || message.metadata.message_type != MessageType::Response
     {
@@ -56,7 +69,12 @@ pub async fn serial(
     zone: &Name,
     timeout: Duration,
 ) -> Reply<u32> {
-    match ask(server, transport, zone, RecordType::SOA, timeout).await {
+    serial_reply(ask(server, transport, zone, RecordType::SOA, timeout).await)
+}
+
+/// The serial in the reply to an SOA question.
+fn serial_reply(asked: Result<Message, String>) -> Reply<u32> {
+    match asked {
         Err(detail) => Reply::Silent { detail },
         Ok(message) => match message.metadata.response_code {
             ResponseCode::NoError => message
@@ -89,35 +107,94 @@ pub async fn addresses(
 ) -> Reply<BTreeSet<IpAddr>> {
     let mut found = BTreeSet::new();
     for rtype in [RecordType::A, RecordType::AAAA] {
-        let message = match ask(server, transport, name, rtype, timeout).await {
-            Ok(message) => message,
-            Err(detail) => return Reply::Silent { detail },
-        };
-        if message.metadata.truncation {
-            return Reply::Silent {
-                detail: "truncated".into(),
-            };
-        }
-        match message.metadata.response_code {
-            ResponseCode::NoError | ResponseCode::NXDomain => {}
-            rcode => {
-                return Reply::Error {
-                    rcode: rcode.to_string(),
-                }
-            }
-        }
-        for record in &message.answers {
-            if record.name.to_lowercase() != name.to_lowercase() {
-                continue;
-            }
-            match &record.data {
-                RData::A(a) => found.insert(IpAddr::V4(a.0)),
-                RData::AAAA(aaaa) => found.insert(IpAddr::V6(aaaa.0)),
-                _ => false,
-            };
+        let asked = ask(server, transport, name, rtype, timeout).await;
+        if let Err(reply) = collect_addresses(asked, name, &mut found) {
+            return reply;
         }
     }
     Reply::Answer(found)
+}
+
+/// Adds the addresses at `name` in the reply to an A or AAAA question to `found`; `Err` is
+/// the whole answer when the reply is not usable (silent, truncated, an error code).
+fn collect_addresses(
+    asked: Result<Message, String>,
+    name: &Name,
+    found: &mut BTreeSet<IpAddr>,
+) -> Result<(), Reply<BTreeSet<IpAddr>>> {
+    let message = asked.map_err(|detail| Reply::Silent { detail })?;
+    if message.metadata.truncation {
+        return Err(Reply::Silent {
+            detail: "truncated".into(),
+        });
+    }
+    match message.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        rcode => {
+            return Err(Reply::Error {
+                rcode: rcode.to_string(),
+            })
+        }
+    }
+    for record in &message.answers {
+        if record.name.to_lowercase() != name.to_lowercase() {
+            continue;
+        }
+        match &record.data {
+            RData::A(a) => found.insert(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => found.insert(IpAddr::V6(aaaa.0)),
+            _ => false,
+        };
+    }
+    Ok(())
+}
+
+/// What a server answering from `catalog` with `config` serves over `transport`: the zone's
+/// serial and every protected name's addresses, asked as DNS messages through
+/// [`server::handle`] and read with the same parsing as the wire client. No sockets, no
+/// clock, no randomness in the answer: the same catalog gives the same observation. The
+/// observation is labelled with `config.listen`.
+pub fn observe_in_process(
+    catalog: &Catalog,
+    config: &ServerConfig,
+    transport: Transport,
+    zone: &Name,
+    endpoints: &[EndpointConfig],
+) -> Observation {
+    let server = config.listen;
+    let ask = |name: &Name, rtype: RecordType| -> Result<Message, String> {
+        let query = query(name, rtype);
+        let bytes = query
+            .to_vec()
+            .map_err(|e| format!("cannot encode the query: {e}"))?;
+        let on = match transport {
+            Transport::Udp => server::Transport::Udp,
+            Transport::Tcp => server::Transport::Tcp,
+        };
+        let reply = server::handle(&bytes, on, catalog, config)
+            .ok_or_else(|| "the server stayed silent".to_string())?;
+        parse_reply(&reply, &query)
+    };
+    let serial = serial_reply(ask(zone, RecordType::SOA));
+    let mut answers = BTreeMap::new();
+    for endpoint in endpoints {
+        let name = &endpoint.name;
+        let mut found = BTreeSet::new();
+        let mut reply = None;
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if let Err(unusable) = collect_addresses(ask(name, rtype), name, &mut found) {
+                reply = Some(unusable);
+                break;
+            }
+        }
+        answers.insert(name.clone(), reply.unwrap_or(Reply::Answer(found)));
+    }
+    Observation {
+        server,
+        transport,
+        serial,
+        endpoints: answers,
+    }
 }
 
 fn query(name: &Name, rtype: RecordType) -> Message {
@@ -183,4 +260,113 @@ async fn tcp(server: SocketAddr, bytes: &[u8]) -> Result<Vec<u8>, String> {
         .await
         .map_err(|e| format!("tcp receive: {e}"))?;
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use model::rdata::{A, NS, SOA};
+    use model::{BackendConfig, Check, Generation, Record, ZoneContent};
+    use server::ZoneSnapshot;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn zone_with(app: &[u8]) -> ZoneContent {
+        let origin = name("example.test.");
+        let ns = name("ns.example.test.");
+        let soa = SOA::new(
+            ns.clone(),
+            name("hostmaster.example.test."),
+            41,
+            3600,
+            600,
+            86_400,
+            30,
+        );
+        let mut records = vec![
+            Record::from_rdata(origin.clone(), 3600, model::RData::SOA(soa)),
+            Record::from_rdata(origin.clone(), 3600, model::RData::NS(NS(ns.clone()))),
+            Record::from_rdata(ns, 3600, model::RData::A(A::new(127, 0, 0, 1))),
+        ];
+        for last in app {
+            records.push(Record::from_rdata(
+                name("app.example.test."),
+                30,
+                model::RData::A(A::new(127, 0, 0, *last)),
+            ));
+        }
+        ZoneContent::from_records(origin, records).unwrap()
+    }
+
+    fn endpoints() -> Vec<EndpointConfig> {
+        let backends = [11, 12]
+            .into_iter()
+            .map(|last| BackendConfig {
+                address: IpAddr::from([127, 0, 0, last]),
+                check: Check::None,
+                weight: 1,
+            })
+            .collect();
+        vec![EndpointConfig::new(name("app.example.test."), backends)]
+    }
+
+    fn observe(catalog: &Catalog, transport: Transport) -> Observation {
+        let config = ServerConfig::new("127.0.0.1:53".parse().unwrap());
+        let seen = observe_in_process(
+            catalog,
+            &config,
+            transport,
+            &name("example.test."),
+            &endpoints(),
+        );
+        assert_eq!(seen.server, config.listen);
+        seen
+    }
+
+    #[test]
+    fn in_process_observation_reads_what_the_catalog_serves_over_both_transports() {
+        let catalog = Catalog::new();
+        catalog.replace_zone(Arc::new(ZoneSnapshot::build(
+            &zone_with(&[11, 99]),
+            Generation(3),
+        )));
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let seen = observe(&catalog, transport);
+            assert_eq!(seen.serial, Reply::Answer(41));
+            assert_eq!(
+                seen.endpoints[&name("app.example.test.")],
+                Reply::Answer(
+                    [IpAddr::from([127, 0, 0, 11]), IpAddr::from([127, 0, 0, 99])].into()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn in_process_observation_of_an_emptied_name_answers_nothing() {
+        let catalog = Catalog::new();
+        catalog.replace_zone(Arc::new(ZoneSnapshot::build(
+            &zone_with(&[]),
+            Generation(4),
+        )));
+        let seen = observe(&catalog, Transport::Udp);
+        assert_eq!(
+            seen.endpoints[&name("app.example.test.")],
+            Reply::Answer(BTreeSet::new())
+        );
+    }
+
+    #[test]
+    fn in_process_observation_of_a_zone_not_served_is_refused() {
+        let seen = observe(&Catalog::new(), Transport::Tcp);
+        assert!(matches!(seen.serial, Reply::Error { .. }), "{seen:?}");
+        assert!(matches!(
+            seen.endpoints[&name("app.example.test.")],
+            Reply::Error { .. }
+        ));
+    }
 }

@@ -12,6 +12,8 @@
 //! * [`GoodTracker`]: the last known good — the newest generation that passed every check
 //!   while active for `good_after_ms`; persisted as a pin and a `validated-good` audit entry,
 //!   replayed at start ([`replay_good`]).
+//! * [`client::observe_in_process`]: the same questions asked of a [`server::Catalog`]
+//!   through the server's own message handler, without sockets (the simulation's wire).
 //! * [`roll_back`]: the repair path, small and synchronous: trip the breaker, restore the
 //!   newest readable good content as a new generation by compare-and-swap, audit it. It
 //!   shares nothing with the enactor's plan path except the store's CAS.
@@ -31,7 +33,7 @@ pub mod check;
 pub mod client;
 mod good;
 pub mod limits;
-mod rollback;
+pub mod rollback;
 mod shell;
 
 pub use check::{
@@ -40,7 +42,8 @@ pub use check::{
 pub use good::{replay_good, GoodTracker};
 pub use rollback::{roll_back, RollbackError, RolledBack};
 pub use shell::{
-    spawn, RoundReport, Validator, ValidatorConfig, ValidatorHandle, ZoneReport, ZoneToValidate,
+    audit_findings, pin_restored, record_good, spawn, target_of, RoundReport, Validator,
+    ValidatorConfig, ValidatorHandle, ZoneReport, ZoneToValidate,
 };
 
 /// Actor name of the validator in the audit log.

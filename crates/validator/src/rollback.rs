@@ -62,6 +62,24 @@ pub fn candidates(
         .collect()
 }
 
+/// Whether to roll back now. A generation not rolled back before: at once. The generation the
+/// last attempt left active (the repair itself, or a state it could not repair): only after
+/// `cooldown_ms`, so a repair that did not help is not repeated every round (no loops, no
+/// audit floods).
+pub fn rollback_due(
+    last_attempt: Option<(Generation, u64)>,
+    active: Generation,
+    now_ms: u64,
+    cooldown_ms: u64,
+) -> bool {
+    match last_attempt {
+        Some((left_active, at_ms)) if left_active == active => {
+            now_ms.saturating_sub(at_ms) >= cooldown_ms
+        }
+        _ => true,
+    }
+}
+
 /// Rolls `zone` forward to the content of the first readable candidate. See the module doc.
 pub fn roll_back(
     store: &dyn Store,
@@ -234,6 +252,15 @@ mod tests {
             matches!(error, RollbackError::NoGoodContent { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_new_bad_generation_is_rolled_back_at_once_the_same_one_after_the_cooldown() {
+        assert!(rollback_due(None, Generation(5), 0, 3_000));
+        let last = Some((Generation(5), 1_000));
+        assert!(rollback_due(last, Generation(6), 1_001, 3_000));
+        assert!(!rollback_due(last, Generation(5), 3_999, 3_000));
+        assert!(rollback_due(last, Generation(5), 4_000, 3_000));
     }
 
     #[test]

@@ -275,12 +275,12 @@ impl Validator {
             good.observe(active, false, now_ms);
             let reason: Vec<String> = repair_needed.iter().map(ToString::to_string).collect();
             let reason = reason.join("; ");
-            let cooled = match state.last_rollback {
-                Some((generation, at)) if generation == active => {
-                    now_ms.saturating_sub(at) >= self.config.serial_lag_ms
-                }
-                _ => true,
-            };
+            let cooled = rollback::rollback_due(
+                state.last_rollback,
+                active,
+                now_ms,
+                self.config.serial_lag_ms,
+            );
             // Check again soon only after a rollback, to confirm the repair on the wire.
             let mut repaired = false;
             if cooled {
@@ -303,6 +303,16 @@ impl Validator {
                 match outcome {
                     Ok(done) => {
                         repaired = true;
+                        let previous = state.pinned_by_us.replace(done.restored);
+                        let zone_name = zone.origin.clone();
+                        let restored = done.restored;
+                        let pinned = blocking(&store, move |store| {
+                            pin_restored(store, &zone_name, restored, previous, now_ms)
+                        })
+                        .await;
+                        if let Err(error) = pinned {
+                            tracing::warn!(zone = %zone.origin, %error, "pinning the restored good failed");
+                        }
                         tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
                         report.actions.push(format!(
                             "rolled back: generation {} restores {}",
@@ -498,7 +508,9 @@ impl Validator {
     }
 }
 
-fn target_of(
+/// What should be served according to the store: `generation` and its serial, or why the
+/// store cannot show it (a ref to a missing version is an impossible state, a violation).
+pub fn target_of(
     generation: Generation,
     version: Option<&Result<Version, StoreError>>,
 ) -> Result<Target, String> {
@@ -562,7 +574,8 @@ async fn observe(
     observations
 }
 
-fn audit_findings(
+/// Appends one `validator-finding` audit entry per finding.
+pub fn audit_findings(
     store: &dyn Store,
     zone: &Name,
     active: Option<Generation>,
@@ -591,23 +604,14 @@ fn audit_findings(
 
 /// Persists a new last known good: pinned (clean-up keeps it) and a `validated-good` audit
 /// entry (replayed at start). The previous good pinned by this process is unpinned.
-fn record_good(
+pub fn record_good(
     store: &dyn Store,
     zone: &Name,
     good: Generation,
     previous: Option<Generation>,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    if !store.version(zone, good)?.pinned {
-        store.set_pinned(SetPinned {
-            zone,
-            generation: good,
-            pinned: true,
-            actor: VALIDATOR_ACTOR,
-            reason: "last known good",
-            now_ms,
-        })?;
-    }
+    pin(store, zone, good, "last known good", now_ms)?;
     store.append_audit(NewAuditEntry {
         at_ms: now_ms,
         actor: VALIDATOR_ACTOR.to_string(),
@@ -617,7 +621,49 @@ fn record_good(
         to: Some(good),
         reason: "passed every check while active".to_string(),
     })?;
-    if let Some(previous) = previous.filter(|p| *p != good) {
+    unpin(store, zone, previous.filter(|p| *p != good), now_ms);
+    Ok(())
+}
+
+/// After a rollback: pins the good generation it restored, and unpins the previous good this
+/// process pinned. The pin had moved on to a newer good that has just failed (or vanished);
+/// without it, clean-up could delete the only content known good while the rollback's new
+/// generation is still proving itself, and a second repair would have nothing to restore.
+/// The next [`record_good`] moves the pin on again.
+pub fn pin_restored(
+    store: &dyn Store,
+    zone: &Name,
+    restored: Generation,
+    previous: Option<Generation>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    pin(store, zone, restored, "restored by a rollback", now_ms)?;
+    unpin(store, zone, previous.filter(|p| *p != restored), now_ms);
+    Ok(())
+}
+
+fn pin(
+    store: &dyn Store,
+    zone: &Name,
+    generation: Generation,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    if !store.version(zone, generation)?.pinned {
+        store.set_pinned(SetPinned {
+            zone,
+            generation,
+            pinned: true,
+            actor: VALIDATOR_ACTOR,
+            reason,
+            now_ms,
+        })?;
+    }
+    Ok(())
+}
+
+fn unpin(store: &dyn Store, zone: &Name, previous: Option<Generation>, now_ms: u64) {
+    if let Some(previous) = previous {
         // Failing to unpin leaves an extra version, never a missing one.
         let _ = store.set_pinned(SetPinned {
             zone,
@@ -628,7 +674,6 @@ fn record_good(
             now_ms,
         });
     }
-    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(

@@ -1,0 +1,565 @@
+//! The validator in the simulation: a small actor around the validator crate's real decision
+//! code, and the simulated servers it asks.
+//!
+//! The validator's async shell asks real sockets and runs store calls on blocking threads,
+//! so it cannot be driven step by step. This actor calls its pieces instead, in the order the
+//! shell does: [`validator::check`] on what is served, [`GoodTracker`] for the last known
+//! good (persisted with [`validator::record_good`], replayed with
+//! [`validator::replay_good`] after a restart), [`rollback::rollback_due`] and
+//! [`rollback::candidates`] to decide a repair, and [`validator::roll_back`] to do it; in
+//! canary mode, [`enactor::refuse_canary`] or [`enactor::promote_canary`].
+//!
+//! What it believes is the wire: [`Servers`] holds the catalogs a main server and a canary
+//! listener answer from, loaded the way the real followers load them (a version the store
+//! cannot show leaves the last loaded snapshot serving), and the actor asks them real DNS
+//! messages through the server's own handler ([`validator::client::observe_in_process`]).
+//! The store supplies only the expectation (which generation should be served) and the
+//! content to restore. Its health view is its own, probed from the backends' true state at
+//! each round, never the planner's.
+//!
+//! Timing: the servers load a new version at the end of the step that made it (propagation
+//! is milliseconds; validator rounds are seconds). The validator takes a round when the
+//! scheduler picks it (a store change wakes the real one) and at the latest every
+//! [`VALIDATOR_INTERVAL_STEPS`] steps (its interval timer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision, ZonePlan};
+use model::{BackendState, Generation, HealthView, Name, Provenance, Refs};
+use server::{Catalog, ServerConfig, ZoneSnapshot};
+use store::{MemoryStore, Store};
+use validator::check::{has_violation, serves_target};
+use validator::client::observe_in_process;
+use validator::{
+    audit_findings, check, limits, pin_restored, record_good, replay_good, roll_back, rollback,
+    target_of, Expectation, Finding, GoodTracker, Observation, Severity, Transport,
+    VALIDATOR_ACTOR,
+};
+
+use crate::world::{first_clause, show};
+
+/// Steps the validator may go without a round: its interval timer, in steps.
+pub const VALIDATOR_INTERVAL_STEPS: u64 = 8;
+/// Steps a bad state written by a fault may last before the checkers fail: one validator
+/// interval and the round that repairs it.
+pub const REPAIR_BOUND_STEPS: u64 = VALIDATOR_INTERVAL_STEPS + 1;
+
+/// The simulated servers' settings, made once: `ServerConfig::new` asks the operating system
+/// for the CPU count, which costs more than a whole validator round.
+fn server_config(listen: SocketAddr) -> &'static ServerConfig {
+    static MAIN: OnceLock<ServerConfig> = OnceLock::new();
+    static CANARY: OnceLock<ServerConfig> = OnceLock::new();
+    let slot = if listen == MAIN_SERVER {
+        &MAIN
+    } else {
+        &CANARY
+    };
+    slot.get_or_init(|| ServerConfig::new(listen))
+}
+
+/// The address the main server's observations are labelled with.
+const MAIN_SERVER: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 9, 53)), 53);
+/// The address the canary listener's observations are labelled with.
+const CANARY_LISTENER: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 9, 54)), 53);
+
+/// What the simulated servers serve: the main server (the active version) and the canary
+/// listener (the canary, or active when none is pending).
+#[derive(Debug, Default)]
+pub(crate) struct Servers {
+    pub(crate) main: Catalog,
+    pub(crate) canary: Catalog,
+    main_generation: Option<Generation>,
+    canary_generation: Option<Generation>,
+    /// The last observation of each, with the generation it was loaded with. A snapshot is
+    /// immutable and the answer a pure function of it, so asking again before the server
+    /// loads another version would get the same messages back: the round reuses them (this
+    /// keeps the simulation's speed; the first round after every load asks for real).
+    main_observed: Option<(Option<Generation>, Vec<Observation>)>,
+    canary_observed: Option<(Option<Generation>, Vec<Observation>)>,
+}
+
+impl Servers {
+    /// Follows the store like the real followers: loads a ref's version when it moved and
+    /// can be read; otherwise the last loaded snapshot keeps serving.
+    /// What the main server answers now, over UDP and TCP.
+    fn observe_main(&mut self, zone: &ZonePlan) -> Vec<Observation> {
+        observe_cached(
+            &self.main,
+            self.main_generation,
+            &mut self.main_observed,
+            MAIN_SERVER,
+            zone,
+        )
+    }
+
+    /// What the canary listener answers now, over UDP and TCP.
+    fn observe_canary(&mut self, zone: &ZonePlan) -> Vec<Observation> {
+        observe_cached(
+            &self.canary,
+            self.canary_generation,
+            &mut self.canary_observed,
+            CANARY_LISTENER,
+            zone,
+        )
+    }
+
+    pub(crate) fn follow(&mut self, store: &dyn Store, zone: &Name, canary_mode: bool) {
+        let Ok(refs) = store.refs(zone) else { return };
+        load(
+            &self.main,
+            &mut self.main_generation,
+            store,
+            zone,
+            refs.active,
+        );
+        if canary_mode {
+            let target = refs.canary.or(refs.active);
+            load(
+                &self.canary,
+                &mut self.canary_generation,
+                store,
+                zone,
+                target,
+            );
+        }
+    }
+}
+
+fn observe_cached(
+    catalog: &Catalog,
+    loaded: Option<Generation>,
+    observed: &mut Option<(Option<Generation>, Vec<Observation>)>,
+    server: SocketAddr,
+    zone: &ZonePlan,
+) -> Vec<Observation> {
+    match observed {
+        Some((generation, observations)) if *generation == loaded => observations.clone(),
+        _ => {
+            let observations = ask(catalog, server, zone);
+            *observed = Some((loaded, observations.clone()));
+            observations
+        }
+    }
+}
+
+fn load(
+    catalog: &Catalog,
+    loaded: &mut Option<Generation>,
+    store: &dyn Store,
+    zone: &Name,
+    target: Option<Generation>,
+) {
+    let Some(generation) = target.filter(|target| Some(*target) != *loaded) else {
+        return;
+    };
+    if let Ok(content) = store.content(zone, generation) {
+        // The library-path snapshot a follower serves first (the hot path's pre-encoded
+        // answers are the same answers, only faster to send, and slower to build).
+        catalog.replace_zone(Arc::new(ZoneSnapshot::build_lookup(&content, generation)));
+        *loaded = Some(generation);
+    }
+}
+
+/// What the validator did in a round, for the statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RoundOutcome {
+    pub(crate) rolled_back: bool,
+    pub(crate) canary_refused: bool,
+    pub(crate) canary_promoted: bool,
+}
+
+/// The validator's memory between rounds (what the shell keeps per zone).
+pub(crate) struct SimValidator {
+    /// Its own client of the store: the faults injected on the actors' handle miss it.
+    store: MemoryStore,
+    good: GoodTracker,
+    /// Its own view of the backends, probed at each round.
+    health: HealthView,
+    active_seen: Option<(Generation, u64)>,
+    canary_seen: Option<(Generation, u64)>,
+    last_rollback: Option<(Generation, u64)>,
+    refused_canary: Option<Generation>,
+    pinned_by_us: Option<Generation>,
+    reported: BTreeSet<String>,
+    /// Steps since its last round.
+    pub(crate) idle_steps: u64,
+}
+
+impl SimValidator {
+    /// A validator starting (or restarting): its last known good replayed from the audit log.
+    pub(crate) fn start(store: MemoryStore, zone: &Name) -> SimValidator {
+        // An unreadable audit log starts it with nothing known good, as the shell would.
+        let replayed = replay_good(&store, zone).unwrap_or_default();
+        SimValidator {
+            store,
+            good: GoodTracker::new(limits::GOOD_AFTER_MS.default, replayed),
+            health: HealthView::new(),
+            active_seen: None,
+            canary_seen: None,
+            last_rollback: None,
+            refused_canary: None,
+            pinned_by_us: None,
+            reported: BTreeSet::new(),
+            idle_steps: 0,
+        }
+    }
+
+    /// The generation this validator pinned as its last known good (an operator leaves it).
+    pub(crate) fn pinned(&self) -> Option<Generation> {
+        self.pinned_by_us
+    }
+
+    /// Whether a bad `active` would be repaired: a rollback is due, and the version this
+    /// validator pinned as its last known good is a candidate and readable (clean-up keeps
+    /// it). The faults write bad states only then, as the self-heal tests do: with nothing
+    /// pinned to fall back on, older good versions may be cleaned up before the repair and
+    /// the repair path can only freeze (the validator's unit tests cover that).
+    pub(crate) fn can_repair(
+        &self,
+        zone: &Name,
+        active: Generation,
+        provenance: Option<&Provenance>,
+        now_ms: u64,
+    ) -> bool {
+        let Some(pinned) = self.pinned_by_us else {
+            return false;
+        };
+        let due = rollback::rollback_due(
+            self.last_rollback,
+            active,
+            now_ms,
+            limits::SERIAL_LAG_MS.default,
+        );
+        due && rollback::candidates(self.good.good(), Some(active), provenance).contains(&pinned)
+            && self.store.content(zone, pinned).is_ok()
+    }
+
+    /// One round: probe, ask the servers, judge, act. Returns the trace line.
+    pub(crate) fn round(
+        &mut self,
+        zone: &ZonePlan,
+        servers: &mut Servers,
+        truth: &BTreeMap<IpAddr, bool>,
+        canary_mode: bool,
+        now_ms: u64,
+    ) -> (String, RoundOutcome) {
+        self.idle_steps = 0;
+        self.probe(truth, now_ms);
+        let origin = &zone.origin;
+        let refs = match self.store.refs(origin) {
+            Ok(refs) => refs,
+            Err(error) => {
+                let line = format!(
+                    "validator: store unreadable ({})",
+                    first_clause(&error.to_string())
+                );
+                return (line, RoundOutcome::default());
+            }
+        };
+        let Some(active) = refs.active else {
+            // A zone's first version can only be a canary: check it before anything serves.
+            if canary_mode {
+                if let Some(canary) = refs.canary {
+                    return self.canary_round(zone, servers, refs, canary, now_ms);
+                }
+            }
+            return (
+                "validator: nothing active".to_string(),
+                RoundOutcome::default(),
+            );
+        };
+        let version = self.store.version(origin, active);
+        let provenance = version.as_ref().ok().map(|v| v.provenance.clone());
+        let target = target_of(active, Some(&version));
+        let since = seen_since(&mut self.active_seen, active, now_ms);
+        let observations = servers.observe_main(zone);
+        let health = self.health.clone();
+        let findings = check(
+            &observations,
+            &self.expectation(zone, target.clone(), since, &health),
+            now_ms,
+        );
+        let fresh = self.fresh(&findings);
+        let audited = audit_findings(&self.store, origin, Some(active), &fresh, now_ms);
+        let audit_note = audited.map_or_else(
+            |error| format!(" (audit failed: {})", first_clause(&error.to_string())),
+            |()| String::new(),
+        );
+
+        if has_violation(&findings) {
+            self.good.observe(active, false, now_ms);
+            let reason = violations(&findings);
+            let due = rollback::rollback_due(
+                self.last_rollback,
+                active,
+                now_ms,
+                limits::SERIAL_LAG_MS.default,
+            );
+            if !due {
+                return (
+                    format!(
+                        "validator: {reason}; cooling down after the last rollback{audit_note}"
+                    ),
+                    RoundOutcome::default(),
+                );
+            }
+            let candidates =
+                rollback::candidates(self.good.good(), Some(active), provenance.as_ref());
+            let outcome = roll_back(&self.store, origin, &candidates, &reason, now_ms);
+            self.last_rollback = Some((
+                outcome.as_ref().map_or(active, |done| done.generation),
+                now_ms,
+            ));
+            return match outcome {
+                Ok(done) => {
+                    let previous = self.pinned_by_us.replace(done.restored);
+                    let pinned = pin_restored(&self.store, origin, done.restored, previous, now_ms);
+                    let pin_note = pinned.map_or_else(
+                        |error| {
+                            format!(" (pinning it failed: {})", first_clause(&error.to_string()))
+                        },
+                        |()| String::new(),
+                    );
+                    (
+                        format!(
+                            "validator: {reason}; rolled back {} to g{}'s content as g{}, breaker \
+                         tripped{audit_note}{pin_note}",
+                            show(done.from),
+                            done.restored,
+                            done.generation
+                        ),
+                        RoundOutcome {
+                            rolled_back: true,
+                            ..RoundOutcome::default()
+                        },
+                    )
+                }
+                Err(error) => (
+                    format!(
+                        "validator: {reason}; {}{audit_note}",
+                        first_clause(&error.to_string())
+                    ),
+                    RoundOutcome::default(),
+                ),
+            };
+        }
+
+        let mut line = format!("validator: g{active} clean{audit_note}");
+        if let Ok(target) = target {
+            if serves_target(&observations, target) {
+                if let Some(newly) = self.good.observe(active, true, now_ms) {
+                    let previous = self.pinned_by_us.replace(newly);
+                    match record_good(&self.store, origin, newly, previous, now_ms) {
+                        Ok(()) => line.push_str(&format!(", g{newly} is the last known good")),
+                        Err(error) => line.push_str(&format!(
+                            ", recording g{newly} as good failed ({})",
+                            first_clause(&error.to_string())
+                        )),
+                    }
+                }
+            }
+        }
+        let mut outcome = RoundOutcome::default();
+        if canary_mode {
+            if let Some(canary) = refs.canary {
+                let (canary_line, canary_outcome) =
+                    self.canary_round(zone, servers, refs, canary, now_ms);
+                line.push_str(&canary_line.replacen("validator:", ";", 1));
+                outcome = canary_outcome;
+            }
+        }
+        (line, outcome)
+    }
+
+    /// A pending canary, checked on the canary listener against its own generation: refused
+    /// (breaker trips) or promoted.
+    fn canary_round(
+        &mut self,
+        zone: &ZonePlan,
+        servers: &mut Servers,
+        refs: Refs,
+        canary: Generation,
+        now_ms: u64,
+    ) -> (String, RoundOutcome) {
+        let origin = &zone.origin;
+        if self.refused_canary == Some(canary) {
+            return (
+                format!("validator: canary g{canary} stays refused"),
+                RoundOutcome::default(),
+            );
+        }
+        let version = self.store.version(origin, canary);
+        let target = target_of(canary, Some(&version));
+        let since = seen_since(&mut self.canary_seen, canary, now_ms);
+        let observations = servers.observe_canary(zone);
+        let health = self.health.clone();
+        let findings = check(
+            &observations,
+            &self.expectation(zone, target.clone(), since, &health),
+            now_ms,
+        );
+        if has_violation(&findings) {
+            let reason = violations(&findings);
+            let refused = refuse_canary(
+                &self.store,
+                origin,
+                canary,
+                &reason,
+                VALIDATOR_ACTOR,
+                now_ms,
+            );
+            return match refused {
+                Ok(()) => {
+                    self.refused_canary = Some(canary);
+                    (
+                        format!("validator: canary g{canary} refused ({reason}), breaker tripped"),
+                        RoundOutcome {
+                            canary_refused: true,
+                            ..RoundOutcome::default()
+                        },
+                    )
+                }
+                Err(error) => (
+                    format!(
+                        "validator: refusing canary g{canary} failed ({})",
+                        first_clause(&error.to_string())
+                    ),
+                    RoundOutcome::default(),
+                ),
+            };
+        }
+        let (Ok(target), Ok(version)) = (target, version) else {
+            return (
+                format!("validator: canary g{canary} unreadable"),
+                RoundOutcome::default(),
+            );
+        };
+        if !serves_target(&observations, target) {
+            return (
+                format!("validator: canary g{canary} not on the listener yet"),
+                RoundOutcome::default(),
+            );
+        }
+        let passed = CanaryPassed {
+            zone: origin,
+            canary,
+            base: version.parent,
+            evidence:
+                "served on the simulated canary listener over UDP and TCP with every check clean",
+        };
+        match promote_canary(&self.store, &passed, VALIDATOR_ACTOR, now_ms) {
+            Ok(PromotionDecision::Promote) => (
+                format!(
+                    "validator: canary g{canary} promoted over {}",
+                    show(refs.active)
+                ),
+                RoundOutcome {
+                    canary_promoted: true,
+                    ..RoundOutcome::default()
+                },
+            ),
+            Ok(other) => (
+                format!("validator: canary g{canary} not promoted ({other:?})"),
+                RoundOutcome::default(),
+            ),
+            Err(error) => (
+                format!(
+                    "validator: canary g{canary} not promoted ({})",
+                    first_clause(&error.to_string())
+                ),
+                RoundOutcome::default(),
+            ),
+        }
+    }
+
+    fn expectation<'a>(
+        &self,
+        zone: &'a ZonePlan,
+        target: Result<validator::Target, String>,
+        since_ms: u64,
+        health: &'a HealthView,
+    ) -> Expectation<'a> {
+        Expectation {
+            zone: &zone.origin,
+            target,
+            target_since_ms: since_ms,
+            endpoints: &zone.endpoints,
+            health,
+            serial_lag_ms: limits::SERIAL_LAG_MS.default,
+            health_grace_ms: limits::HEALTH_GRACE_MS.default,
+            health_tolerance: limits::HEALTH_TOLERANCE.default,
+        }
+    }
+
+    /// Its own probes: every backend's true state now; a verdict that changed dates from now.
+    fn probe(&mut self, truth: &BTreeMap<IpAddr, bool>, now_ms: u64) {
+        for (address, healthy) in truth {
+            if self.health.healthy(address) != Some(*healthy) {
+                self.health.set(
+                    *address,
+                    BackendState {
+                        healthy: *healthy,
+                        since_ms: now_ms,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Findings not audited while they persisted (the shell audits each once).
+    fn fresh(&mut self, findings: &[Finding]) -> Vec<Finding> {
+        let current: BTreeSet<String> = findings.iter().map(Finding::key).collect();
+        let fresh = findings
+            .iter()
+            .filter(|finding| !self.reported.contains(&finding.key()))
+            .cloned()
+            .collect();
+        self.reported = current;
+        if self.reported.len() > limits::REPORTED_FINDINGS.default as usize {
+            self.reported.clear();
+        }
+        fresh
+    }
+}
+
+/// Both transports of one server.
+fn ask(catalog: &Catalog, server: SocketAddr, zone: &ZonePlan) -> Vec<Observation> {
+    let config = server_config(server);
+    [Transport::Udp, Transport::Tcp]
+        .into_iter()
+        .map(|transport| {
+            observe_in_process(catalog, config, transport, &zone.origin, &zone.endpoints)
+        })
+        .collect()
+}
+
+fn seen_since(seen: &mut Option<(Generation, u64)>, generation: Generation, now_ms: u64) -> u64 {
+    match *seen {
+        Some((g, since)) if g == generation => since,
+        _ => {
+            *seen = Some((generation, now_ms));
+            now_ms
+        }
+    }
+}
+
+/// The violations among `findings`, once each (UDP and TCP usually agree), as one reason.
+fn violations(findings: &[Finding]) -> String {
+    let mut texts: Vec<String> = Vec::new();
+    for finding in findings
+        .iter()
+        .filter(|f| f.severity == Severity::Violation)
+    {
+        let mut without_server = finding.clone();
+        without_server.server = None;
+        let text = without_server.to_string();
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
+    texts.join("; ")
+}
