@@ -61,10 +61,10 @@ fn server_config(listen: SocketAddr) -> &'static ServerConfig {
 
 /// The address the main server's observations are labelled with.
 const MAIN_SERVER: SocketAddr =
-    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 9, 53)), 53);
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 9, 53)), 53);
 /// The address the canary listener's observations are labelled with.
 const CANARY_LISTENER: SocketAddr =
-    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 9, 54)), 53);
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 9, 54)), 53);
 
 /// What the simulated servers serve: the main server (the active version) and the canary
 /// listener (the canary, or active when none is pending).
