@@ -82,12 +82,6 @@ async fn run_node(
         Arc::clone(&metrics),
         std::time::Duration::from_millis(AUDIT_TAIL_INTERVAL_MS),
     ));
-    let reloader = tokio::spawn(reload_on_hangup(
-        config_path,
-        Arc::clone(&control),
-        Arc::clone(&monitor),
-    ));
-
     let catalog = Arc::new(Catalog::new());
     let _follower = crate::follow::start(Arc::clone(&store), Arc::clone(&catalog)).await?;
     let server_config = ServerConfig {
@@ -104,6 +98,16 @@ async fn run_node(
         server.local_addr(),
     )
     .await?;
+    let reloader = tokio::spawn(reload_on_hangup(
+        config_path,
+        Arc::clone(&control),
+        Arc::clone(&monitor),
+        validator.as_ref().map(|running| ValidatorReload {
+            reloader: running.reloader(),
+            server: server.local_addr(),
+            canary: crate::validate::validator_config(&config, &zones, server.local_addr()).canary,
+        }),
+    ));
 
     let api_state = ApiState {
         store: Arc::clone(&store),
@@ -151,15 +155,28 @@ async fn run_node(
     result
 }
 
-/// On SIGHUP, reads the configuration again and hands the new zones, endpoints and guard
-/// policy to the control loop and the new probe targets to the health monitor. A file that
-/// does not parse changes nothing (the error is logged); a reload that would take a protected
-/// name below its floor is refused by the guard, which trips the zone's breaker. Listen
-/// addresses, the store and the enactor count apply at the next start.
+/// What a reload hands the running validator, with the addresses bound at start.
+struct ValidatorReload {
+    reloader: validator::ValidatorReloader,
+    /// Our own server, as bound.
+    server: std::net::SocketAddr,
+    /// The canary listener, as bound (or none).
+    canary: Option<std::net::SocketAddr>,
+}
+
+/// On SIGHUP, reads the configuration again and hands the new zones, endpoints and
+/// `[validator]` settings to the validator first (so it never judges a new answer by the old
+/// endpoints), then the new probe targets to the health monitor and the zones, endpoints and
+/// guard policy to the control loop. A file that does not parse changes nothing (the error
+/// is logged); a reload that would take a protected name below its floor is refused by the
+/// guard, which trips the zone's breaker. Listen addresses (the canary listener's too), the
+/// store, the enactor count and turning the validator or canary mode on or off apply at the
+/// next start.
 async fn reload_on_hangup(
     path: PathBuf,
     control: Arc<enactor::ControlHandle>,
     monitor: Arc<HealthMonitor>,
+    validator: Option<ValidatorReload>,
 ) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
@@ -180,6 +197,14 @@ async fn reload_on_hangup(
                 continue;
             }
         };
+        if let Some(running) = &validator {
+            let mut settings = crate::validate::validator_config(&config, &zones, running.server);
+            settings.canary = running.canary;
+            if let Err(error) = running.reloader.reload(settings, probe_targets(&config)) {
+                tracing::error!(%error, "configuration not reloaded; the running one stays");
+                continue;
+            }
+        }
         if let Err(error) = monitor.set_targets(probe_targets(&config)) {
             tracing::error!(%error, "configuration not reloaded; the running one stays");
             continue;

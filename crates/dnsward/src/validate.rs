@@ -34,6 +34,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Hands a reloaded configuration to the running validator.
+    pub fn reloader(&self) -> validator::ValidatorReloader {
+        self.validator.reloader()
+    }
+
     pub async fn shutdown(self) {
         if let Some((_, listener)) = &self._canary {
             listener.abort();

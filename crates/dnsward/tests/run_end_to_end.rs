@@ -531,6 +531,93 @@ fn a_config_reload_that_drops_an_endpoint_is_refused_and_the_answer_stays() {
     );
 }
 
+/// Audit entries of the node's zone with `action`, oldest first.
+fn audit_entries(node: &Node, action: &str) -> Vec<serde_json::Value> {
+    let body = ureq::get(&format!(
+        "{}/v1/audit?zone=example.test&limit=1000",
+        node.api
+    ))
+    .call()
+    .expect("audit reachable")
+    .body_mut()
+    .read_to_string()
+    .expect("audit body");
+    let audit: serde_json::Value = serde_json::from_str(&body).expect("audit is JSON");
+    audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|entry| entry["action"] == action)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_config_reload_that_adds_a_backend_reaches_the_validator_too() {
+    let mut one = Backend::Tcp {
+        listen: loopback(43, 7),
+        socket: None,
+    };
+    let mut two = Backend::Tcp {
+        listen: loopback(44, 7),
+        socket: None,
+    };
+    one.start();
+    two.start();
+    let node = start_node(&[&one]);
+    wait_for_answer(node.dns, &set(&[&one]), CONVERGE_DEADLINE);
+    let first = active_generation(&node);
+    wait_for_validated(&node, first);
+
+    // The operator adds a backend and reloads: the planner answers it, and the validator,
+    // which checks that every answered address is a configured backend, must know it too.
+    let text = std::fs::read_to_string(&node.config).expect("config");
+    let line = format!(
+        "  {{ address = \"{}\", check = \"{}\" }},",
+        two.address(),
+        two.check()
+    );
+    let added = text.replace("backends = [\n", &format!("backends = [\n{line}\n"));
+    assert_ne!(added, text, "the backend line was added");
+    std::fs::write(&node.config, added).expect("rewrite config");
+    let status = Command::new("kill")
+        .args(["-HUP", &node.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    let both = set(&[&one, &two]);
+    wait_for_answer(node.dns, &both, CONVERGE_DEADLINE);
+    let with_both = active_generation(&node);
+
+    // The validator passes the new generation as good instead of rolling it back.
+    wait_for_validated(&node, with_both);
+    assert_eq!(breaker(&node), "closed");
+    assert_eq!(dig(node.dns, "app.example.test."), Some(both));
+}
+
+/// Waits until the validator has recorded `generation` (or a later one) as last known good;
+/// fails at once if it rolled anything back instead.
+fn wait_for_validated(node: &Node, generation: u64) {
+    let deadline = Instant::now() + CONVERGE_DEADLINE;
+    while !audit_entries(node, "validated-good")
+        .iter()
+        .any(|entry| entry["to"].as_u64() >= Some(generation))
+    {
+        assert!(
+            audit_entries(node, "rollback").is_empty(),
+            "the validator rolled back: {:?}\n{}",
+            audit_entries(node, "validator-finding"),
+            node_log(node)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "generation {generation} never validated: {}",
+            node_log(node)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn active_generation(node: &Node) -> u64 {
     let status: serde_json::Value =
         serde_json::from_str(&cli(node, &["status", "--json"])).expect("status is JSON");

@@ -43,7 +43,7 @@ pub use good::{replay_good, GoodTracker};
 pub use rollback::{roll_back, RollbackError, RolledBack};
 pub use shell::{
     audit_findings, pin_restored, record_good, spawn, target_of, RoundReport, Validator,
-    ValidatorConfig, ValidatorHandle, ZoneReport, ZoneToValidate,
+    ValidatorConfig, ValidatorHandle, ValidatorReloader, ZoneReport, ZoneToValidate,
 };
 
 /// Actor name of the validator in the audit log.

@@ -499,6 +499,20 @@ impl Validator {
         .await
     }
 
+    /// Takes a reloaded configuration: zones and endpoints to check, bounds, servers. What
+    /// it remembers of a zone still checked (last known good, last rollback) stays; a zone no
+    /// longer checked is forgotten.
+    pub fn set_config(&mut self, config: ValidatorConfig) {
+        self.config = config.clamped();
+        let keep: BTreeSet<String> = self
+            .config
+            .zones
+            .iter()
+            .map(|zone| store::zone_key(&zone.origin))
+            .collect();
+        self.zones.retain(|key, _| keep.contains(key));
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.config.timeout_ms)
     }
@@ -695,11 +709,41 @@ async fn blocking<T: Send + 'static>(
 /// A running validator; dropping it stops it.
 pub struct ValidatorHandle {
     monitor: Arc<HealthMonitor>,
+    config: Arc<watch::Sender<ValidatorConfig>>,
     task: JoinHandle<()>,
     _watch: store::WatchHandle,
 }
 
+/// Hands a reloaded configuration to a running validator; cheap to clone.
+#[derive(Clone)]
+pub struct ValidatorReloader {
+    monitor: Arc<HealthMonitor>,
+    config: Arc<watch::Sender<ValidatorConfig>>,
+}
+
+impl ValidatorReloader {
+    /// New probe targets for the validator's own health monitor and a new configuration,
+    /// taken before its next round. Call it before the planner learns the same change, so
+    /// the validator never judges a new answer by the old endpoints.
+    pub fn reload(
+        &self,
+        config: ValidatorConfig,
+        probes: Vec<ProbeTarget>,
+    ) -> Result<(), HealthError> {
+        self.monitor.set_targets(probes)?;
+        self.config.send_replace(config);
+        Ok(())
+    }
+}
+
 impl ValidatorHandle {
+    pub fn reloader(&self) -> ValidatorReloader {
+        ValidatorReloader {
+            monitor: Arc::clone(&self.monitor),
+            config: Arc::clone(&self.config),
+        }
+    }
+
     /// The validator's own health view (not the planner's).
     pub fn health(&self) -> model::HealthView {
         self.monitor.view()
@@ -733,9 +777,15 @@ pub fn spawn(
     )?;
     let (mut changes, watch) =
         store::watch_changes(Arc::clone(&store), store::default_poll_interval());
+    let (config_sender, mut config_changes) = watch::channel(config.clone());
     let mut validator = Validator::new(store, clock, config, health);
     let task = tokio::spawn(async move {
+        let mut reloads_open = true;
         loop {
+            // A reload that arrived during the last round.
+            if config_changes.has_changed().unwrap_or(false) {
+                validator.set_config(config_changes.borrow_and_update().clone());
+            }
             let report = validator.round().await;
             let wait = if report.recheck {
                 Duration::from_millis(limits::RECHECK_MS.default)
@@ -745,11 +795,20 @@ pub fn spawn(
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 changed = changes.changed() => if changed.is_err() { return },
+                changed = config_changes.changed(), if reloads_open => {
+                    // `changed` marks the new value seen: take it here. The sender lives in
+                    // the handle; once it is gone nothing reloads.
+                    reloads_open = changed.is_ok();
+                    if reloads_open {
+                        validator.set_config(config_changes.borrow_and_update().clone());
+                    }
+                }
             }
         }
     });
     Ok(ValidatorHandle {
         monitor: Arc::new(monitor),
+        config: Arc::new(config_sender),
         task,
         _watch: watch,
     })
