@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{dig, free_port};
 
 const INTERVAL_MS: u64 = 300;
 const FALL: u64 = 2;
@@ -37,6 +37,14 @@ enum Backend {
 }
 
 impl Backend {
+    /// A TCP backend on 127.0.`third`.`last` at a free port (not listening until started).
+    fn tcp(last: u8, third: u8) -> Backend {
+        Backend::Tcp {
+            listen: loopback(last, third),
+            socket: None,
+        }
+    }
+
     fn start(&mut self) {
         match self {
             Backend::Http { listen, child } => {
@@ -84,32 +92,6 @@ impl Drop for Backend {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// `dig +short` for the endpoint's A records.
-fn dig(server: SocketAddr, name: &str) -> Option<BTreeSet<String>> {
-    let output = Command::new("dig")
-        .args([
-            "+short",
-            "+time=1",
-            "+tries=1",
-            &format!("@{}", server.ip()),
-            "-p",
-        ])
-        .arg(server.port().to_string())
-        .args([name, "A"])
-        .output()
-        .expect("dig is installed by scripts/test");
-    if !output.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
-            .map(|line| line.trim().to_string())
-            .collect(),
-    )
 }
 
 /// One answer of the sampler: when, and the addresses (`None` when dig failed).
@@ -242,17 +224,7 @@ fn node_log(node: &Node) -> String {
 }
 
 fn cli(node: &Node, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
-        .args(args)
-        .args(["--api", &node.api])
-        .output()
-        .expect("run dnsward CLI");
-    assert!(
-        output.status.success(),
-        "dnsward {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    common::cli_at(&node.api, args)
 }
 
 fn breaker(node: &Node) -> String {
@@ -285,10 +257,7 @@ fn the_endpoint_follows_backend_health_and_is_never_empty() {
         listen: loopback(12, 7),
         child: None,
     };
-    let mut three = Backend::Tcp {
-        listen: loopback(13, 7),
-        socket: None,
-    };
+    let mut three = Backend::tcp(13, 7);
     for backend in [&mut one, &mut two, &mut three] {
         backend.start();
     }
@@ -356,14 +325,8 @@ fn the_endpoint_follows_backend_health_and_is_never_empty() {
 
 #[test]
 fn an_operator_change_below_the_floor_is_refused_and_the_answer_stays() {
-    let mut one = Backend::Tcp {
-        listen: loopback(21, 7),
-        socket: None,
-    };
-    let mut two = Backend::Tcp {
-        listen: loopback(22, 7),
-        socket: None,
-    };
+    let mut one = Backend::tcp(21, 7);
+    let mut two = Backend::tcp(22, 7);
     one.start();
     two.start();
     let node = start_node(&[&one, &two]);
@@ -488,14 +451,8 @@ fn pushed_health_reports_move_the_endpoint_and_unknown_backends_are_rejected() {
 
 #[test]
 fn a_config_reload_that_drops_an_endpoint_is_refused_and_the_answer_stays() {
-    let mut one = Backend::Tcp {
-        listen: loopback(41, 7),
-        socket: None,
-    };
-    let mut two = Backend::Tcp {
-        listen: loopback(42, 7),
-        socket: None,
-    };
+    let mut one = Backend::tcp(41, 7);
+    let mut two = Backend::tcp(42, 7);
     one.start();
     two.start();
     let node = start_node(&[&one, &two]);
@@ -554,14 +511,8 @@ fn audit_entries(node: &Node, action: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_config_reload_that_adds_a_backend_reaches_the_validator_too() {
-    let mut one = Backend::Tcp {
-        listen: loopback(43, 7),
-        socket: None,
-    };
-    let mut two = Backend::Tcp {
-        listen: loopback(44, 7),
-        socket: None,
-    };
+    let mut one = Backend::tcp(43, 7);
+    let mut two = Backend::tcp(44, 7);
     one.start();
     two.start();
     let node = start_node(&[&one]);
@@ -628,14 +579,8 @@ fn active_generation(node: &Node) -> u64 {
 
 #[test]
 fn runbook_commands_drive_a_running_node() {
-    let mut one = Backend::Tcp {
-        listen: loopback(51, 7),
-        socket: None,
-    };
-    let mut two = Backend::Tcp {
-        listen: loopback(52, 7),
-        socket: None,
-    };
+    let mut one = Backend::tcp(51, 7);
+    let mut two = Backend::tcp(52, 7);
     one.start();
     two.start();
     let node = start_node(&[&one, &two]);
@@ -765,10 +710,7 @@ fn runbook_commands_drive_a_running_node() {
 
 #[test]
 fn metrics_parse_as_prometheus_text() {
-    let mut backend = Backend::Tcp {
-        listen: loopback(61, 7),
-        socket: None,
-    };
+    let mut backend = Backend::tcp(61, 7);
     backend.start();
     let node = start_node(&[&backend]);
     wait_for_answer(node.dns, &set(&[&backend]), CONVERGE_DEADLINE);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{dig, free_port};
 use model::{Breaker, Generation, Name, Provenance, RecordType, RefName, ZoneContent};
 use store::{AuditQuery, Commit, SqliteStore, Store};
 
@@ -129,32 +129,6 @@ fn start_node(third: u8, canary: bool) -> Node {
     node
 }
 
-/// `dig +short` for the name's A records over UDP; `None` when dig failed.
-fn dig(server: SocketAddr, name: &str) -> Option<BTreeSet<String>> {
-    let output = Command::new("dig")
-        .args([
-            "+short",
-            "+time=1",
-            "+tries=1",
-            &format!("@{}", server.ip()),
-            "-p",
-        ])
-        .arg(server.port().to_string())
-        .args([name, "A"])
-        .output()
-        .expect("dig is installed by scripts/test");
-    if !output.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
-            .map(|line| line.trim().to_string())
-            .collect(),
-    )
-}
-
 /// The SOA serial served over TCP (the harness's hickory client).
 fn served_serial(server: SocketAddr) -> Option<u32> {
     let query = common::query("example.test.", RecordType::SOA, None);
@@ -231,17 +205,7 @@ fn now_ms() -> u64 {
 }
 
 fn cli(node: &Node, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
-        .args(args)
-        .args(["--api", &node.api])
-        .output()
-        .expect("run dnsward CLI");
-    assert!(
-        output.status.success(),
-        "dnsward {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    common::cli_at(&node.api, args)
 }
 
 /// Asks the main listener continuously; every answer must be non-empty.

@@ -221,3 +221,45 @@ pub fn tcp_exchange(server: SocketAddr, query: &Message) -> std::io::Result<Mess
     stream.read_exact(&mut reply)?;
     Message::from_vec(&reply).map_err(std::io::Error::other)
 }
+
+/// `dig +short` for the name's A records over UDP; `None` when dig failed.
+pub fn dig(server: SocketAddr, name: &str) -> Option<std::collections::BTreeSet<String>> {
+    let output = Command::new("dig")
+        .args([
+            "+short",
+            "+time=1",
+            "+tries=1",
+            &format!("@{}", server.ip()),
+            "-p",
+        ])
+        .arg(server.port().to_string())
+        .args([name, "A"])
+        .output()
+        .expect("dig is installed by scripts/test");
+    if !output.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
+            .map(|line| line.trim().to_string())
+            .collect(),
+    )
+}
+
+/// Runs a `dnsward` runbook command against the node's API at `api` and returns its
+/// standard output; fails the test when the command fails.
+pub fn cli_at(api: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args(args)
+        .args(["--api", api])
+        .output()
+        .expect("run dnsward CLI");
+    assert!(
+        output.status.success(),
+        "dnsward {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
