@@ -44,6 +44,16 @@ const SLOW_TYPES: [RecordType; 5] = [
     RecordType::OPT,
 ];
 
+/// The types whose stored answer proves that a name exists, for NODATA.
+const PROOF_TYPES: [RecordType; 6] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::TXT,
+    RecordType::MX,
+    RecordType::SOA,
+    RecordType::NS,
+];
+
 /// Pre-encoded answers of one snapshot, keyed by lower-cased wire name and type.
 ///
 /// The hasher is a multiply-rotate hash (FxHash): keys come from the zone, not from
@@ -103,6 +113,24 @@ impl AnswerTable {
 
     pub(crate) fn templates_mut(&mut self) -> &mut Templates {
         &mut self.templates
+    }
+
+    /// Whether the table holds an answer for the name of `key` (a name and a type) with some
+    /// other common type: proof that the name exists.
+    fn holds_name(&self, key: &[u8]) -> bool {
+        let Some(name_bytes) = key.len().checked_sub(2) else {
+            return false;
+        };
+        let mut probe = [0u8; KEY_BYTES];
+        probe[..name_bytes].copy_from_slice(&key[..name_bytes]);
+        let asked = [key[name_bytes], key[name_bytes + 1]];
+        PROOF_TYPES.iter().any(|rtype| {
+            let rtype = u16::from(*rtype).to_be_bytes();
+            rtype != asked && {
+                probe[name_bytes..name_bytes + 2].copy_from_slice(&rtype);
+                self.entries.contains_key(&probe[..name_bytes + 2])
+            }
+        })
     }
 
     pub(crate) fn templates(&self) -> &Templates {
@@ -229,8 +257,8 @@ fn answer_stored(
     Some(total)
 }
 
-/// A name the table does not hold: NXDOMAIN or a referral from the zone's templates, or
-/// `None` for the library path (NODATA, wildcards, CNAMEs, anything unusual).
+/// A (name, type) the table does not hold: NXDOMAIN, a referral or NODATA from the zone's
+/// templates, or `None` for the library path (wildcards, CNAMEs, anything unusual).
 fn answer_missing(
     packet: &[u8],
     query: &PlainQuery,
@@ -241,17 +269,22 @@ fn answer_missing(
     let name = &query.key[..query.name_bytes];
     let apex_offset = name.len() - zone.origin_wire().len();
     let label_starts = &query.label_starts[..query.labels];
-    let (template, anchor_offset) =
-        match zone
-            .answers()
-            .templates()
-            .miss(name, label_starts, apex_offset)?
-        {
-            Miss::NxDomain(template) => (template, apex_offset),
+    let table = zone.answers();
+    let (template, anchor_offset, nodata) =
+        match table.templates().miss(name, label_starts, apex_offset)? {
+            Miss::NxDomain(template) => (template, apex_offset, false),
             Miss::Referral {
                 template,
                 anchor_offset,
-            } => (template, anchor_offset),
+            } => (template, anchor_offset, false),
+            Miss::NoData(template) => {
+                // The fingerprint may be another name's: the name exists only if the table
+                // holds an answer of another type for exactly it.
+                if !table.holds_name(&query.key[..query.name_bytes + 2]) {
+                    return None;
+                }
+                (template, apex_offset, true)
+            }
         };
     let question = Question {
         name,
@@ -259,7 +292,12 @@ fn answer_missing(
         labels: query.labels,
         question_end: query.question_end,
     };
-    template.fit(packet, &question, room, out)
+    let length = template.fit(packet, &question, room, out)?;
+    if nodata {
+        // NODATA is NXDOMAIN's answer with rcode NOERROR (RFC 2308 §2.2).
+        out[3] &= 0xf0;
+    }
+    Some(length)
 }
 
 fn parse(packet: &[u8]) -> Option<PlainQuery> {
@@ -557,6 +595,12 @@ mod tests {
             query(7, 0, "hostmaster.example.test", 1, None),
             query(7, 0, "x.ns1.example.test", 1, None),
             query(7, 0, "x.ns.sub.example.test", 1, None),
+            // NODATA where the SOA's names share the question, at a CNAME, at an empty
+            // non-terminal, below a wildcard.
+            query(7, 0, "ns1.example.test", 28, None),
+            query(7, 0, "alias.example.test", 15, None),
+            query(7, 0, "c.example.test", 28, None),
+            query(7, 0, "exists.wild.example.test", 1, None),
         ] {
             assert_eq!(answer_fast(&packet, &zones, &config, &mut out), None);
         }
@@ -574,6 +618,10 @@ mod tests {
             ("x.a.b.c.example.test", 16, 3),
             ("www.x.sub.example.test", 1, 0),
             ("Deep.Sec.Example.Test", 28, 0),
+            // NODATA: the name exists without the type.
+            ("www.example.test", 28, 0),
+            ("Example.Test", 28, 0),
+            ("order.example.test", 15, 0),
         ] {
             for edns in [None, Some((1232, 0x8000))] {
                 let packet = query(9, 0x01, qname, qtype, edns);
@@ -591,7 +639,7 @@ mod tests {
         let zones = zones();
         let config = ServerConfig::default();
         let mut out = [0u8; 4096];
-        let (mut fast, mut negative) = (0, 0);
+        let (mut fast, mut negative, mut nodata) = (0, 0, 0);
         for qname in names() {
             for qtype in [1u16, 2, 5, 6, 15, 16, 28, 33, 99] {
                 for mask in [0u64, u64::MAX, 0x5555_5555_5555_5555] {
@@ -610,6 +658,9 @@ mod tests {
                         if out[3] & 0x0f == 3 || out[2] & 0x04 == 0 {
                             negative += 1;
                         }
+                        if out[3] & 0x0f == 0 && out[6..8] == [0, 0] && out[2] & 0x04 != 0 {
+                            nodata += 1;
+                        }
                     }
                 }
             }
@@ -619,6 +670,7 @@ mod tests {
             negative > 300,
             "{negative} NXDOMAIN or referral answers on the hot path"
         );
+        assert!(nodata > 100, "{nodata} NODATA answers on the hot path");
     }
 
     proptest! {

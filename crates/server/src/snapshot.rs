@@ -7,6 +7,7 @@ use std::sync::Arc;
 use model::{limits, Generation, Name, RData, Record, RecordType, ZoneContent};
 
 use crate::fast::{self, AnswerTable};
+use crate::template::NameFacts;
 use crate::wire;
 
 /// Names pre-encoded between two checks whether a newer version is waiting.
@@ -146,14 +147,21 @@ impl ZoneSnapshot {
             if index % ENCODE_CHECK_NAMES == 0 && superseded() {
                 return None;
             }
+            let mut unstored = false;
             for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
-                if let Some(encoded) = wire::pre_encode(self, name, qtype, cname_chain_length) {
-                    table.insert(name, qtype, encoded);
+                match wire::pre_encode(self, name, qtype, cname_chain_length) {
+                    Some(encoded) => table.insert(name, qtype, encoded),
+                    None => unstored = true,
                 }
             }
+            let facts = NameFacts {
+                is_cut: node.is_cut,
+                has_cname: node.rrset(RecordType::CNAME).is_some(),
+                unstored,
+            };
             table
                 .templates_mut()
-                .add_name(self, name, node.is_cut, cname_chain_length);
+                .add_name(self, name, facts, cname_chain_length);
         }
         table.templates_mut().add_nxdomain(self, cname_chain_length);
         Some(self.with_table(table))

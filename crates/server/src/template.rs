@@ -47,8 +47,11 @@ const TYPE_MX: u16 = 15;
 const TYPE_TXT: u16 = 16;
 const TYPE_AAAA: u16 = 28;
 
-/// Flag of a fingerprint: some name with it is a zone cut.
+/// Flags of a fingerprint, OR-ed over every name that has it: some such name is a zone
+/// cut; holds a CNAME; holds a type whose answer could not be pre-encoded.
 const CUT: u8 = 1;
+const CNAME: u8 = 2;
+const UNSTORED: u8 = 4;
 
 /// One answer fitted to any question ending in its anchor.
 #[derive(Debug)]
@@ -324,21 +327,40 @@ pub(crate) enum Miss<'a> {
         template: &'a Template,
         anchor_offset: usize,
     },
+    /// The name may exist without the type: NODATA, the NXDOMAIN template with rcode
+    /// NOERROR, once the caller has proven the name exists from an exact key.
+    NoData(&'a Template),
+}
+
+/// What the templates need to know of one owner name.
+pub(crate) struct NameFacts {
+    pub(crate) is_cut: bool,
+    pub(crate) has_cname: bool,
+    /// Some type it holds has no pre-encoded answer: a miss is not NODATA.
+    pub(crate) unstored: bool,
 }
 
 impl Templates {
-    /// Notes that `name` exists (and whether it is a cut); for a cut, encodes its referral.
+    /// Notes that `name` exists, with its facts; for a cut, encodes its referral.
     pub(crate) fn add_name(
         &mut self,
         zone: &ZoneSnapshot,
         name: &Name,
-        is_cut: bool,
+        facts: NameFacts,
         cname_chain: usize,
     ) {
         let mut wire = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
         push_wire_lowercase(name, &mut wire);
-        *self.names.entry(fingerprint(&wire)).or_default() |= if is_cut { CUT } else { 0 };
-        if is_cut {
+        let flags = [
+            (facts.is_cut, CUT),
+            (facts.has_cname, CNAME),
+            (facts.unstored, UNSTORED),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .fold(0, |flags, (_, flag)| flags | flag);
+        *self.names.entry(fingerprint(&wire)).or_default() |= flags;
+        if facts.is_cut {
             if let Some(template) = Template::encode(zone, name, name, cname_chain) {
                 self.referrals.insert(wire.into_boxed_slice(), template);
             }
@@ -393,8 +415,12 @@ impl Templates {
                 Some(_) => parent = start,
             }
         }
-        // The name itself may exist (NODATA, CNAME, ...): the library path decides.
-        None
+        // The name may exist; NODATA only for a plain name (no CNAME, every type stored).
+        let flags = self.names.get(&fingerprint(name))?;
+        if flags & (CUT | CNAME | UNSTORED) != 0 {
+            return None;
+        }
+        self.nxdomain.as_ref().map(Miss::NoData)
     }
 
     fn has_wildcard_below(&self, parent: &[u8]) -> bool {
