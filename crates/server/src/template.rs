@@ -144,8 +144,9 @@ impl Template {
         })
     }
 
-    /// Writes the answer to `packet` (whose question is `question`) into `out` with `opt`
-    /// bytes of room kept after it; `None` when this question needs the library path.
+    /// Writes the answer to `packet` (whose question is `question`) into `out`, at most
+    /// `limit` bytes (room for an OPT record is kept by the caller); `None` when this
+    /// question needs the library path.
     pub(crate) fn fit(
         &self,
         packet: &[u8],
