@@ -5,9 +5,9 @@
 //! so it cannot be driven step by step. This actor calls its pieces instead, in the order the
 //! shell does: [`validator::check`] on what is served, [`GoodTracker`] for the last known
 //! good (persisted with [`validator::record_good`], replayed with
-//! [`validator::replay_good`] after a restart), [`rollback::rollback_due`] and
-//! [`rollback::candidates`] to decide a repair, and [`validator::roll_back`] to do it; in
-//! canary mode, [`enactor::refuse_canary`] or [`enactor::promote_canary`].
+//! [`validator::replay_good`] after a restart), and on a violation [`validator::repair`] —
+//! the very function the shell calls to decide a rollback, do it and pin what it restored;
+//! in canary mode, [`enactor::refuse_canary`] or [`enactor::promote_canary`].
 //!
 //! What it believes is the wire: [`Servers`] holds the catalogs a main server and a canary
 //! listener answer from, loaded the way the real followers load them (a version the store
@@ -33,9 +33,9 @@ use store::{MemoryStore, Store};
 use validator::check::{has_violation, serves_target};
 use validator::client::observe_in_process;
 use validator::{
-    audit_findings, check, limits, pin_restored, record_good, replay_good, roll_back, rollback,
-    target_of, Expectation, Finding, GoodTracker, Observation, Severity, Transport,
-    VALIDATOR_ACTOR,
+    audit_findings, check, limits, record_good, repair, replay_good, rollback, target_of,
+    Expectation, Finding, GoodTracker, Observation, Repair, RepairMemory, RepairRound, Severity,
+    Transport, VALIDATOR_ACTOR,
 };
 
 use crate::world::{first_clause, show};
@@ -181,9 +181,8 @@ pub(crate) struct SimValidator {
     health: HealthView,
     active_seen: Option<(Generation, u64)>,
     canary_seen: Option<(Generation, u64)>,
-    last_rollback: Option<(Generation, u64)>,
+    repair: RepairMemory,
     refused_canary: Option<Generation>,
-    pinned_by_us: Option<Generation>,
     reported: BTreeSet<String>,
     /// Steps since its last round.
     pub(crate) idle_steps: u64,
@@ -200,9 +199,8 @@ impl SimValidator {
             health: HealthView::new(),
             active_seen: None,
             canary_seen: None,
-            last_rollback: None,
+            repair: RepairMemory::default(),
             refused_canary: None,
-            pinned_by_us: None,
             reported: BTreeSet::new(),
             idle_steps: 0,
         }
@@ -210,7 +208,7 @@ impl SimValidator {
 
     /// The generation this validator pinned as its last known good (an operator leaves it).
     pub(crate) fn pinned(&self) -> Option<Generation> {
-        self.pinned_by_us
+        self.repair.pinned_by_us
     }
 
     /// Whether a bad `active` would be repaired: a rollback is due, and the version this
@@ -225,11 +223,11 @@ impl SimValidator {
         provenance: Option<&Provenance>,
         now_ms: u64,
     ) -> bool {
-        let Some(pinned) = self.pinned_by_us else {
+        let Some(pinned) = self.repair.pinned_by_us else {
             return false;
         };
         let due = rollback::rollback_due(
-            self.last_rollback,
+            self.repair.last_rollback,
             active,
             now_ms,
             limits::SERIAL_LAG_MS.default,
@@ -291,33 +289,22 @@ impl SimValidator {
         );
 
         if has_violation(&findings) {
-            self.good.observe(active, false, now_ms);
             let reason = violations(&findings);
-            let due = rollback::rollback_due(
-                self.last_rollback,
+            let round = RepairRound {
                 active,
+                provenance: provenance.as_ref(),
+                reason: &reason,
+                cooldown_ms: limits::SERIAL_LAG_MS.default,
                 now_ms,
-                limits::SERIAL_LAG_MS.default,
-            );
-            if !due {
-                return (
+            };
+            return match repair(&self.store, origin, &mut self.good, &mut self.repair, round) {
+                Repair::CoolingDown => (
                     format!(
                         "validator: {reason}; cooling down after the last rollback{audit_note}"
                     ),
                     RoundOutcome::default(),
-                );
-            }
-            let candidates =
-                rollback::candidates(self.good.good(), Some(active), provenance.as_ref());
-            let outcome = roll_back(&self.store, origin, &candidates, &reason, now_ms);
-            self.last_rollback = Some((
-                outcome.as_ref().map_or(active, |done| done.generation),
-                now_ms,
-            ));
-            return match outcome {
-                Ok(done) => {
-                    let previous = self.pinned_by_us.replace(done.restored);
-                    let pinned = pin_restored(&self.store, origin, done.restored, previous, now_ms);
+                ),
+                Repair::RolledBack { done, pinned } => {
                     let pin_note = pinned.map_or_else(
                         |error| {
                             format!(" (pinning it failed: {})", first_clause(&error.to_string()))
@@ -338,7 +325,7 @@ impl SimValidator {
                         },
                     )
                 }
-                Err(error) => (
+                Repair::Impossible(error) => (
                     format!(
                         "validator: {reason}; {}{audit_note}",
                         first_clause(&error.to_string())
@@ -352,7 +339,7 @@ impl SimValidator {
         if let Ok(target) = target {
             if serves_target(&observations, target) {
                 if let Some(newly) = self.good.observe(active, true, now_ms) {
-                    let previous = self.pinned_by_us.replace(newly);
+                    let previous = self.repair.pinned_by_us.replace(newly);
                     match record_good(&self.store, origin, newly, previous, now_ms) {
                         Ok(()) => line.push_str(&format!(", g{newly} is the last known good")),
                         Err(error) => line.push_str(&format!(

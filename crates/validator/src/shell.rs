@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision};
 use health::{HealthError, HealthMonitor, ProbeTarget};
-use model::{Clock, EndpointConfig, Generation, HealthView, Name, Refs, Version};
+use model::{Clock, EndpointConfig, Generation, HealthView, Name, Provenance, Refs, Version};
 use store::{NewAuditEntry, SetPinned, Store, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ use crate::check::{
     Transport,
 };
 use crate::good::{replay_good, GoodTracker};
-use crate::rollback::{self, roll_back};
+use crate::rollback::{self, roll_back, RollbackError, RolledBack};
 use crate::{actions, client, limits, VALIDATOR_ACTOR};
 
 /// One zone and its protected names.
@@ -107,12 +107,8 @@ struct ZoneState {
     active_seen: Option<(Generation, u64)>,
     canary_seen: Option<(Generation, u64)>,
     reported: BTreeSet<String>,
-    /// The last rollback attempt: the generation it left active (the new one, or the one it
-    /// could not repair) and when. The same generation is not rolled back again before the
-    /// lag bound has passed (no loops, no audit floods); a new bad generation is at once.
-    last_rollback: Option<(Generation, u64)>,
+    repair: RepairMemory,
     refused_canary: Option<Generation>,
-    pinned_by_us: Option<Generation>,
 }
 
 /// What a round read of a zone from the store.
@@ -272,64 +268,54 @@ impl Validator {
             .get_or_insert_with(|| GoodTracker::new(self.config.good_after_ms, Vec::new()));
 
         if !repair_needed.is_empty() {
-            good.observe(active, false, now_ms);
             let reason: Vec<String> = repair_needed.iter().map(ToString::to_string).collect();
             let reason = reason.join("; ");
-            let cooled = rollback::rollback_due(
-                state.last_rollback,
-                active,
-                now_ms,
-                self.config.serial_lag_ms,
-            );
+            let provenance = read
+                .active
+                .as_ref()
+                .and_then(|v| v.as_ref().ok())
+                .map(|v| v.provenance.clone());
+            let zone_name = zone.origin.clone();
+            let cooldown_ms = self.config.serial_lag_ms;
+            let (mut tracker, mut memory) = (good.clone(), state.repair.clone());
+            let (outcome, tracker, memory) = blocking(&store, move |store| {
+                audit_findings(store, &zone_name, Some(active), &new_findings, now_ms)?;
+                let outcome = repair(
+                    store,
+                    &zone_name,
+                    &mut tracker,
+                    &mut memory,
+                    RepairRound {
+                        active,
+                        provenance: provenance.as_ref(),
+                        reason: &reason,
+                        cooldown_ms,
+                        now_ms,
+                    },
+                );
+                Ok((outcome, tracker, memory))
+            })
+            .await?;
+            *good = tracker;
+            state.repair = memory;
             // Check again soon only after a rollback, to confirm the repair on the wire.
-            let mut repaired = false;
-            if cooled {
-                let provenance = read
-                    .active
-                    .as_ref()
-                    .and_then(|v| v.as_ref().ok())
-                    .map(|v| v.provenance.clone());
-                let candidates =
-                    rollback::candidates(good.good(), Some(active), provenance.as_ref());
-                let zone_name = zone.origin.clone();
-                let findings = new_findings.clone();
-                let outcome = blocking(&store, move |store| {
-                    audit_findings(store, &zone_name, Some(active), &findings, now_ms)?;
-                    Ok(roll_back(store, &zone_name, &candidates, &reason, now_ms))
-                })
-                .await?;
-                let left_active = outcome.as_ref().map_or(active, |done| done.generation);
-                state.last_rollback = Some((left_active, now_ms));
-                match outcome {
-                    Ok(done) => {
-                        repaired = true;
-                        let previous = state.pinned_by_us.replace(done.restored);
-                        let zone_name = zone.origin.clone();
-                        let restored = done.restored;
-                        let pinned = blocking(&store, move |store| {
-                            pin_restored(store, &zone_name, restored, previous, now_ms)
-                        })
-                        .await;
-                        if let Err(error) = pinned {
-                            tracing::warn!(zone = %zone.origin, %error, "pinning the restored good failed");
-                        }
-                        tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
-                        report.actions.push(format!(
-                            "rolled back: generation {} restores {}",
-                            done.generation, done.restored
-                        ));
+            let repaired = matches!(outcome, Repair::RolledBack { .. });
+            match outcome {
+                Repair::CoolingDown => {}
+                Repair::RolledBack { done, pinned } => {
+                    if let Err(error) = pinned {
+                        tracing::warn!(zone = %zone.origin, %error, "pinning the restored good failed");
                     }
-                    Err(error) => {
-                        tracing::error!(zone = %zone.origin, %error, "rollback impossible");
-                        report.actions.push(error.to_string());
-                    }
+                    tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
+                    report.actions.push(format!(
+                        "rolled back: generation {} restores {}",
+                        done.generation, done.restored
+                    ));
                 }
-            } else {
-                let zone_name = zone.origin.clone();
-                blocking(&store, move |store| {
-                    audit_findings(store, &zone_name, Some(active), &new_findings, now_ms)
-                })
-                .await?;
+                Repair::Impossible(error) => {
+                    tracing::error!(zone = %zone.origin, %error, "rollback impossible");
+                    report.actions.push(error.to_string());
+                }
             }
             return Ok((report, repaired));
         }
@@ -344,7 +330,7 @@ impl Validator {
             Ok(target) if serves_target(&ours, target) => {
                 let clean = !has_violation(&report.findings);
                 if let Some(newly) = good.observe(active, clean, now_ms) {
-                    let previous = state.pinned_by_us.replace(newly);
+                    let previous = state.repair.pinned_by_us.replace(newly);
                     let zone_name = zone.origin.clone();
                     let pinned = blocking(&store, move |store| {
                         record_good(store, &zone_name, newly, previous, now_ms)
@@ -614,6 +600,84 @@ pub fn audit_findings(
         })?;
     }
     Ok(())
+}
+
+/// What the validator remembers of a zone's repairs between rounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairMemory {
+    /// The last rollback attempt: the generation it left active (the new one, or the one it
+    /// could not repair) and when. The same generation is not rolled back again before the
+    /// cooldown has passed (no loops, no audit floods); a new bad generation is at once.
+    pub last_rollback: Option<(Generation, u64)>,
+    /// The good generation this validator keeps pinned: the last known good, or the one a
+    /// rollback restored.
+    pub pinned_by_us: Option<Generation>,
+}
+
+/// One round's violation in what is active, as [`repair`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct RepairRound<'a> {
+    pub active: Generation,
+    /// The active version's provenance, when the store can show it.
+    pub provenance: Option<&'a Provenance>,
+    /// The violations, as one sentence for the audit log.
+    pub reason: &'a str,
+    /// How long the same generation is left alone after a rollback attempt.
+    pub cooldown_ms: u64,
+    pub now_ms: u64,
+}
+
+/// What [`repair`] did.
+#[derive(Debug)]
+pub enum Repair {
+    /// The same generation was rolled back less than the cooldown ago: nothing this round.
+    CoolingDown,
+    /// Rolled forward to a good generation's content; `pinned` is whether pinning the
+    /// restored generation worked.
+    RolledBack {
+        done: RolledBack,
+        pinned: Result<(), StoreError>,
+    },
+    /// Nothing could be restored; the breaker is tripped unless tripping it failed.
+    Impossible(RollbackError),
+}
+
+/// A violation in what is active: marks it not good, and unless it is cooling down rolls
+/// the zone forward to the newest restorable good generation (breaker first) and pins what it
+/// restored. The validator's decision and its store writes in one synchronous function, the
+/// same code in the async shell and in the simulation.
+pub fn repair(
+    store: &dyn Store,
+    zone: &Name,
+    good: &mut GoodTracker,
+    memory: &mut RepairMemory,
+    round: RepairRound<'_>,
+) -> Repair {
+    let RepairRound {
+        active,
+        provenance,
+        reason,
+        cooldown_ms,
+        now_ms,
+    } = round;
+    good.observe(active, false, now_ms);
+    if !rollback::rollback_due(memory.last_rollback, active, now_ms, cooldown_ms) {
+        return Repair::CoolingDown;
+    }
+    let candidates = rollback::candidates(good.good(), Some(active), provenance);
+    let outcome = roll_back(store, zone, &candidates, reason, now_ms);
+    memory.last_rollback = Some((
+        outcome.as_ref().map_or(active, |done| done.generation),
+        now_ms,
+    ));
+    match outcome {
+        Ok(done) => {
+            let previous = memory.pinned_by_us.replace(done.restored);
+            let pinned = pin_restored(store, zone, done.restored, previous, now_ms);
+            Repair::RolledBack { done, pinned }
+        }
+        Err(error) => Repair::Impossible(error),
+    }
 }
 
 /// Persists a new last known good: pinned (clean-up keeps it) and a `validated-good` audit
