@@ -641,7 +641,9 @@ mod tests {
         let mut out = [0u8; 4096];
         let (mut fast, mut negative, mut nodata) = (0, 0, 0);
         for qname in names() {
-            for qtype in [1u16, 2, 5, 6, 15, 16, 28, 33, 99] {
+            for qtype in [
+                1u16, 2, 5, 6, 15, 16, 28, 33, 99, 0, 249, 250, 253, 254, 65535,
+            ] {
                 for mask in [0u64, u64::MAX, 0x5555_5555_5555_5555] {
                     for edns in [None, Some((512, 0)), Some((4096, 0x8000))] {
                         let packet = query(3, 0x01, &recase(&qname, mask), qtype, edns);
