@@ -697,5 +697,33 @@ mod tests {
                 prop_assert_eq!(Some(&out[..length]), library.as_deref());
             }
         }
+
+        /// Damaged queries (bytes flipped, cut short, lengthened) never panic the hot path,
+        /// and whatever it still answers is what the library path answers.
+        #[test]
+        fn damaged_queries_are_declined_or_answered_like_the_library(
+            name_index in any::<prop::sample::Index>(),
+            qtype in prop::sample::select(vec![1u16, 6, 15, 28]),
+            edns in prop::option::of(Just((1232u16, 0u32))),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let zones = zones();
+            let config = ServerConfig::default();
+            let names = names();
+            let mut packet = query(5, 0, name_index.get::<String>(&names), qtype, edns);
+            for (at, byte) in flips {
+                let at = at.index(packet.len());
+                packet[at] = byte;
+            }
+            packet.truncate(cut.index(packet.len() + 1).max(1));
+            packet.extend_from_slice(&tail);
+            let mut out = [0u8; 4096];
+            if let Some(length) = answer_fast(&packet, &zones, &config, &mut out) {
+                let library = handle_with(&packet, Transport::Udp, &zones, &config);
+                prop_assert_eq!(Some(&out[..length]), library.as_deref());
+            }
+        }
     }
 }
