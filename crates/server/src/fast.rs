@@ -10,8 +10,9 @@
 //! which is the reference: the stored bytes are produced by that same path when the
 //! snapshot is built, and a property test compares the two over random queries.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use model::{Name, RecordType};
 
@@ -60,13 +61,64 @@ const PROOF_TYPES: [RecordType; 6] = [
 /// clients, so a client can only choose which bucket it probes, not make chains longer.
 #[derive(Debug, Default)]
 pub(crate) struct AnswerTable {
-    entries: HashMap<Box<[u8]>, Box<[u8]>, BuildHasherDefault<FxHasher>>,
+    entries: HashSet<StoredAnswer, BuildHasherDefault<FxHasher>>,
     /// NXDOMAIN and referrals for names the entries do not hold (`crate::template`).
     templates: Templates,
     /// The CNAME chain bound the answers were computed with; a server configured with
     /// another bound uses the library path.
     cname_chain_length: usize,
 }
+
+/// A key and its answer in one allocation: the key's length (two bytes), the key, then the
+/// answer. Hashed and compared by its key alone, so the table is looked up with a key slice.
+#[derive(Debug)]
+struct StoredAnswer(Box<[u8]>);
+
+impl StoredAnswer {
+    fn new(key: &[u8], answer: &[&[u8]]) -> StoredAnswer {
+        let length = 2 + key.len() + answer.iter().map(|part| part.len()).sum::<usize>();
+        let mut bytes = Vec::with_capacity(length);
+        // Keys are a name (at most 255 bytes) and a type: the length fits two bytes.
+        bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(key);
+        for part in answer {
+            bytes.extend_from_slice(part);
+        }
+        StoredAnswer(bytes.into_boxed_slice())
+    }
+
+    fn key_end(&self) -> usize {
+        2 + usize::from(u16::from_be_bytes([self.0[0], self.0[1]]))
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.0[2..self.key_end()]
+    }
+
+    fn answer(&self) -> &[u8] {
+        &self.0[self.key_end()..]
+    }
+}
+
+impl Borrow<[u8]> for StoredAnswer {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+impl Hash for StoredAnswer {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for StoredAnswer {
+    fn eq(&self, other: &StoredAnswer) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for StoredAnswer {}
 
 /// One pre-encoded answer as the library path produced it for a lower-case query with
 /// RD clear and no EDNS, unlimited in size.
@@ -82,7 +134,7 @@ pub(crate) struct Encoded {
 impl AnswerTable {
     pub(crate) fn new(cname_chain_length: usize) -> AnswerTable {
         AnswerTable {
-            entries: HashMap::default(),
+            entries: HashSet::default(),
             templates: Templates::default(),
             cname_chain_length,
         }
@@ -100,15 +152,19 @@ impl AnswerTable {
         let mut key = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
         push_wire_lowercase(name, &mut key);
         key.extend_from_slice(&u16::from(qtype).to_be_bytes());
-        let mut value = Vec::with_capacity(META_BYTES + encoded.body.len());
-        value.push(encoded.flags1);
-        value.push(encoded.flags2);
-        for count in encoded.counts {
-            value.extend_from_slice(&count.to_be_bytes());
-        }
-        value.extend_from_slice(&encoded.body);
+        let [answers, authorities, additionals] = encoded.counts.map(u16::to_be_bytes);
+        let meta: [u8; META_BYTES] = [
+            encoded.flags1,
+            encoded.flags2,
+            answers[0],
+            answers[1],
+            authorities[0],
+            authorities[1],
+            additionals[0],
+            additionals[1],
+        ];
         self.entries
-            .insert(key.into_boxed_slice(), value.into_boxed_slice());
+            .replace(StoredAnswer::new(&key, &[&meta, &encoded.body]));
     }
 
     pub(crate) fn templates_mut(&mut self) -> &mut Templates {
@@ -128,7 +184,7 @@ impl AnswerTable {
             let rtype = u16::from(*rtype).to_be_bytes();
             rtype != asked && {
                 probe[name_bytes..name_bytes + 2].copy_from_slice(&rtype);
-                self.entries.contains_key(&probe[..name_bytes + 2])
+                self.entries.contains(&probe[..name_bytes + 2])
             }
         })
     }
@@ -138,7 +194,7 @@ impl AnswerTable {
     }
 
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries.get(key).map(|value| &value[..])
+        self.entries.get(key).map(StoredAnswer::answer)
     }
 }
 
