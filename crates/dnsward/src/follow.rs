@@ -3,7 +3,7 @@
 //! loaded leaves the previous snapshot serving (the last good state keeps serving).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use model::{Generation, Name};
 use server::{Catalog, ZoneSnapshot};
@@ -36,13 +36,18 @@ pub fn zones_to_load(
         .collect()
 }
 
+/// Per zone, the newest snapshot whose answers were all encoded: the next version copies
+/// the answers that cannot have changed from it instead of encoding them again.
+type Encoded = Arc<Mutex<BTreeMap<String, Arc<ZoneSnapshot>>>>;
+
 /// Loads every zone's active version now, then follows changes in the background.
 pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follower, CliError> {
     let (mut changes, watch) = watch_changes(store.clone(), store::default_poll_interval());
-    sync(store.clone(), catalog.clone()).await?;
+    let encoded = Encoded::default();
+    sync(store.clone(), catalog.clone(), encoded.clone()).await?;
     let task = tokio::spawn(async move {
         while changes.changed().await.is_ok() {
-            if let Err(error) = sync(store.clone(), catalog.clone()).await {
+            if let Err(error) = sync(store.clone(), catalog.clone(), encoded.clone()).await {
                 tracing::error!(%error, "could not follow the store; the last loaded versions keep serving");
             }
         }
@@ -53,15 +58,19 @@ pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follo
     })
 }
 
-async fn sync(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<(), CliError> {
-    tokio::task::spawn_blocking(move || sync_blocking(store.as_ref(), &catalog))
+async fn sync(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    encoded: Encoded,
+) -> Result<(), CliError> {
+    tokio::task::spawn_blocking(move || sync_blocking(store.as_ref(), &catalog, &encoded))
         .await
         .map_err(|error| CliError::Usage {
             message: format!("store follower task failed: {error}"),
         })?
 }
 
-fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
+fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Result<(), CliError> {
     let active: BTreeMap<String, (Name, Generation)> = store
         .zones()?
         .into_iter()
@@ -99,15 +108,21 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
                         .refs(&zone)
                         .is_ok_and(|refs| refs.active != Some(generation))
                 };
-                let Some(ready) = snapshot.with_answers_unless(&superseded) else {
+                let key = store::zone_key(&zone);
+                let previous = lock(encoded).get(&key).cloned();
+                let Some(ready) = snapshot.with_answers_reusing(previous.as_deref(), &superseded)
+                else {
                     tracing::info!(%zone, %generation, "a newer version is waiting; answers not pre-encoded");
                     continue;
                 };
                 let still_current = catalog
                     .find(&zone)
                     .is_some_and(|served| served.generation() == generation);
+                let ready = Arc::new(ready);
+                lock(encoded).insert(key, Arc::clone(&ready));
+                drop(previous);
                 if still_current {
-                    catalog.replace_zone(Arc::new(ready));
+                    catalog.replace_zone(ready);
                 }
                 // The content, the replaced snapshots and the encoder's scratch are freed.
                 server::release_free_memory();
@@ -124,6 +139,13 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+fn lock(encoded: &Encoded) -> MutexGuard<'_, BTreeMap<String, Arc<ZoneSnapshot>>> {
+    // A panic while holding the lock leaves the map as it was: still usable.
+    encoded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

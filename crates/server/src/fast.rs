@@ -71,7 +71,7 @@ pub(crate) struct AnswerTable {
 
 /// A key and its answer in one allocation: the key's length (two bytes), the key, then the
 /// answer. Hashed and compared by its key alone, so the table is looked up with a key slice.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct StoredAnswer(Box<[u8]>);
 
 impl StoredAnswer {
@@ -165,6 +165,30 @@ impl AnswerTable {
         ];
         self.entries
             .replace(StoredAnswer::new(&key, &[&meta, &encoded.body]));
+    }
+
+    /// Copies the answer stored under `key` in `other` into this table; false when `other`
+    /// holds none.
+    pub(crate) fn copy_from(&mut self, other: &AnswerTable, key: &[u8]) -> bool {
+        match other.entries.get(key) {
+            Some(stored) => {
+                self.entries.replace(stored.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every stored answer of both tables is the same, key and bytes.
+    #[cfg(test)]
+    pub(crate) fn same_answers(&self, other: &AnswerTable) -> bool {
+        self.entries.len() == other.entries.len()
+            && self.entries.iter().all(|stored| {
+                other
+                    .entries
+                    .get(stored.key())
+                    .is_some_and(|theirs| theirs.0 == stored.0)
+            })
     }
 
     pub(crate) fn templates_mut(&mut self) -> &mut Templates {
