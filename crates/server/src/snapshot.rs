@@ -72,6 +72,8 @@ pub struct ZoneSnapshot {
     origin_wire: Box<[u8]>,
     /// Answers pre-encoded per (name, type) for the hot path (`crate::fast`).
     answers: AnswerTable,
+    /// Some name below the apex is a zone cut (else no name lies below one).
+    has_cuts: bool,
 }
 
 /// Lower-cased, fully qualified: the one form used as a key.
@@ -137,6 +139,7 @@ impl ZoneSnapshot {
             }
             None => (synthetic_soa(&origin), 0, 0),
         };
+        let has_cuts = nodes.values().any(|node| node.is_cut);
         let mut origin_wire = Vec::new();
         fast::push_wire_lowercase(&origin, &mut origin_wire);
         ZoneSnapshot {
@@ -148,6 +151,7 @@ impl ZoneSnapshot {
             negative_ttl,
             origin_wire: origin_wire.into_boxed_slice(),
             answers: AnswerTable::default(),
+            has_cuts,
         }
     }
 
@@ -193,8 +197,8 @@ impl ZoneSnapshot {
                 !node.is_cut
                     && node.rrset(RecordType::CNAME).is_none()
                     && previous.nodes.get(name) == Some(node)
-                    && self.cut_above(name).is_none()
-                    && previous.cut_above(name).is_none()
+                    && !self.below_cut(name)
+                    && !previous.below_cut(name)
             });
             let mut unstored = false;
             for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
@@ -234,6 +238,7 @@ impl ZoneSnapshot {
             negative_ttl: self.negative_ttl,
             origin_wire: self.origin_wire.clone(),
             answers,
+            has_cuts: self.has_cuts,
         }
     }
 
@@ -308,6 +313,11 @@ impl ZoneSnapshot {
     /// True when `name` is at or below this zone's origin.
     pub fn contains(&self, name: &Name) -> bool {
         self.origin.zone_of(name)
+    }
+
+    /// Whether `name` is at or below a zone cut; cheap for a zone without cuts.
+    fn below_cut(&self, name: &Name) -> bool {
+        self.has_cuts && self.cut_above(name).is_some()
     }
 
     /// The cut at or above `name` (below the apex), nearest the apex first, if any.
