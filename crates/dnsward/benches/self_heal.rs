@@ -6,47 +6,19 @@
 //! `cargo bench -p dnsward --bench self_heal [-- ROUNDS]` (default 10 rounds). Needs `dig`.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{dig, free_port};
 use model::{Name, Provenance, RecordType, RefName};
 use store::{AuditQuery, Commit, SqliteStore, Store};
 
 const ENDPOINT: &str = "app.example.test.";
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("loopback UDP");
-        let port = udp.local_addr().expect("bound").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn dig(server: SocketAddr) -> Option<BTreeSet<String>> {
-    let output = Command::new("dig")
-        .args([
-            "+short",
-            "+time=1",
-            "+tries=1",
-            &format!("@{}", server.ip()),
-            "-p",
-        ])
-        .arg(server.port().to_string())
-        .args([ENDPOINT, "A"])
-        .output()
-        .ok()?;
-    output.status.success().then(|| {
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-            .map(|l| l.trim().to_string())
-            .collect()
-    })
-}
 
 fn wait(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -134,7 +106,9 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start dnsward run");
-    wait("the endpoint answers", || dig(dns).as_ref() == Some(&good));
+    wait("the endpoint answers", || {
+        dig(dns, ENDPOINT).as_ref() == Some(&good)
+    });
     let store = SqliteStore::open(dir.path().join("node.db")).expect("store");
     let zone = Name::from_ascii("example.test.").expect("valid");
     let endpoint = Name::from_ascii(ENDPOINT).expect("valid");
@@ -151,7 +125,7 @@ fn main() {
                 since.saturating_sub(60_000),
             )
             .is_some()
-                && dig(dns).as_ref() == Some(&good)
+                && dig(dns, ENDPOINT).as_ref() == Some(&good)
         });
         let active = store.refs(&zone).expect("refs").active;
         let mut bad = store
@@ -185,7 +159,7 @@ fn main() {
             continue;
         };
         wait("the good answer is back", || {
-            dig(dns).as_ref() == Some(&good)
+            dig(dns, ENDPOINT).as_ref() == Some(&good)
         });
         let repaired = started.elapsed().as_secs_f64() * 1e3;
         let found = audit_after(&store, &zone, "validator-finding", written).expect("finding");

@@ -33,9 +33,9 @@ use store::{MemoryStore, Store};
 use validator::check::{has_violation, serves_target};
 use validator::client::observe_in_process;
 use validator::{
-    audit_findings, check, limits, record_good, repair, replay_good, rollback, target_of,
-    Expectation, Finding, GoodTracker, Observation, Repair, RepairMemory, RepairRound, Severity,
-    Transport, VALIDATOR_ACTOR,
+    audit_findings, check, fresh_findings, limits, record_good, repair, replay_good, rollback,
+    target_of, Expectation, Finding, GoodTracker, Observation, Repair, RepairMemory, RepairRound,
+    Severity, Transport, VALIDATOR_ACTOR,
 };
 
 use crate::world::{first_clause, show};
@@ -499,17 +499,7 @@ impl SimValidator {
 
     /// Findings not audited while they persisted (the shell audits each once).
     fn fresh(&mut self, findings: &[Finding]) -> Vec<Finding> {
-        let current: BTreeSet<String> = findings.iter().map(Finding::key).collect();
-        let fresh = findings
-            .iter()
-            .filter(|finding| !self.reported.contains(&finding.key()))
-            .cloned()
-            .collect();
-        self.reported = current;
-        if self.reported.len() > limits::REPORTED_FINDINGS.default as usize {
-            self.reported.clear();
-        }
-        fresh
+        fresh_findings(&mut self.reported, findings.iter())
     }
 }
 

@@ -42,9 +42,9 @@ pub use check::{
 pub use good::{replay_good, GoodTracker};
 pub use rollback::{roll_back, RollbackError, RolledBack};
 pub use shell::{
-    audit_findings, pin_restored, record_good, repair, spawn, target_of, Repair, RepairMemory,
-    RepairRound, RoundReport, Validator, ValidatorConfig, ValidatorHandle, ValidatorReloader,
-    ZoneReport, ZoneToValidate,
+    audit_findings, fresh_findings, pin_restored, record_good, repair, spawn, target_of, Repair,
+    RepairMemory, RepairRound, RoundReport, Validator, ValidatorConfig, ValidatorHandle,
+    ValidatorReloader, ZoneReport, ZoneToValidate,
 };
 
 /// Actor name of the validator in the audit log.

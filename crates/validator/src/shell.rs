@@ -240,26 +240,10 @@ impl Validator {
             return Ok((report, recheck));
         }
         let store = Arc::clone(&self.store);
-        let new_findings: Vec<Finding> = {
-            let current: BTreeSet<String> = report
-                .findings
-                .iter()
-                .chain(&report.canary_findings)
-                .map(Finding::key)
-                .collect();
-            let fresh = report
-                .findings
-                .iter()
-                .chain(&report.canary_findings)
-                .filter(|f| !state.reported.contains(&f.key()))
-                .cloned()
-                .collect();
-            state.reported = current;
-            if state.reported.len() > limits::REPORTED_FINDINGS.default as usize {
-                state.reported.clear();
-            }
-            fresh
-        };
+        let new_findings = fresh_findings(
+            &mut state.reported,
+            report.findings.iter().chain(&report.canary_findings),
+        );
         for finding in &new_findings {
             tracing::warn!(%finding, severity = ?finding.severity, "validator finding");
         }
@@ -572,6 +556,25 @@ async fn observe(
     }
     observations.sort_by_key(|o| (o.server, o.transport));
     observations
+}
+
+/// The findings not reported while they persisted: each is audited (and logged) once, when
+/// it appears. `reported` remembers this round's keys for the next; it is bounded by
+/// [`limits::REPORTED_FINDINGS`] (past it, everything counts as new again).
+pub fn fresh_findings<'a>(
+    reported: &mut BTreeSet<String>,
+    findings: impl Iterator<Item = &'a Finding> + Clone,
+) -> Vec<Finding> {
+    let current: BTreeSet<String> = findings.clone().map(Finding::key).collect();
+    let fresh = findings
+        .filter(|finding| !reported.contains(&finding.key()))
+        .cloned()
+        .collect();
+    *reported = current;
+    if reported.len() > limits::REPORTED_FINDINGS.default as usize {
+        reported.clear();
+    }
+    fresh
 }
 
 /// Appends one `validator-finding` audit entry per finding.
