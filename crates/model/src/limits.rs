@@ -110,6 +110,25 @@ pub const STORE_BUCKET_RRSETS: Limit = Limit {
     max: 4_096,
 };
 
+/// Record sets (before and after) a version's recorded changes may hold. A commit that
+/// changes more records none, and a follower loads that version's whole content, which then
+/// costs about as much as reading the changes would.
+pub const STORE_RECORDED_CHANGE_RRSETS: Limit = Limit {
+    name: "store.recorded_change_rrsets",
+    default: 262_144,
+    min: 0,
+    max: 4_194_304,
+};
+
+/// Versions whose recorded changes a follower composes to catch up from the version it
+/// serves; further behind, it loads the whole content.
+pub const STORE_CHANGES_CHAIN: Limit = Limit {
+    name: "store.changes_chain",
+    default: 64,
+    min: 1,
+    max: 4_096,
+};
+
 /// Audit entries returned by one read.
 pub const AUDIT_PAGE: Limit = Limit {
     name: "store.audit_page",

@@ -7,7 +7,7 @@
 //! names rewrites only the buckets holding them; unchanged buckets are shared between
 //! versions. A version's manifest is the list of its bucket keys, in bucket order.
 
-use model::{decode_record_sets, limits, ContentError, Name, ZoneContent};
+use model::{decode_record_sets, limits, ContentError, Name, RecordSet, ZoneContent};
 use sha2::{Digest, Sha256};
 
 /// Largest number of buckets of one version.
@@ -34,6 +34,20 @@ pub fn split(content: &ZoneContent) -> Vec<Vec<u8>> {
         set.encode(&mut buckets[bucket_of(&set.name, count)]);
     }
     buckets
+}
+
+/// [`split`], also keeping which sets went into each bucket (in bucket order): what the
+/// store compares with an earlier version's changed buckets to record a version's changes.
+pub fn split_with_sets(content: &ZoneContent) -> (Vec<Vec<u8>>, Vec<Vec<&RecordSet>>) {
+    let count = bucket_count(content.rrset_count());
+    let mut buckets = vec![Vec::new(); count];
+    let mut sets: Vec<Vec<&RecordSet>> = vec![Vec::new(); count];
+    for set in content.rrsets() {
+        let index = bucket_of(&set.name, count);
+        set.encode(&mut buckets[index]);
+        sets[index].push(set);
+    }
+    (buckets, sets)
 }
 
 /// The key of a bucket's bytes.
@@ -99,6 +113,12 @@ mod tests {
         let content = fixtures::content("example.test.", 7, 500, 0);
         let buckets = split(&content);
         assert_eq!(buckets.len(), 16);
+        let (same, sets) = split_with_sets(&content);
+        assert_eq!(same, buckets);
+        assert_eq!(
+            sets.iter().map(Vec::len).sum::<usize>(),
+            content.rrset_count()
+        );
         let back = assemble(content.origin().clone(), buckets.iter().map(Vec::as_slice)).unwrap();
         assert_eq!(back, content);
         assert_eq!(back.hash(), content.hash());

@@ -26,6 +26,7 @@
 //! same transaction (contract 10). An acknowledged write is durable (contract 11).
 
 pub mod buckets;
+pub mod changes;
 pub mod contract;
 mod error;
 mod memory;
@@ -102,12 +103,15 @@ pub trait Store: Send + Sync {
     /// ([`StoreError::Corrupt`] on mismatch).
     fn content(&self, zone: &Name, generation: Generation) -> Result<ZoneContent, StoreError>;
 
-    /// The record sets that may differ between versions `from` and `to` of a zone: every
-    /// set of `from` and of `to` in the content buckets whose keys differ (unchanged
-    /// buckets are not read). A name that appears on neither side is the same in both
-    /// versions; a name that appears has, in `to`, exactly its sets in `added`. Each
-    /// bucket read is verified against its key. `None` when the backend cannot tell
-    /// cheaply (the default, or a different bucket layout): load the whole content.
+    /// The record sets that may differ between versions `from` and `to` of a zone. When
+    /// `from` is an ancestor of `to` (through parents, at most
+    /// [`model::limits::STORE_CHANGES_CHAIN`] back) whose versions all recorded their
+    /// changes at commit ([`changes`]): the sets of the changed names only. Otherwise every
+    /// set of `from` and of `to` in the content buckets whose keys differ (unchanged buckets
+    /// are not read). Either way a name that appears on neither side is the same in both
+    /// versions, and a name that appears has, in `to`, exactly its sets in `added`. What is
+    /// read is verified against its hash. `None` when the backend cannot tell cheaply (the
+    /// default, or a different bucket layout): load the whole content.
     fn content_changes(
         &self,
         zone: &Name,

@@ -9,19 +9,20 @@ use std::time::Duration;
 
 use model::invariants::{self, Violation};
 use model::{
-    limits, serial, AuditEntry, Breaker, ContentHash, Generation, Name, Provenance, RefName, Refs,
-    Version, ZoneContent,
+    limits, serial, AuditEntry, Breaker, ContentHash, Generation, Name, Provenance, RecordSet,
+    RefName, Refs, Version, ZoneContent,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::buckets::{self, BucketHash};
+use crate::changes::NameChanges;
 use crate::{
     actions, zone_key, AuditQuery, BreakerChange, Commit, ContentChanges, MoveRef, NewAuditEntry,
     SetPinned, Store, StoreError,
 };
 
 /// Version of the schema below; a file with another version is refused.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a file of schema version 1 to version 2: the zone breaker's columns.
 const MIGRATE_1_TO_2: &str = "
@@ -30,6 +31,13 @@ ALTER TABLE zones ADD COLUMN breaker_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE zones ADD COLUMN breaker_actor TEXT NOT NULL DEFAULT '';
 ALTER TABLE zones ADD COLUMN breaker_at_ms INTEGER NOT NULL DEFAULT 0;
 UPDATE schema_version SET version = 2;
+";
+
+/// Brings a file of schema version 2 to version 3: recorded changes. Versions written
+/// before have none; a follower loads their whole content.
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE versions ADD COLUMN changes BLOB;
+UPDATE schema_version SET version = 3;
 ";
 
 const SCHEMA: &str = "
@@ -66,6 +74,7 @@ CREATE TABLE IF NOT EXISTS versions (
     created_at_ms INTEGER NOT NULL,
     pinned INTEGER NOT NULL DEFAULT 0,
     activated INTEGER NOT NULL DEFAULT 0, -- was ever the target of the active ref
+    changes BLOB,                       -- the names changed from parent, see changes.rs
     PRIMARY KEY (zone, generation)
 );
 -- Buckets are keyed by zone and hash: content never crosses zones, so clean-up decides
@@ -165,6 +174,11 @@ impl SqliteStore {
                 Some(SCHEMA_VERSION) => Ok(Ok(())),
                 Some(1) => {
                     tx.execute_batch(MIGRATE_1_TO_2)?;
+                    tx.execute_batch(MIGRATE_2_TO_3)?;
+                    Ok(Ok(()))
+                }
+                Some(2) => {
+                    tx.execute_batch(MIGRATE_2_TO_3)?;
                     Ok(Ok(()))
                 }
                 Some(other) => Ok(Err(StoreError::Backend {
@@ -291,7 +305,15 @@ impl Store for SqliteStore {
                 content.with_serial(served_serial)
             };
             let content_hash = stored.hash();
-            let manifest = store_buckets(tx, &key, &stored)?;
+            let (buckets, sets) = buckets::split_with_sets(&stored);
+            let hashes: Vec<BucketHash> =
+                buckets.iter().map(|bytes| buckets::hash(bytes)).collect();
+            let changes = match commit.base {
+                Some(base) => record_changes(tx, &key, base, &hashes, &sets)?,
+                None => None,
+            };
+            drop(sets);
+            let manifest = store_buckets(tx, &key, &buckets, &hashes)?;
             let display = match row {
                 Some(_) => {
                     tx.execute(
@@ -323,7 +345,7 @@ impl Store for SqliteStore {
                 created_at_ms: commit.now_ms,
                 pinned: false,
             };
-            insert_version(tx, &key, &version, &manifest)?;
+            insert_version(tx, &key, &version, &manifest, changes.as_deref())?;
             let change = RefChange {
                 key: &key,
                 display: &display,
@@ -857,6 +879,17 @@ fn read_changes(
     let (Some(version), [old, new]) = (to_version, manifests.as_slice()) else {
         return Ok(Ok(None));
     };
+    match recorded_changes(tx, key, from, to)? {
+        Ok(Some(changes)) => {
+            return Ok(Ok(Some(ContentChanges {
+                version,
+                removed: changes.removed,
+                added: changes.added,
+            })))
+        }
+        Ok(None) => {}
+        Err(error) => return Ok(Err(error)),
+    }
     if old.len() != new.len() {
         return Ok(Ok(None));
     }
@@ -899,17 +932,115 @@ fn read_changes(
     })))
 }
 
+/// The recorded changes from `from` to `to`, composed along `to`'s parents; `None` when a
+/// version on the way has none, `from` is not among its ancestors, or it lies more than
+/// [`limits::STORE_CHANGES_CHAIN`] versions back.
+fn recorded_changes(
+    tx: &Connection,
+    key: &str,
+    from: Generation,
+    to: Generation,
+) -> rusqlite::Result<Result<Option<NameChanges>, StoreError>> {
+    let chain = usize::try_from(limits::STORE_CHANGES_CHAIN.default).unwrap_or(usize::MAX);
+    let mut statement = tx.prepare_cached(
+        "SELECT parent, changes FROM versions WHERE zone = ?1 AND generation = ?2",
+    )?;
+    let mut steps = Vec::new();
+    let mut generation = to;
+    while generation != from {
+        if steps.len() >= chain {
+            return Ok(Ok(None));
+        }
+        let row: Option<(Option<i64>, Option<Vec<u8>>)> = statement
+            .query_row(params![key, sql(generation.0)], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        let Some((Some(parent), Some(bytes))) = row else {
+            return Ok(Ok(None));
+        };
+        let parent = Generation(unsigned(parent));
+        if parent < from {
+            return Ok(Ok(None));
+        }
+        match NameChanges::decode(&bytes) {
+            Ok(changes) => steps.push(changes),
+            Err(error) => {
+                return Ok(Err(StoreError::Corrupt {
+                    detail: format!("zone {key} generation {generation}: {error}"),
+                }))
+            }
+        }
+        generation = parent;
+    }
+    steps.reverse();
+    Ok(Ok(Some(if steps.len() == 1 {
+        steps.remove(0)
+    } else {
+        NameChanges::compose(steps)
+    })))
+}
+
 /// Stores the content's buckets (deduplicated) and returns the version's manifest.
-fn store_buckets(tx: &Connection, key: &str, content: &ZoneContent) -> rusqlite::Result<Vec<u8>> {
+fn store_buckets(
+    tx: &Connection,
+    key: &str,
+    buckets: &[Vec<u8>],
+    hashes: &[BucketHash],
+) -> rusqlite::Result<Vec<u8>> {
     let mut statement =
         tx.prepare_cached("INSERT OR IGNORE INTO blobs (zone, hash, bytes) VALUES (?1, ?2, ?3)")?;
-    let mut hashes: Vec<BucketHash> = Vec::new();
-    for bytes in buckets::split(content) {
-        let hash = buckets::hash(&bytes);
+    for (bytes, hash) in buckets.iter().zip(hashes) {
         statement.execute(params![key, hash.as_slice(), bytes])?;
-        hashes.push(hash);
     }
-    Ok(buckets::encode_manifest(&hashes))
+    Ok(buckets::encode_manifest(hashes))
+}
+
+/// The stored changes of a new version from its base: the names whose sets differ, found
+/// by comparing the sets of the buckets whose keys differ. `None` (a follower then loads the
+/// whole content) when the bucket layouts differ, the base's buckets cannot be read, or more
+/// sets changed than [`limits::STORE_RECORDED_CHANGE_RRSETS`].
+fn record_changes(
+    tx: &Connection,
+    key: &str,
+    base: Generation,
+    hashes: &[BucketHash],
+    sets: &[Vec<&RecordSet>],
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    let limit = usize::try_from(limits::STORE_RECORDED_CHANGE_RRSETS.default).unwrap_or(usize::MAX);
+    let Some(Ok((_, manifest))) = read_version(tx, key, base)? else {
+        return Ok(None);
+    };
+    let Some(old) = buckets::decode_manifest(&manifest) else {
+        return Ok(None);
+    };
+    if old.len() != hashes.len() {
+        return Ok(None);
+    }
+    let changed: Vec<usize> = (0..old.len()).filter(|&i| old[i] != hashes[i]).collect();
+    if changed.iter().map(|&i| sets[i].len() * 2).sum::<usize>() > limit * 2 {
+        return Ok(None);
+    }
+    let mut statement =
+        tx.prepare_cached("SELECT bytes FROM blobs WHERE zone = ?1 AND hash = ?2")?;
+    let mut before = Vec::new();
+    for &index in &changed {
+        let bytes: Option<Vec<u8>> = statement
+            .query_row(params![key, old[index].as_slice()], |row| row.get(0))
+            .optional()?;
+        match bytes.filter(|bytes| buckets::hash(bytes) == old[index]) {
+            Some(bytes) => match model::decode_record_sets(&bytes) {
+                Ok(decoded) => before.extend(decoded),
+                Err(_) => return Ok(None),
+            },
+            None => return Ok(None),
+        }
+    }
+    let after = changed
+        .iter()
+        .flat_map(|&index| sets[index].iter().copied());
+    let changes = NameChanges::between(before, after);
+    Ok((changes.len() <= limit).then(|| changes.encode()))
 }
 
 fn insert_version(
@@ -917,6 +1048,7 @@ fn insert_version(
     key: &str,
     version: &Version,
     manifest: &[u8],
+    changes: Option<&[u8]>,
 ) -> rusqlite::Result<()> {
     let rollback_to = match version.provenance {
         Provenance::Rollback { to } => Some(sql(to.0)),
@@ -924,8 +1056,8 @@ fn insert_version(
     };
     tx.execute(
         "INSERT INTO versions (zone, generation, content_hash, manifest, parent, provenance, \
-         rollback_to, actor, reason, serial, records, created_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         rollback_to, actor, reason, serial, records, created_at_ms, changes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             key,
             sql(version.generation.0),
@@ -939,6 +1071,7 @@ fn insert_version(
             version.serial,
             sql(version.records),
             sql(version.created_at_ms),
+            changes,
         ],
     )?;
     Ok(())
@@ -1183,6 +1316,14 @@ fn check_all(tx: &Connection) -> rusqlite::Result<Result<(), StoreError>> {
         for generation in all {
             if let Err(error) = read_content(tx, &key, &zone, generation)? {
                 return Ok(Err(error));
+            }
+            let changes: Option<Vec<u8>> = tx.query_row(
+                "SELECT changes FROM versions WHERE zone = ?1 AND generation = ?2",
+                params![key, sql(generation.0)],
+                |row| row.get(0),
+            )?;
+            if let Some(Err(error)) = changes.map(|bytes| NameChanges::decode(&bytes)) {
+                return corrupt(format!("zone {display} generation {generation}: {error}"));
             }
         }
     }
@@ -1434,6 +1575,91 @@ mod tests {
         );
     }
 
+    /// The names changed by a 1 % change, and the apex (whose serial the store raised).
+    fn changed_names(changes: &ContentChanges) -> Vec<String> {
+        let mut names: Vec<String> = changes
+            .added
+            .iter()
+            .chain(&changes.removed)
+            .map(|set| set.name.to_ascii())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn a_commit_records_exactly_the_names_it_changed() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 5_000, 0);
+        let first = commit(&store, &zone).generation;
+        let mut changed = zone.clone();
+        for host in (0..5_000).step_by(100) {
+            changed.put_rrset(fixtures::host_set("big.test.", host, 99));
+        }
+        changed.remove_rrset(&fixtures::name("host1.big.test."), model::RecordType::A);
+        changed.put_rrset(fixtures::host_set("big.test.", 9_999, 1));
+        let second = commit(&store, &changed).generation;
+        let changes = store
+            .content_changes(zone.origin(), first, second)
+            .unwrap()
+            .expect("recorded at commit");
+        let mut expected: Vec<String> = (0..5_000)
+            .step_by(100)
+            .chain([1, 9_999])
+            .map(|host| format!("host{host}.big.test."))
+            .chain(["big.test.".to_string()])
+            .collect();
+        expected.sort();
+        assert_eq!(changed_names(&changes), expected);
+        let stored = store.content(zone.origin(), second).unwrap();
+        for set in &changes.added {
+            assert_eq!(
+                stored.get(&set.name, set.rtype),
+                Some(set),
+                "added is the new state"
+            );
+        }
+        assert!(!changes
+            .added
+            .iter()
+            .any(|set| set.name.to_ascii() == "host1.big.test."));
+    }
+
+    #[test]
+    fn changes_across_several_commits_are_composed_and_a_rollback_falls_back_to_buckets() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 2_000, 0);
+        let first = commit(&store, &zone).generation;
+        let mut changed = zone.clone();
+        changed.put_rrset(fixtures::host_set("big.test.", 5, 1));
+        commit(&store, &changed);
+        changed.put_rrset(fixtures::host_set("big.test.", 5, 2));
+        changed.put_rrset(fixtures::host_set("big.test.", 6, 2));
+        let third = commit(&store, &changed).generation;
+        let changes = store
+            .content_changes(zone.origin(), first, third)
+            .unwrap()
+            .expect("recorded at commit");
+        assert_eq!(
+            changed_names(&changes),
+            ["big.test.", "host5.big.test.", "host6.big.test."]
+        );
+        assert!(changes
+            .removed
+            .contains(&fixtures::host_set("big.test.", 5, 0)));
+        assert!(changes
+            .added
+            .contains(&fixtures::host_set("big.test.", 5, 2)));
+        // Backwards is no chain of parents: the changed buckets are read instead.
+        let back = store
+            .content_changes(zone.origin(), third, first)
+            .unwrap()
+            .expect("same bucket layout");
+        assert!(back.added.contains(&fixtures::host_set("big.test.", 5, 0)));
+        assert!(back.added.len() > 3);
+    }
+
     #[test]
     fn content_changes_hold_exactly_the_sets_of_changed_buckets() {
         let (_dir, store) = open();
@@ -1594,6 +1820,9 @@ mod tests {
                 .unwrap();
         }
         connection
+            .execute("ALTER TABLE versions DROP COLUMN changes", [])
+            .unwrap();
+        connection
             .execute("UPDATE schema_version SET version = 1", [])
             .unwrap();
         drop(connection);
@@ -1607,6 +1836,39 @@ mod tests {
             now_ms: 1,
         };
         assert!(!store.trip_breaker(request).unwrap().allows_automation());
+        store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn a_version_2_file_keeps_its_versions_and_records_changes_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let zone = fixtures::content("example.test.", 1, 300, 0);
+        let first = {
+            let store = SqliteStore::open(&path).unwrap();
+            commit(&store, &zone).generation
+        };
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute("ALTER TABLE versions DROP COLUMN changes", [])
+            .unwrap();
+        connection
+            .execute("UPDATE schema_version SET version = 2", [])
+            .unwrap();
+        drop(connection);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.content(zone.origin(), first).unwrap(), zone);
+        let mut changed = zone.clone();
+        changed.put_rrset(fixtures::host_set("example.test.", 7, 99));
+        let second = commit(&store, &changed).generation;
+        let changes = store
+            .content_changes(zone.origin(), first, second)
+            .unwrap()
+            .expect("recorded");
+        assert!(changes
+            .added
+            .contains(&fixtures::host_set("example.test.", 7, 99)));
+        assert_eq!(changes.added.len(), 3, "host7 and the apex: {changes:?}");
         store.check_integrity().unwrap();
     }
 
