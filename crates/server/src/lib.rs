@@ -7,7 +7,9 @@
 //!
 //! * [`ZoneSnapshot`]: one version of one zone, precomputed for lookup (nodes by
 //!   lower-cased name, ready records per type, cuts, empty non-terminals, wildcards,
-//!   the negative SOA).
+//!   the negative SOA). A new version can be a patch of the one before
+//!   ([`ZoneSnapshot::patched`]): it shares the unchanged names and costs only the changed
+//!   ones.
 //! * [`Catalog`]: the served zones behind an `ArcSwap`.
 //! * [`lookup`]: the pure answer to one question from one zone (RFC 1034 §4.3.2, RFC 2308,
 //!   RFC 4592, RFC 8482), returning a [`Lookup`].
@@ -28,6 +30,7 @@ mod fast;
 mod lookup;
 mod memory;
 mod net;
+mod nodes;
 mod snapshot;
 pub mod stats;
 mod template;

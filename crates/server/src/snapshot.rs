@@ -1,12 +1,11 @@
 //! One zone, ready to answer: everything lookup needs, computed once when a version is
 //! loaded, never modified afterwards.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use model::{limits, Generation, Name, RData, Record, RecordType, ZoneContent};
+use model::{limits, Generation, Name, RData, Record, RecordSet, RecordType, ZoneContent};
 
 use crate::fast::{self, AnswerTable};
+pub(crate) use crate::nodes::Node;
+use crate::nodes::Nodes;
 use crate::template::NameFacts;
 use crate::wire;
 
@@ -37,24 +36,6 @@ fn default_cname_chain_length() -> usize {
     usize::try_from(limits::CNAME_CHAIN_LENGTH.default).unwrap_or(usize::MAX)
 }
 
-/// The records of one owner name, grouped by type in ascending type order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Node {
-    /// Ready-made records per type; each set non-empty.
-    pub(crate) rrsets: Vec<(RecordType, Vec<Record>)>,
-    /// NS records at a name below the apex: a zone cut (delegation point).
-    pub(crate) is_cut: bool,
-}
-
-impl Node {
-    pub(crate) fn rrset(&self, rtype: RecordType) -> Option<&[Record]> {
-        self.rrsets
-            .iter()
-            .find(|(t, _)| *t == rtype)
-            .map(|(_, records)| records.as_slice())
-    }
-}
-
 /// An immutable, query-ready view of one version of one zone.
 #[derive(Debug)]
 pub struct ZoneSnapshot {
@@ -63,8 +44,9 @@ pub struct ZoneSnapshot {
     serial: u32,
     /// Every name that exists in the zone, keyed lower-cased and fully qualified: names
     /// with data and the empty non-terminals between them and the apex.
-    /// Shared between a snapshot and the same version with its answers pre-encoded.
-    nodes: Arc<HashMap<Name, Node>>,
+    /// Shared between a snapshot and the same version with its answers pre-encoded, and
+    /// in part with the versions before and after (see [`crate::nodes`]).
+    nodes: Nodes,
     /// The apex SOA with its TTL lowered to the negative TTL, for NXDOMAIN and NODATA.
     negative_soa: Record,
     negative_ttl: u32,
@@ -98,29 +80,58 @@ impl ZoneSnapshot {
     /// in [`ZoneSnapshot::with_answers`], so a new version reaches the wire sooner.
     pub fn build_lookup(content: &ZoneContent, generation: Generation) -> ZoneSnapshot {
         let origin = key(content.origin());
-        let mut nodes: HashMap<Name, Node> = HashMap::new();
-        nodes.insert(origin.clone(), Node::default());
-        for set in content.rrsets() {
-            let owner = key(&set.name);
-            let records: Vec<Record> = set.records().collect();
-            if records.is_empty() {
-                continue;
-            }
-            // Empty non-terminals: every ancestor between the owner and the apex exists.
-            let mut ancestor = owner.base_name();
-            while ancestor.num_labels() > origin.num_labels() {
-                nodes.entry(ancestor.clone()).or_default();
-                ancestor = ancestor.base_name();
-            }
-            let node = nodes.entry(owner.clone()).or_default();
-            if set.rtype == RecordType::NS && owner != origin {
-                node.is_cut = true;
-            }
-            node.rrsets.push((set.rtype, records));
+        let nodes = Nodes::build(
+            &origin,
+            content
+                .rrsets()
+                .map(|set| (key(&set.name), set.rtype, set.records().collect())),
+        );
+        let has_cuts = nodes.iter().any(|(_, node)| node.is_cut);
+        ZoneSnapshot::from_nodes(origin, generation, nodes, has_cuts)
+    }
+
+    /// The next version of this zone from the sets that changed: `added` holds every set of
+    /// each changed name in the new version (none for a deleted name), `removed` those it
+    /// had here; every other name is as here. Costs the changed names, not the zone. Like
+    /// [`ZoneSnapshot::build_lookup`], its queries take the library path.
+    pub fn patched(
+        &self,
+        removed: &[RecordSet],
+        added: &[RecordSet],
+        generation: Generation,
+    ) -> ZoneSnapshot {
+        let mut changed: std::collections::HashMap<Name, Vec<(RecordType, Vec<Record>)>> = removed
+            .iter()
+            .map(|set| (key(&set.name), Vec::new()))
+            .collect();
+        for set in added {
+            changed
+                .entry(key(&set.name))
+                .or_default()
+                .push((set.rtype, set.records().collect()));
         }
-        for node in nodes.values_mut() {
-            node.rrsets.sort_by_key(|(rtype, _)| u16::from(*rtype));
-        }
+        let has_cuts = self.has_cuts
+            || changed.iter().any(|(name, sets)| {
+                *name != self.origin
+                    && sets
+                        .iter()
+                        .any(|(t, r)| *t == RecordType::NS && !r.is_empty())
+            });
+        let nodes = self.nodes.patched(&self.origin, changed);
+        ZoneSnapshot::from_nodes(self.origin.clone(), generation, nodes, has_cuts)
+    }
+
+    /// Names changed since the snapshot's names were last built or compacted.
+    pub fn patched_names(&self) -> usize {
+        self.nodes.overlay_len()
+    }
+
+    fn from_nodes(
+        origin: Name,
+        generation: Generation,
+        nodes: Nodes,
+        has_cuts: bool,
+    ) -> ZoneSnapshot {
         let soa_record = nodes
             .get(&origin)
             .and_then(|apex| apex.rrset(RecordType::SOA))
@@ -139,14 +150,13 @@ impl ZoneSnapshot {
             }
             None => (synthetic_soa(&origin), 0, 0),
         };
-        let has_cuts = nodes.values().any(|node| node.is_cut);
         let mut origin_wire = Vec::new();
         fast::push_wire_lowercase(&origin, &mut origin_wire);
         ZoneSnapshot {
             origin,
             generation,
             serial,
-            nodes: Arc::new(nodes),
+            nodes,
             negative_soa,
             negative_ttl,
             origin_wire: origin_wire.into_boxed_slice(),
@@ -159,7 +169,7 @@ impl ZoneSnapshot {
     pub fn with_answers(&self) -> ZoneSnapshot {
         // `never` is false, so the encoding always completes.
         self.with_answers_unless(&|| false)
-            .unwrap_or_else(|| self.with_table(AnswerTable::default()))
+            .unwrap_or_else(|| self.with_table(AnswerTable::default(), self.nodes.clone()))
     }
 
     /// [`ZoneSnapshot::with_answers`], given up (`None`) as soon as `superseded` says a
@@ -189,7 +199,13 @@ impl ZoneSnapshot {
         });
         let mut table = AnswerTable::new(cname_chain_length);
         let mut key = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES + 2);
-        for (index, (name, node)) in self.nodes.iter().enumerate() {
+        // Merged here, off the path to the wire, so that patches stay small.
+        let nodes = if self.nodes.wants_compaction() {
+            self.nodes.compacted()
+        } else {
+            self.nodes.clone()
+        };
+        for (index, (name, node)) in nodes.iter().enumerate() {
             if index % ENCODE_CHECK_NAMES == 0 && superseded() {
                 return None;
             }
@@ -225,15 +241,15 @@ impl ZoneSnapshot {
                 .add_name(self, name, facts, cname_chain_length);
         }
         table.templates_mut().add_nxdomain(self, cname_chain_length);
-        Some(self.with_table(table))
+        Some(self.with_table(table, nodes))
     }
 
-    fn with_table(&self, answers: AnswerTable) -> ZoneSnapshot {
+    fn with_table(&self, answers: AnswerTable, nodes: Nodes) -> ZoneSnapshot {
         ZoneSnapshot {
             origin: self.origin.clone(),
             generation: self.generation,
             serial: self.serial,
-            nodes: Arc::clone(&self.nodes),
+            nodes,
             negative_soa: self.negative_soa.clone(),
             negative_ttl: self.negative_ttl,
             origin_wire: self.origin_wire.clone(),
@@ -404,5 +420,176 @@ mod tests {
                 "{what}: reused answers differ from a fresh encoding"
             );
         }
+    }
+
+    /// The sets of `content` by owner (lower-cased), for comparing two versions by name.
+    fn by_name(content: &ZoneContent) -> std::collections::BTreeMap<Name, Vec<RecordSet>> {
+        let mut names: std::collections::BTreeMap<Name, Vec<RecordSet>> = Default::default();
+        for set in content.rrsets() {
+            names.entry(key(&set.name)).or_default().push(set.clone());
+        }
+        names
+    }
+
+    /// What the store records for a commit: every set of each name that differs.
+    fn changes(old: &ZoneContent, new: &ZoneContent) -> (Vec<RecordSet>, Vec<RecordSet>) {
+        let (before, after) = (by_name(old), by_name(new));
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        let names: std::collections::BTreeSet<&Name> = before.keys().chain(after.keys()).collect();
+        for name in names {
+            if before.get(name) != after.get(name) {
+                removed.extend(before.get(name).cloned().unwrap_or_default());
+                added.extend(after.get(name).cloned().unwrap_or_default());
+            }
+        }
+        (removed, added)
+    }
+
+    fn all_nodes(snapshot: &ZoneSnapshot) -> std::collections::HashMap<Name, Node> {
+        snapshot
+            .nodes
+            .iter()
+            .map(|(name, node)| (name.clone(), node.clone()))
+            .collect()
+    }
+
+    /// A patched snapshot and one built whole from the same content: same names (empty
+    /// non-terminals and their child counts included), same SOA, same answers to every
+    /// question about those names, same pre-encoded answers.
+    fn assert_same_version(patched: &ZoneSnapshot, fresh: &ZoneSnapshot, questions: &[Name]) {
+        let (ours, theirs) = (all_nodes(patched), all_nodes(fresh));
+        for (name, node) in &theirs {
+            assert_eq!(ours.get(name), Some(node), "{name}");
+        }
+        assert_eq!(ours.len(), theirs.len());
+        assert_eq!(patched.serial(), fresh.serial());
+        assert_eq!(patched.negative_soa(), fresh.negative_soa());
+        assert!(!fresh.has_cuts || patched.has_cuts);
+        for qname in questions {
+            for qtype in [
+                RecordType::A,
+                RecordType::TXT,
+                RecordType::NS,
+                RecordType::ANY,
+            ] {
+                assert_eq!(
+                    crate::lookup(patched, qname, qtype, 8),
+                    crate::lookup(fresh, qname, qtype, 8),
+                    "{qname} {qtype}"
+                );
+            }
+        }
+        assert!(patched
+            .with_answers()
+            .answers()
+            .same_answers(fresh.with_answers().answers()));
+    }
+
+    /// Owner names the generated versions choose from: deep names with empty
+    /// non-terminals above them, a wildcard, a cut with glue below it.
+    const OWNERS: [&str; 10] = [
+        "www.example.test.",
+        "a.b.c.example.test.",
+        "b.c.example.test.",
+        "d.c.example.test.",
+        "*.w.example.test.",
+        "x.w.example.test.",
+        "cut.example.test.",
+        "ns.cut.example.test.",
+        "Mixed.Case.example.test.",
+        "p.q.r.example.test.",
+    ];
+
+    fn version(serial: u32, picks: &[(usize, u8, u8)]) -> ZoneContent {
+        let mut content = common::example_zone(serial);
+        for &(owner, kind, last) in picks {
+            let owner = name(OWNERS[owner % OWNERS.len()]);
+            let data = match kind % 4 {
+                0 => RData::A(model::rdata::A::new(192, 0, 2, last)),
+                1 => RData::TXT(model::rdata::TXT::new(vec![format!("t{last}")])),
+                2 => RData::NS(model::rdata::NS(name("ns.cut.example.test."))),
+                _ => RData::AAAA(model::rdata::AAAA::new(
+                    0x2001,
+                    0xdb8,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from(last),
+                )),
+            };
+            content
+                .insert(Record::from_rdata(owner, 60, data))
+                .expect("valid record");
+        }
+        content
+    }
+
+    fn questions() -> Vec<Name> {
+        let mut questions: Vec<Name> = OWNERS.iter().map(|owner| name(owner)).collect();
+        for extra in [
+            "c.example.test.",
+            "w.example.test.",
+            "y.w.example.test.",
+            "no.example.test.",
+            "q.b.c.example.test.",
+            "example.test.",
+        ] {
+            questions.push(name(extra));
+        }
+        questions
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Patch after patch (merging the overlay at times, as the follower does) gives the
+        /// version a whole build gives.
+        #[test]
+        fn patched_versions_equal_whole_builds(
+            steps in proptest::collection::vec(
+                proptest::collection::vec((0usize..10, 0u8..4, 0u8..3), 0..8),
+                1..6,
+            ),
+        ) {
+            let questions = questions();
+            let mut content = version(1, &[]);
+            let mut served = ZoneSnapshot::build_lookup(&content, Generation(1));
+            for (step, picks) in steps.iter().enumerate() {
+                let next = version(step as u32 + 2, picks);
+                let (removed, added) = changes(&content, &next);
+                let generation = Generation(step as u64 + 2);
+                let patched = served.patched(&removed, &added, generation);
+                let fresh = ZoneSnapshot::build_lookup(&next, generation);
+                assert_same_version(&patched, &fresh, &questions);
+                served = if step % 2 == 1 {
+                    let compacted = ZoneSnapshot { nodes: patched.nodes.compacted(), ..patched.with_answers() };
+                    assert_eq!(compacted.patched_names(), 0);
+                    compacted
+                } else {
+                    patched
+                };
+                content = next;
+            }
+        }
+    }
+
+    #[test]
+    fn a_patch_costs_the_changed_names_and_deleting_a_deep_name_removes_its_empty_parents() {
+        let first = version(1, &[(9, 0, 1)]);
+        let served = ZoneSnapshot::build_lookup(&first, Generation(1));
+        assert!(
+            served.node(&name("r.example.test.")).is_some(),
+            "empty non-terminal"
+        );
+        let second = version(2, &[]);
+        let (removed, added) = changes(&first, &second);
+        let patched = served.patched(&removed, &added, Generation(2));
+        assert!(patched.node(&name("q.r.example.test.")).is_none());
+        assert!(patched.node(&name("r.example.test.")).is_none());
+        // The apex (new serial), the deleted name and its two empty parents.
+        assert_eq!(patched.patched_names(), 4);
+        assert_eq!(patched.serial(), 2);
     }
 }

@@ -1,0 +1,247 @@
+//! Every name of one version of a zone, shared with the versions around it.
+//!
+//! A version loaded whole has all of its names in one map (the base). A version loaded as a
+//! patch of the one before ([`Nodes::patched`]) shares that base and keeps the names it
+//! changed in a small overlay, so a change of a few names costs a few names, not the zone.
+//! When the overlay outgrows [`OVERLAY_SHARE`] of the base the two are merged into a new
+//! base ([`Nodes::compacted`]), which the follower does off the path to the wire.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use model::{Name, Record, RecordType};
+
+/// The overlay is merged into the base when it holds more than 1/`OVERLAY_SHARE` of the
+/// base's names (and more than [`OVERLAY_FLOOR`]).
+pub const OVERLAY_SHARE: usize = 16;
+
+/// Overlays up to this many names are never worth merging.
+pub const OVERLAY_FLOOR: usize = 4_096;
+
+/// The records of one owner name, grouped by type in ascending type order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Node {
+    /// Ready-made records per type; each set non-empty.
+    pub(crate) rrsets: Vec<(RecordType, Vec<Record>)>,
+    /// NS records at a name below the apex: a zone cut (delegation point).
+    pub(crate) is_cut: bool,
+    /// Names directly below this one that exist (with data or as empty non-terminals):
+    /// an empty non-terminal without children stops existing.
+    pub(crate) children: u32,
+}
+
+impl Node {
+    pub(crate) fn rrset(&self, rtype: RecordType) -> Option<&[Record]> {
+        self.rrsets
+            .iter()
+            .find(|(t, _)| *t == rtype)
+            .map(|(_, records)| records.as_slice())
+    }
+
+    /// A node holding `sets`, a cut when it holds NS below the apex.
+    fn holding(sets: Vec<(RecordType, Vec<Record>)>, at_apex: bool, children: u32) -> Node {
+        let mut rrsets: Vec<(RecordType, Vec<Record>)> =
+            sets.into_iter().filter(|(_, r)| !r.is_empty()).collect();
+        rrsets.sort_by_key(|(rtype, _)| u16::from(*rtype));
+        Node {
+            is_cut: !at_apex && rrsets.iter().any(|(t, _)| *t == RecordType::NS),
+            rrsets,
+            children,
+        }
+    }
+}
+
+/// The names of one version: see the module documentation. Cloning is cheap.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Nodes {
+    base: Arc<HashMap<Name, Node>>,
+    /// Names changed since the base was built: `None` for a name that no longer exists.
+    overlay: Arc<HashMap<Name, Option<Arc<Node>>>>,
+}
+
+impl Nodes {
+    /// All names of a version from its record sets (owner names as keys, lower-cased and
+    /// fully qualified), with the empty non-terminals between them and `origin`.
+    pub(crate) fn build(
+        origin: &Name,
+        sets: impl IntoIterator<Item = (Name, RecordType, Vec<Record>)>,
+    ) -> Nodes {
+        let mut nodes: HashMap<Name, Node> = HashMap::new();
+        nodes.insert(origin.clone(), Node::default());
+        for (owner, rtype, records) in sets {
+            if records.is_empty() {
+                continue;
+            }
+            let mut ancestor = owner.base_name();
+            while ancestor.num_labels() > origin.num_labels() {
+                nodes.entry(ancestor.clone()).or_default();
+                ancestor = ancestor.base_name();
+            }
+            let node = nodes.entry(owner.clone()).or_default();
+            if rtype == RecordType::NS && owner != *origin {
+                node.is_cut = true;
+            }
+            node.rrsets.push((rtype, records));
+        }
+        let parents: Vec<Name> = nodes
+            .keys()
+            .filter(|name| *name != origin)
+            .map(Name::base_name)
+            .collect();
+        for parent in parents {
+            if let Some(node) = nodes.get_mut(&parent) {
+                node.children += 1;
+            }
+        }
+        for node in nodes.values_mut() {
+            node.rrsets.sort_by_key(|(rtype, _)| u16::from(*rtype));
+        }
+        Nodes {
+            base: Arc::new(nodes),
+            overlay: Arc::default(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &Name) -> Option<&Node> {
+        if !self.overlay.is_empty() {
+            if let Some(changed) = self.overlay.get(key) {
+                return changed.as_deref();
+            }
+        }
+        self.base.get(key)
+    }
+
+    /// Every name with its node, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Name, &Node)> {
+        let overlay = &self.overlay;
+        self.base
+            .iter()
+            .filter(move |(name, _)| overlay.is_empty() || !overlay.contains_key(*name))
+            .chain(
+                overlay
+                    .iter()
+                    .filter_map(|(name, node)| node.as_deref().map(|node| (name, node))),
+            )
+    }
+
+    /// Names changed since the base was built.
+    pub(crate) fn overlay_len(&self) -> usize {
+        self.overlay.len()
+    }
+
+    /// Whether the overlay is large enough to be merged into the base.
+    pub(crate) fn wants_compaction(&self) -> bool {
+        self.overlay.len() > OVERLAY_FLOOR && self.overlay.len() * OVERLAY_SHARE > self.base.len()
+    }
+
+    /// The same names with the overlay merged into a new base.
+    pub(crate) fn compacted(&self) -> Nodes {
+        if self.overlay.is_empty() {
+            return self.clone();
+        }
+        let mut base = HashMap::with_capacity(self.base.len());
+        for (name, node) in self.iter() {
+            base.insert(name.clone(), node.clone());
+        }
+        Nodes {
+            base: Arc::new(base),
+            overlay: Arc::default(),
+        }
+    }
+
+    /// These names with each of `changed` (keys) holding exactly its sets (none: the name
+    /// loses its data; it stays as an empty non-terminal while names below it exist).
+    /// Empty non-terminals above new names appear, those left without children go.
+    pub(crate) fn patched(
+        &self,
+        origin: &Name,
+        changed: impl IntoIterator<Item = (Name, Vec<(RecordType, Vec<Record>)>)>,
+    ) -> Nodes {
+        let mut patch = Patch {
+            nodes: self,
+            overlay: HashMap::clone(&self.overlay),
+            origin,
+        };
+        for (name, sets) in changed {
+            patch.set(name, sets);
+        }
+        Nodes {
+            base: Arc::clone(&self.base),
+            overlay: Arc::new(patch.overlay),
+        }
+    }
+}
+
+/// A patch in progress: reads see the changes made so far.
+struct Patch<'a> {
+    nodes: &'a Nodes,
+    overlay: HashMap<Name, Option<Arc<Node>>>,
+    origin: &'a Name,
+}
+
+impl Patch<'_> {
+    fn get(&self, key: &Name) -> Option<&Node> {
+        match self.overlay.get(key) {
+            Some(changed) => changed.as_deref(),
+            None => self.nodes.base.get(key),
+        }
+    }
+
+    fn set(&mut self, name: Name, sets: Vec<(RecordType, Vec<Record>)>) {
+        let at_apex = name == *self.origin;
+        let existing = self.get(&name).map(|node| node.children);
+        let node = Node::holding(sets, at_apex, existing.unwrap_or(0));
+        match existing {
+            _ if !node.rrsets.is_empty() || at_apex => {
+                self.overlay.insert(name.clone(), Some(Arc::new(node)));
+                if existing.is_none() {
+                    self.add_child(&name);
+                }
+            }
+            None => {}
+            Some(children) if children > 0 => {
+                self.overlay.insert(name, Some(Arc::new(node)));
+            }
+            Some(_) => self.remove(name),
+        }
+    }
+
+    /// A new name below `parent`'s child `name`: the parent counts it, or appears as an
+    /// empty non-terminal (and so on up to the apex).
+    fn add_child(&mut self, name: &Name) {
+        if name == self.origin {
+            return;
+        }
+        let parent = name.base_name();
+        match self.get(&parent).cloned() {
+            Some(mut node) => {
+                node.children += 1;
+                self.overlay.insert(parent, Some(Arc::new(node)));
+            }
+            None => {
+                let node = Node {
+                    children: 1,
+                    ..Node::default()
+                };
+                self.overlay.insert(parent.clone(), Some(Arc::new(node)));
+                self.add_child(&parent);
+            }
+        }
+    }
+
+    /// `name` (childless, without data) stops existing; a parent left an empty
+    /// non-terminal without children goes too.
+    fn remove(&mut self, name: Name) {
+        let parent = name.base_name();
+        self.overlay.insert(name, None);
+        let Some(mut node) = self.get(&parent).cloned() else {
+            return;
+        };
+        node.children = node.children.saturating_sub(1);
+        if node.children == 0 && node.rrsets.is_empty() && parent != *self.origin {
+            self.remove(parent);
+        } else {
+            self.overlay.insert(parent, Some(Arc::new(node)));
+        }
+    }
+}
