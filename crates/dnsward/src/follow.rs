@@ -83,62 +83,121 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
         .collect();
     for (zone, generation) in zones_to_load(&active, &served) {
         let started = std::time::Instant::now();
-        match store.content(&zone, generation) {
-            Ok(content) => {
-                let loaded = started.elapsed();
-                // Serve the new version as soon as it can be looked up (library path),
-                // then again with its answers pre-encoded for the hot path.
-                let snapshot = Arc::new(ZoneSnapshot::build_lookup(&content, generation));
-                let built = started.elapsed() - loaded;
-                drop(content);
-                catalog.replace_zone(Arc::clone(&snapshot));
-                tracing::info!(
-                    %zone,
-                    %generation,
-                    serial = snapshot.serial(),
-                    load_ms = loaded.as_secs_f64() * 1e3,
-                    build_ms = built.as_secs_f64() * 1e3,
-                    "now serving"
-                );
-                // Given up when the zone's active ref moves meanwhile: the newer version
-                // is loaded next, by the sync its ref move triggers.
-                let encoding = std::time::Instant::now();
-                let superseded = || {
-                    store
-                        .refs(&zone)
-                        .is_ok_and(|refs| refs.active != Some(generation))
-                };
-                let key = store::zone_key(&zone);
-                let previous = lock(encoded).get(&key).cloned();
-                let Some(ready) = snapshot.with_answers_reusing(previous.as_deref(), &superseded)
-                else {
-                    tracing::info!(%zone, %generation, "a newer version is waiting; answers not pre-encoded");
-                    continue;
-                };
-                let still_current = catalog
-                    .find(&zone)
-                    .is_some_and(|served| served.generation() == generation);
-                let ready = Arc::new(ready);
-                lock(encoded).insert(key, Arc::clone(&ready));
-                drop(previous);
-                if still_current {
-                    catalog.replace_zone(ready);
-                }
-                // The content, the replaced snapshots and the encoder's scratch are freed.
-                server::release_free_memory();
-                tracing::info!(
-                    %zone,
-                    %generation,
-                    encode_ms = encoding.elapsed().as_secs_f64() * 1e3,
-                    "answers pre-encoded"
-                );
-            }
+        let loaded = match load(store, catalog, &zone, generation) {
+            Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(%zone, %generation, %error, "cannot load the active version; the previous one keeps serving");
+                continue;
+            }
+        };
+        let mut snapshot = Arc::new(loaded.snapshot);
+        // Serve the new version as soon as it can be looked up (library path), then again
+        // with its answers pre-encoded for the hot path.
+        catalog.replace_zone(Arc::clone(&snapshot));
+        tracing::info!(
+            %zone,
+            %generation,
+            serial = snapshot.serial(),
+            how = loaded.how,
+            changed_sets = loaded.changed_sets,
+            read_ms = loaded.read.as_secs_f64() * 1e3,
+            build_ms = (started.elapsed() - loaded.read).as_secs_f64() * 1e3,
+            "now serving"
+        );
+        // A long run of patches is merged into one base here, after the new version is
+        // on the wire, so that the next patch stays small.
+        if let Some(compacted) = snapshot.compacted() {
+            snapshot = Arc::new(compacted);
+            if catalog
+                .find(&zone)
+                .is_some_and(|served| served.generation() == generation)
+            {
+                catalog.replace_zone(Arc::clone(&snapshot));
+            }
+        }
+        // Given up when the zone's active ref moves meanwhile: the newer version is loaded
+        // next, by the sync its ref move triggers.
+        let encoding = std::time::Instant::now();
+        let superseded = || {
+            store
+                .refs(&zone)
+                .is_ok_and(|refs| refs.active != Some(generation))
+        };
+        let key = store::zone_key(&zone);
+        let previous = lock(encoded).get(&key).cloned();
+        let Some(ready) = snapshot.with_answers_reusing(previous.as_deref(), &superseded) else {
+            tracing::info!(%zone, %generation, "a newer version is waiting; answers not pre-encoded");
+            continue;
+        };
+        let still_current = catalog
+            .find(&zone)
+            .is_some_and(|served| served.generation() == generation);
+        let ready = Arc::new(ready);
+        lock(encoded).insert(key, Arc::clone(&ready));
+        drop(previous);
+        drop(snapshot);
+        if still_current {
+            catalog.replace_zone(ready);
+        }
+        // The content, the replaced snapshots and the encoder's scratch are freed.
+        server::release_free_memory();
+        tracing::info!(
+            %zone,
+            %generation,
+            encode_ms = encoding.elapsed().as_secs_f64() * 1e3,
+            "answers pre-encoded"
+        );
+    }
+    Ok(())
+}
+
+/// A version ready for lookup, and how it was obtained.
+struct Loaded {
+    snapshot: ZoneSnapshot,
+    /// `"patch"` (the served version plus the recorded changes) or `"whole"`.
+    how: &'static str,
+    changed_sets: usize,
+    read: std::time::Duration,
+}
+
+/// The version `generation` of `zone`: a patch of the served version when the store can
+/// say cheaply what changed since ([`Store::content_changes`]) and that is less work than
+/// a whole build, else built from the whole content.
+fn load(
+    store: &dyn Store,
+    catalog: &Catalog,
+    zone: &Name,
+    generation: Generation,
+) -> Result<Loaded, store::StoreError> {
+    let started = std::time::Instant::now();
+    let served = catalog.find(zone).filter(|served| served.origin() == zone);
+    if let Some(served) = served {
+        match store.content_changes(zone, served.generation(), generation) {
+            Ok(Some(changes))
+                if served.cheaper_to_patch(changes.removed.len() + changes.added.len()) =>
+            {
+                let read = started.elapsed();
+                return Ok(Loaded {
+                    snapshot: served.patched(&changes.removed, &changes.added, generation),
+                    how: "patch",
+                    changed_sets: changes.removed.len() + changes.added.len(),
+                    read,
+                });
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%zone, %generation, %error, "cannot read the changes since the served version; loading the whole version");
             }
         }
     }
-    Ok(())
+    let content = store.content(zone, generation)?;
+    let read = started.elapsed();
+    Ok(Loaded {
+        snapshot: ZoneSnapshot::build_lookup(&content, generation),
+        how: "whole",
+        changed_sets: content.rrset_count(),
+        read,
+    })
 }
 
 fn lock(encoded: &Encoded) -> MutexGuard<'_, BTreeMap<String, Arc<ZoneSnapshot>>> {

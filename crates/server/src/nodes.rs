@@ -124,6 +124,11 @@ impl Nodes {
             )
     }
 
+    /// Names in the base (some may have changed since).
+    pub(crate) fn base_len(&self) -> usize {
+        self.base.len()
+    }
+
     /// Names changed since the base was built.
     pub(crate) fn overlay_len(&self) -> usize {
         self.overlay.len()

@@ -121,6 +121,21 @@ impl ZoneSnapshot {
         ZoneSnapshot::from_nodes(self.origin.clone(), generation, nodes, has_cuts)
     }
 
+    /// Whether [`ZoneSnapshot::patched`] with this many changed sets (both sides) is less
+    /// work than building the new version whole: up to half as many sets as names here.
+    pub fn cheaper_to_patch(&self, changed_sets: usize) -> bool {
+        changed_sets <= self.nodes.base_len().max(self.nodes.overlay_len()) / 2
+    }
+
+    /// The same version with the names changed by patches merged into one base, when they
+    /// have grown to [`crate::nodes::OVERLAY_SHARE`] of it; `None` while they are few, and
+    /// for a snapshot with pre-encoded answers (merge before encoding). Costs the whole
+    /// zone: done after a patched version is on the wire.
+    pub fn compacted(&self) -> Option<ZoneSnapshot> {
+        (self.nodes.wants_compaction() && self.answers.len() == 0)
+            .then(|| self.with_table(AnswerTable::default(), self.nodes.compacted()))
+    }
+
     /// Names changed since the snapshot's names were last built or compacted.
     pub fn patched_names(&self) -> usize {
         self.nodes.overlay_len()
@@ -199,12 +214,7 @@ impl ZoneSnapshot {
         });
         let mut table = AnswerTable::new(cname_chain_length);
         let mut key = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES + 2);
-        // Merged here, off the path to the wire, so that patches stay small.
-        let nodes = if self.nodes.wants_compaction() {
-            self.nodes.compacted()
-        } else {
-            self.nodes.clone()
-        };
+        let nodes = self.nodes.clone();
         for (index, (name, node)) in nodes.iter().enumerate() {
             if index % ENCODE_CHECK_NAMES == 0 && superseded() {
                 return None;
