@@ -998,8 +998,9 @@ fn store_buckets(
 
 /// The stored changes of a new version from its base: the names whose sets differ, found
 /// by comparing the sets of the buckets whose keys differ. `None` (a follower then loads the
-/// whole content) when the bucket layouts differ, the base's buckets cannot be read, or more
-/// sets changed than [`limits::STORE_RECORDED_CHANGE_RRSETS`].
+/// whole content) when the bucket layouts differ, the base's buckets cannot be read, more
+/// than three quarters of the buckets changed, or more sets changed than
+/// [`limits::STORE_RECORDED_CHANGE_RRSETS`].
 fn record_changes(
     tx: &Connection,
     key: &str,
@@ -1018,7 +1019,8 @@ fn record_changes(
         return Ok(None);
     }
     let changed: Vec<usize> = (0..old.len()).filter(|&i| old[i] != hashes[i]).collect();
-    if changed.iter().map(|&i| sets[i].len() * 2).sum::<usize>() > limit * 2 {
+    // Reading almost every bucket again is a full replace: not worth recording.
+    if changed.len() * 4 > old.len() * 3 {
         return Ok(None);
     }
     let mut statement =
