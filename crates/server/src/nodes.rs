@@ -1,10 +1,10 @@
 //! Every name of one version of a zone, shared with the versions around it.
 //!
 //! A version loaded whole has all of its names in one map (the base). A version loaded as a
-//! patch of the one before ([`Nodes::patched`]) shares that base and keeps the names it
-//! changed in a small overlay, so a change of a few names costs a few names, not the zone.
-//! When the overlay outgrows [`OVERLAY_SHARE`] of the base the two are merged into a new
-//! base ([`Nodes::compacted`]), which the follower does off the path to the wire.
+//! patch of the one before ([`Nodes::patched`]) shares that base and the layers above it,
+//! and adds one layer holding the names it changed, so a change of a few names costs a few
+//! names, not the zone. Off the path to the wire the follower merges the layers into one
+//! ([`Nodes::merged`]), and into a new base once they outgrow [`OVERLAY_SHARE`] of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,12 +51,15 @@ impl Node {
     }
 }
 
+/// Names changed by one patch: `None` for a name that no longer exists.
+type Layer = HashMap<Name, Option<Arc<Node>>>;
+
 /// The names of one version: see the module documentation. Cloning is cheap.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Nodes {
     base: Arc<HashMap<Name, Node>>,
-    /// Names changed since the base was built: `None` for a name that no longer exists.
-    overlay: Arc<HashMap<Name, Option<Arc<Node>>>>,
+    /// Names changed since the base was built, newest layer first.
+    layers: Vec<Arc<Layer>>,
 }
 
 impl Nodes {
@@ -98,30 +101,56 @@ impl Nodes {
         }
         Nodes {
             base: Arc::new(nodes),
-            overlay: Arc::default(),
+            layers: Vec::new(),
         }
     }
 
     pub(crate) fn get(&self, key: &Name) -> Option<&Node> {
-        if !self.overlay.is_empty() {
-            if let Some(changed) = self.overlay.get(key) {
+        for layer in &self.layers {
+            if let Some(changed) = layer.get(key) {
                 return changed.as_deref();
             }
         }
         self.base.get(key)
     }
 
+    /// The same names in a new base without layers.
+    pub(crate) fn rebased(&self) -> Nodes {
+        let mut base = HashMap::with_capacity(self.base.len());
+        for (name, node) in self.iter() {
+            base.insert(name.clone(), node.clone());
+        }
+        Nodes {
+            base: Arc::new(base),
+            layers: Vec::new(),
+        }
+    }
+
+    /// Whether a layer newer than the `older`-th (or any, for the base) changed `key`.
+    fn shadowed(&self, key: &Name, older: usize) -> bool {
+        self.layers[..older]
+            .iter()
+            .any(|layer| layer.contains_key(key))
+    }
+
     /// Every name with its node, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Name, &Node)> {
-        let overlay = &self.overlay;
-        self.base
+        let depth = self.layers.len();
+        let base = self
+            .base
             .iter()
-            .filter(move |(name, _)| overlay.is_empty() || !overlay.contains_key(*name))
-            .chain(
-                overlay
-                    .iter()
-                    .filter_map(|(name, node)| node.as_deref().map(|node| (name, node))),
-            )
+            .filter(move |(name, _)| depth == 0 || !self.shadowed(name, depth));
+        let layers = self
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(move |(index, layer)| {
+                layer.iter().filter_map(move |(name, node)| {
+                    let node = node.as_deref()?;
+                    (!self.shadowed(name, index)).then_some((name, node))
+                })
+            });
+        base.chain(layers)
     }
 
     /// Names in the base (some may have changed since).
@@ -129,28 +158,41 @@ impl Nodes {
         self.base.len()
     }
 
-    /// Names changed since the base was built.
+    /// Names changed since the base was built (counted once per layer).
     pub(crate) fn overlay_len(&self) -> usize {
-        self.overlay.len()
+        self.layers.iter().map(|layer| layer.len()).sum()
     }
 
-    /// Whether the overlay is large enough to be merged into the base.
-    pub(crate) fn wants_compaction(&self) -> bool {
-        self.overlay.len() > OVERLAY_FLOOR && self.overlay.len() * OVERLAY_SHARE > self.base.len()
+    /// Whether merging would help: more than one layer, or layers large enough to be merged
+    /// into the base.
+    pub(crate) fn wants_merge(&self) -> bool {
+        self.layers.len() > 1 || self.wants_new_base()
     }
 
-    /// The same names with the overlay merged into a new base.
-    pub(crate) fn compacted(&self) -> Nodes {
-        if self.overlay.is_empty() {
-            return self.clone();
+    fn wants_new_base(&self) -> bool {
+        let overlay = self.overlay_len();
+        overlay > OVERLAY_FLOOR && overlay * OVERLAY_SHARE > self.base.len()
+    }
+
+    /// The same names with the layers merged into one, or into a new base when they have
+    /// grown large (which costs the whole zone).
+    pub(crate) fn merged(&self) -> Nodes {
+        if self.wants_new_base() {
+            return self.rebased();
         }
-        let mut base = HashMap::with_capacity(self.base.len());
-        for (name, node) in self.iter() {
-            base.insert(name.clone(), node.clone());
+        let mut layer = Layer::new();
+        for older in self.layers.iter().rev() {
+            for (name, node) in older.iter() {
+                layer.insert(name.clone(), node.clone());
+            }
         }
         Nodes {
-            base: Arc::new(base),
-            overlay: Arc::default(),
+            base: Arc::clone(&self.base),
+            layers: if layer.is_empty() {
+                Vec::new()
+            } else {
+                vec![Arc::new(layer)]
+            },
         }
     }
 
@@ -164,15 +206,18 @@ impl Nodes {
     ) -> Nodes {
         let mut patch = Patch {
             nodes: self,
-            overlay: HashMap::clone(&self.overlay),
+            layer: Layer::new(),
             origin,
         };
         for (name, sets) in changed {
             patch.set(name, sets);
         }
+        let mut layers = Vec::with_capacity(self.layers.len() + 1);
+        layers.push(Arc::new(patch.layer));
+        layers.extend(self.layers.iter().cloned());
         Nodes {
             base: Arc::clone(&self.base),
-            overlay: Arc::new(patch.overlay),
+            layers,
         }
     }
 }
@@ -180,15 +225,15 @@ impl Nodes {
 /// A patch in progress: reads see the changes made so far.
 struct Patch<'a> {
     nodes: &'a Nodes,
-    overlay: HashMap<Name, Option<Arc<Node>>>,
+    layer: Layer,
     origin: &'a Name,
 }
 
 impl Patch<'_> {
     fn get(&self, key: &Name) -> Option<&Node> {
-        match self.overlay.get(key) {
+        match self.layer.get(key) {
             Some(changed) => changed.as_deref(),
-            None => self.nodes.base.get(key),
+            None => self.nodes.get(key),
         }
     }
 
@@ -198,14 +243,14 @@ impl Patch<'_> {
         let node = Node::holding(sets, at_apex, existing.unwrap_or(0));
         match existing {
             _ if !node.rrsets.is_empty() || at_apex => {
-                self.overlay.insert(name.clone(), Some(Arc::new(node)));
+                self.layer.insert(name.clone(), Some(Arc::new(node)));
                 if existing.is_none() {
                     self.add_child(&name);
                 }
             }
             None => {}
             Some(children) if children > 0 => {
-                self.overlay.insert(name, Some(Arc::new(node)));
+                self.layer.insert(name, Some(Arc::new(node)));
             }
             Some(_) => self.remove(name),
         }
@@ -221,14 +266,14 @@ impl Patch<'_> {
         match self.get(&parent).cloned() {
             Some(mut node) => {
                 node.children += 1;
-                self.overlay.insert(parent, Some(Arc::new(node)));
+                self.layer.insert(parent, Some(Arc::new(node)));
             }
             None => {
                 let node = Node {
                     children: 1,
                     ..Node::default()
                 };
-                self.overlay.insert(parent.clone(), Some(Arc::new(node)));
+                self.layer.insert(parent.clone(), Some(Arc::new(node)));
                 self.add_child(&parent);
             }
         }
@@ -238,7 +283,7 @@ impl Patch<'_> {
     /// non-terminal without children goes too.
     fn remove(&mut self, name: Name) {
         let parent = name.base_name();
-        self.overlay.insert(name, None);
+        self.layer.insert(name, None);
         let Some(mut node) = self.get(&parent).cloned() else {
             return;
         };
@@ -246,7 +291,7 @@ impl Patch<'_> {
         if node.children == 0 && node.rrsets.is_empty() && parent != *self.origin {
             self.remove(parent);
         } else {
-            self.overlay.insert(parent, Some(Arc::new(node)));
+            self.layer.insert(parent, Some(Arc::new(node)));
         }
     }
 }

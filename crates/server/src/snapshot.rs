@@ -127,13 +127,14 @@ impl ZoneSnapshot {
         changed_sets <= self.nodes.base_len().max(self.nodes.overlay_len()) / 2
     }
 
-    /// The same version with the names changed by patches merged into one base, when they
-    /// have grown to [`crate::nodes::OVERLAY_SHARE`] of it; `None` while they are few, and
-    /// for a snapshot with pre-encoded answers (merge before encoding). Costs the whole
-    /// zone: done after a patched version is on the wire.
+    /// The same version with the names changed by patches merged: into one layer, or into
+    /// a new base once they have grown to 1/[`crate::nodes::OVERLAY_SHARE`] of it (which
+    /// costs the whole zone). `None` when there is nothing to merge, and for a snapshot with
+    /// pre-encoded answers (merge before encoding). Done after a patched version is on the
+    /// wire, so that the next patch stays cheap.
     pub fn compacted(&self) -> Option<ZoneSnapshot> {
-        (self.nodes.wants_compaction() && self.answers.len() == 0)
-            .then(|| self.with_table(AnswerTable::default(), self.nodes.compacted()))
+        (self.nodes.wants_merge() && self.answers.len() == 0)
+            .then(|| self.with_table(AnswerTable::default(), self.nodes.merged()))
     }
 
     /// Names changed since the snapshot's names were last built or compacted.
@@ -560,7 +561,7 @@ mod tests {
         fn patched_versions_equal_whole_builds(
             steps in proptest::collection::vec(
                 proptest::collection::vec((0usize..10, 0u8..4, 0u8..3), 0..8),
-                1..6,
+                1..7,
             ),
         ) {
             let questions = questions();
@@ -573,12 +574,15 @@ mod tests {
                 let patched = served.patched(&removed, &added, generation);
                 let fresh = ZoneSnapshot::build_lookup(&next, generation);
                 assert_same_version(&patched, &fresh, &questions);
-                served = if step % 2 == 1 {
-                    let compacted = ZoneSnapshot { nodes: patched.nodes.compacted(), ..patched.with_answers() };
-                    assert_eq!(compacted.patched_names(), 0);
-                    compacted
-                } else {
-                    patched
+                // Kept as patched (layers pile up), merged into one layer, or rebased.
+                served = match step % 3 {
+                    0 => patched,
+                    1 => ZoneSnapshot { nodes: patched.nodes.merged(), ..patched.with_answers() },
+                    _ => {
+                        let rebased = patched.nodes.rebased();
+                        assert_eq!(rebased.overlay_len(), 0);
+                        ZoneSnapshot { nodes: rebased, ..patched.with_answers() }
+                    }
                 };
                 content = next;
             }
