@@ -159,4 +159,60 @@ fn a_follower_that_patches_answers_like_one_that_loaded_the_version_whole() {
             .any(|line| line.contains("now serving") && line.contains("patch")),
         "the second version was not loaded as a patch:\n{log}"
     );
+
+    // Once the second version's answers are encoded, a third version (one address
+    // changed) is patched and keeps them: its answers are carried, not encoded again.
+    wait_for_log(&patching, |line| {
+        line.contains("answers pre-encoded") && line.contains("generation=2")
+    });
+    let mut third = second_version(&first);
+    third.remove_rrset(&name("host8.patch.test."), RecordType::A);
+    third
+        .insert(a("host8.patch.test.", 251))
+        .expect("valid record");
+    let active = store.refs(&name(ZONE)).expect("refs").active;
+    commit(&store, &third, active);
+    wait_for_log(&patching, |line| {
+        line.contains("answers carried") && line.contains("generation=3")
+    });
+    let whole = start_dnsward(&serve, ZONE);
+    for (qname, qtype) in questions {
+        assert_eq!(
+            answer(patching.addr, qname, qtype),
+            answer(whole.addr, qname, qtype),
+            "{qname} {qtype}: the version with carried answers answers differently"
+        );
+    }
+    assert!(answer(patching.addr, "host8.patch.test.", RecordType::A).contains("192.0.2.251"));
+}
+
+/// The log without its colour escapes (`ESC [ ... m`).
+fn plain_log(process: &common::Process) -> String {
+    let mut plain = String::new();
+    let mut chars = process.log_text().chars().collect::<Vec<_>>().into_iter();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for skipped in chars.by_ref() {
+                if skipped == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// Waits until a line of the process's log matches.
+fn wait_for_log(process: &common::Process, matches: impl Fn(&str) -> bool) {
+    let started = Instant::now();
+    while !plain_log(process).lines().any(&matches) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the expected log line never came:\n{}",
+            process.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -24,6 +24,7 @@
 //! a version nor a mix of two, and readers never wait for writers. Behaviour is matched
 //! against NSD 4.6; where we differ, the item says so.
 
+mod carried;
 mod catalog;
 mod config;
 mod fast;

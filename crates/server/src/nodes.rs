@@ -153,6 +153,14 @@ impl Nodes {
         base.chain(layers)
     }
 
+    /// The names the newest patch changed (none for names built whole).
+    pub(crate) fn newest_layer_names(&self) -> Vec<Name> {
+        self.layers
+            .first()
+            .map(|layer| layer.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Names in the base (some may have changed since).
     pub(crate) fn base_len(&self) -> usize {
         self.base.len()

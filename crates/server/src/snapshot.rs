@@ -3,6 +3,9 @@
 
 use model::{limits, Generation, Name, RData, Record, RecordSet, RecordType, ZoneContent};
 
+use std::sync::Arc;
+
+use crate::carried::{self, Carried};
 use crate::fast::{self, AnswerTable};
 pub(crate) use crate::nodes::Node;
 use crate::nodes::Nodes;
@@ -15,7 +18,7 @@ const REUSABLE_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, Record
 
 /// See [`ZoneSnapshot::apex_dependencies`].
 #[derive(Debug, PartialEq)]
-struct ApexDependencies {
+pub(crate) struct ApexDependencies {
     ns: Vec<Record>,
     targets: Vec<NsTarget>,
 }
@@ -52,8 +55,14 @@ pub struct ZoneSnapshot {
     negative_ttl: u32,
     /// The origin in wire format, lower-cased: how the hot path routes a query.
     origin_wire: Box<[u8]>,
-    /// Answers pre-encoded per (name, type) for the hot path (`crate::fast`).
-    answers: AnswerTable,
+    /// Answers pre-encoded per (name, type) for the hot path (`crate::fast`); for a version
+    /// with `carried` answers, an earlier version's table.
+    answers: Arc<AnswerTable>,
+    /// What differs from the carried table (`crate::carried`).
+    carried: Option<Arc<Carried>>,
+    /// For a patched version: the version it was patched from and the names the patch
+    /// changed (key form).
+    patch: Option<(Generation, Arc<[Name]>)>,
     /// Some name below the apex is a zone cut (else no name lies below one).
     has_cuts: bool,
 }
@@ -118,7 +127,41 @@ impl ZoneSnapshot {
                         .any(|(t, r)| *t == RecordType::NS && !r.is_empty())
             });
         let nodes = self.nodes.patched(&self.origin, changed);
-        ZoneSnapshot::from_nodes(self.origin.clone(), generation, nodes, has_cuts)
+        let names: Arc<[Name]> = nodes.newest_layer_names().into();
+        let mut next = ZoneSnapshot::from_nodes(self.origin.clone(), generation, nodes, has_cuts);
+        next.patch = Some((self.generation, names));
+        next
+    }
+
+    /// This patched version answering from `from`'s pre-encoded answers (the version it was
+    /// patched from), with the answers its changes made stale encoded anew
+    /// (`crate::carried`). Costs the stale names, not the zone. `None` when `self` is not a
+    /// patch of `from`, `from` has no pre-encoded answers, or the changes are not of a kind
+    /// that can be carried: then encode the whole version.
+    pub fn carry_answers(&self, from: &ZoneSnapshot) -> Option<ZoneSnapshot> {
+        let (patched_from, changed) = self.patch.as_ref()?;
+        if *patched_from != from.generation || from.origin != self.origin {
+            return None;
+        }
+        let (table, carried) = carried::carry(self, from, changed)?;
+        let mut next = self.with_table(table, self.nodes.clone());
+        next.carried = Some(Arc::new(carried));
+        Some(next)
+    }
+
+    /// For a version with carried answers, the number of names answered anew or on the
+    /// library path instead of from the carried table.
+    pub fn stale_names(&self) -> Option<usize> {
+        self.carried.as_ref().map(|carried| carried.stale_names())
+    }
+
+    pub(crate) fn carried(&self) -> Option<&Carried> {
+        self.carried.as_deref()
+    }
+
+    /// The pre-encoded answers, shared, when there are any.
+    pub(crate) fn answers_shared(&self) -> Option<Arc<AnswerTable>> {
+        (self.answers.len() > 0).then(|| Arc::clone(&self.answers))
     }
 
     /// Whether [`ZoneSnapshot::patched`] with this many changed sets (both sides) is less
@@ -134,7 +177,7 @@ impl ZoneSnapshot {
     /// wire, so that the next patch stays cheap.
     pub fn compacted(&self) -> Option<ZoneSnapshot> {
         (self.nodes.wants_merge() && self.answers.len() == 0)
-            .then(|| self.with_table(AnswerTable::default(), self.nodes.merged()))
+            .then(|| self.with_table(Arc::default(), self.nodes.merged()))
     }
 
     /// Names changed since the snapshot's names were last built or compacted.
@@ -176,7 +219,9 @@ impl ZoneSnapshot {
             negative_soa,
             negative_ttl,
             origin_wire: origin_wire.into_boxed_slice(),
-            answers: AnswerTable::default(),
+            answers: Arc::default(),
+            carried: None,
+            patch: None,
             has_cuts,
         }
     }
@@ -185,7 +230,7 @@ impl ZoneSnapshot {
     pub fn with_answers(&self) -> ZoneSnapshot {
         // `never` is false, so the encoding always completes.
         self.with_answers_unless(&|| false)
-            .unwrap_or_else(|| self.with_table(AnswerTable::default(), self.nodes.clone()))
+            .unwrap_or_else(|| self.with_table(Arc::default(), self.nodes.clone()))
     }
 
     /// [`ZoneSnapshot::with_answers`], given up (`None`) as soon as `superseded` says a
@@ -242,6 +287,9 @@ impl ZoneSnapshot {
                     None => unstored = true,
                 }
             }
+            for target in carried::mentions(self, node) {
+                table.add_dependent(target, name);
+            }
             let facts = NameFacts {
                 is_cut: node.is_cut,
                 has_cname: node.rrset(RecordType::CNAME).is_some(),
@@ -252,10 +300,11 @@ impl ZoneSnapshot {
                 .add_name(self, name, facts, cname_chain_length);
         }
         table.templates_mut().add_nxdomain(self, cname_chain_length);
-        Some(self.with_table(table, nodes))
+        Some(self.with_table(Arc::new(table), nodes))
     }
 
-    fn with_table(&self, answers: AnswerTable, nodes: Nodes) -> ZoneSnapshot {
+    /// The same version with these answers and names, nothing carried.
+    fn with_table(&self, answers: Arc<AnswerTable>, nodes: Nodes) -> ZoneSnapshot {
         ZoneSnapshot {
             origin: self.origin.clone(),
             generation: self.generation,
@@ -265,13 +314,15 @@ impl ZoneSnapshot {
             negative_ttl: self.negative_ttl,
             origin_wire: self.origin_wire.clone(),
             answers,
+            carried: None,
+            patch: self.patch.clone(),
             has_cuts: self.has_cuts,
         }
     }
 
     /// What a positive answer carries besides its own records: the apex NS set, and for
     /// each target in the zone whether it lies below a cut and its A and AAAA sets.
-    fn apex_dependencies(&self) -> ApexDependencies {
+    pub(crate) fn apex_dependencies(&self) -> ApexDependencies {
         let ns = self
             .node(&self.origin)
             .and_then(|apex| apex.rrset(RecordType::NS))
@@ -305,7 +356,8 @@ impl ZoneSnapshot {
         &self.origin_wire
     }
 
-    /// Number of (name, type) answers pre-encoded for the hot path.
+    /// Number of (name, type) answers pre-encoded for the hot path (for a version with
+    /// carried answers, those of the carried table).
     pub fn stored_answers(&self) -> usize {
         self.answers.len()
     }

@@ -311,6 +311,17 @@ fn label_before(name: &[u8], offset: usize) -> Option<&[u8]> {
     None
 }
 
+/// The zone's NXDOMAIN template: the answer to a made-up name just below the apex, unless
+/// the zone holds that name or does not answer it with NXDOMAIN (a wildcard at the apex).
+pub(crate) fn nxdomain_template(zone: &ZoneSnapshot, cname_chain: usize) -> Option<Template> {
+    let probe = zone.origin().prepend_label(NXDOMAIN_PROBE_LABEL).ok()?;
+    if zone.node(&probe).is_some() {
+        return None;
+    }
+    Template::encode(zone, &probe, zone.origin(), cname_chain)
+        .filter(|template| template.flags2 & 0x0f == 3)
+}
+
 /// Per snapshot: the name fingerprints, the NXDOMAIN template and one referral per cut.
 #[derive(Debug, Default)]
 pub(crate) struct Templates {
@@ -379,8 +390,7 @@ impl Templates {
         if self.names.contains_key(&fingerprint(&wire)) {
             return;
         }
-        self.nxdomain = Template::encode(zone, &probe, zone.origin(), cname_chain)
-            .filter(|template| template.flags2 & 0x0f == 3);
+        self.nxdomain = nxdomain_template(zone, cname_chain);
     }
 
     /// Decides what a name that the table does not hold gets. `name` is the lower-cased
@@ -437,7 +447,8 @@ impl Templates {
     }
 }
 
-fn fingerprint(wire: &[u8]) -> u64 {
+/// The fingerprint of a lower-cased wire name.
+pub(crate) fn fingerprint(wire: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write(wire);
     hasher.finish()

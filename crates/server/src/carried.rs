@@ -1,0 +1,183 @@
+//! Answers carried over to a patched version: the hot path keeps serving a large zone
+//! while its versions change, without encoding every answer again for each version.
+//!
+//! A patched version ([`crate::ZoneSnapshot::patched`]) starts without pre-encoded answers.
+//! [`crate::ZoneSnapshot::carry_answers`] gives it the answer table of the version it was
+//! patched from, plus a [`Carried`]: the names whose answers may differ from that table
+//! (*stale*: the changed names and, transitively, every name whose answer mentions one: a
+//! CNAME to it, an MX, NS or SRV naming it, a cut whose glue it is), those names' answers
+//! encoded anew (*fresh*), and the new version's NXDOMAIN template (its SOA serial
+//! differs). The hot path answers a fresh answer first; a query for a stale name, or for a
+//! name below one, takes the library path; anything else is answered from the carried
+//! table as before.
+//!
+//! Carrying is refused (and the follower encodes the whole version) when a change could
+//! alter answers that this bookkeeping does not follow: a cut or a wildcard changed, the
+//! apex NS set or its addresses changed, or the stale names outgrew [`CARRY_SHARE`] of the
+//! table.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+
+use model::{Name, RData};
+
+use crate::fast::{self, AnswerTable, FxHasher};
+use crate::snapshot::ZoneSnapshot;
+use crate::template::{self, Template};
+
+/// Carrying stops when more than 1/`CARRY_SHARE` of the table's answers are stale (and more
+/// than [`CARRY_FLOOR`] names): a whole encoding is then due.
+pub const CARRY_SHARE: usize = 8;
+
+/// Stale names up to this many are always carried.
+pub const CARRY_FLOOR: usize = 65_536;
+
+type FxSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Carried {
+    /// Fingerprints of the stale names (lower-cased wire format).
+    stale: FxSet<u64>,
+    /// Answers of stale names in this version.
+    fresh: AnswerTable,
+    /// Names whose answers mention each name (key form), for answers encoded since the
+    /// carried table: its own map does not know them.
+    dependents: HashMap<Name, Vec<Name>>,
+    /// This version's NXDOMAIN template.
+    nxdomain: Option<Template>,
+}
+
+impl Carried {
+    /// The fresh answer for a table key, if any.
+    pub(crate) fn fresh(&self, key: &[u8]) -> Option<&[u8]> {
+        self.fresh.get(key)
+    }
+
+    pub(crate) fn nxdomain(&self) -> Option<&Template> {
+        self.nxdomain.as_ref()
+    }
+
+    /// Number of stale names.
+    pub(crate) fn stale_names(&self) -> usize {
+        self.stale.len()
+    }
+
+    /// Whether the answer to `name` (lower-cased wire format, labels starting at
+    /// `label_starts`, the zone's origin at `apex_offset`) may differ from the carried
+    /// table's: the name or a name between it and the apex is stale. The apex itself
+    /// (whose SOA changes with every version) counts only for a question about the apex.
+    pub(crate) fn touches(&self, name: &[u8], label_starts: &[u8], apex_offset: usize) -> bool {
+        label_starts
+            .iter()
+            .map(|start| usize::from(*start))
+            .filter(|start| *start < apex_offset || *start == 0)
+            .any(|start| self.stale.contains(&template::fingerprint(&name[start..])))
+    }
+}
+
+/// The names of the zone that the answers at `node` mention: the targets of its CNAME, MX,
+/// NS and SRV records that lie in the zone (key form), and the apex for a CNAME (a chain
+/// that ends without data carries the apex SOA, whose serial changes with every version).
+pub(crate) fn mentions<'a>(
+    zone: &'a ZoneSnapshot,
+    node: &'a crate::snapshot::Node,
+) -> impl Iterator<Item = Name> + 'a {
+    let targets = node
+        .rrsets
+        .iter()
+        .flat_map(|(_, records)| records.iter())
+        .filter_map(|record| match &record.data {
+            RData::CNAME(target) => Some(&target.0),
+            RData::NS(target) => Some(&target.0),
+            RData::MX(mx) => Some(&mx.exchange),
+            RData::SRV(srv) => Some(&srv.target),
+            _ => None,
+        })
+        .filter(|target| zone.contains(target))
+        .map(crate::snapshot::key);
+    let apex = node
+        .rrset(model::RecordType::CNAME)
+        .map(|_| zone.origin().clone());
+    targets.chain(apex)
+}
+
+/// Carries `from`'s answers to `next`, `from` patched with `changed` (key form). See the
+/// module documentation for when it refuses (`None`).
+pub(crate) fn carry(
+    next: &ZoneSnapshot,
+    from: &ZoneSnapshot,
+    changed: &[Name],
+) -> Option<(AnswerTableRef, Carried)> {
+    let table = from.answers_shared()?;
+    let cname_chain_length = table.cname_chain_length();
+    let structural = changed.iter().any(|name| {
+        let cut = |zone: &ZoneSnapshot| zone.node(name).is_some_and(|node| node.is_cut);
+        name.is_wildcard() || cut(from) || cut(next)
+    });
+    if structural || from.apex_dependencies() != next.apex_dependencies() {
+        return None;
+    }
+    let previous = from.carried();
+    // Every name whose answer may have changed: the changed names and, transitively, the
+    // names whose answers mention one.
+    let mut stale_now: HashSet<Name> = HashSet::new();
+    let mut work: Vec<Name> = changed.to_vec();
+    while let Some(name) = work.pop() {
+        if !stale_now.insert(name.clone()) {
+            continue;
+        }
+        let known = table.dependents_of(&name);
+        let recent = previous
+            .and_then(|carried| carried.dependents.get(&name))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        work.extend(known.iter().chain(recent).cloned());
+    }
+    let mut stale = previous
+        .map(|carried| carried.stale.clone())
+        .unwrap_or_default();
+    let mut wire = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES);
+    let mut stale_wire: FxSet<Vec<u8>> = FxSet::default();
+    for name in &stale_now {
+        wire.clear();
+        fast::push_wire_lowercase(name, &mut wire);
+        stale.insert(template::fingerprint(&wire));
+        stale_wire.insert(wire.clone());
+    }
+    if stale.len() > CARRY_FLOOR && stale.len() * CARRY_SHARE > table.len() {
+        return None;
+    }
+    let mut fresh = AnswerTable::new(cname_chain_length);
+    let mut dependents = HashMap::new();
+    if let Some(previous) = previous {
+        fresh.copy_where(&previous.fresh, |name| !stale_wire.contains(name));
+        dependents.clone_from(&previous.dependents);
+    }
+    for name in &stale_now {
+        let Some(node) = next.node(name) else {
+            continue;
+        };
+        for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
+            if let Some(encoded) = crate::wire::pre_encode(next, name, qtype, cname_chain_length) {
+                fresh.insert(name, qtype, encoded);
+            }
+        }
+        for target in mentions(next, node) {
+            let sources: &mut Vec<Name> = dependents.entry(target).or_default();
+            if !sources.contains(name) {
+                sources.push(name.clone());
+            }
+        }
+    }
+    let carried = Carried {
+        stale,
+        fresh,
+        dependents,
+        nxdomain: template::nxdomain_template(next, cname_chain_length),
+    };
+    Some((table, carried))
+}
+
+/// The carried table, shared between versions.
+pub(crate) type AnswerTableRef = std::sync::Arc<AnswerTable>;
