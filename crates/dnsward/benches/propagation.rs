@@ -41,8 +41,9 @@ fn name(text: &str) -> Name {
     Name::from_ascii(text).expect("bench names are valid")
 }
 
-/// A zone of `names` A records plus a TXT marker naming the round; `round` also changes
-/// `percent` % of the A records (1 % is a realistic small change, 100 % a full replace).
+/// A zone of `names` A records plus a TXT marker naming the round; each round changes
+/// `percent` % of the A records from the round before (1 % is a realistic small change,
+/// 100 % a full replace).
 fn zone(names: u64, round: u64, percent: u64) -> ZoneContent {
     let origin = name(ORIGIN);
     let mut records = vec![
@@ -72,8 +73,11 @@ fn zone(names: u64, round: u64, percent: u64) -> ZoneContent {
         ),
     ];
     for i in 0..names {
-        let changed = (i + round) % 100 < percent;
-        let last = if changed { (round % 250) as u8 } else { 1 };
+        // Name i's address steps each time `round * percent + i % 100` passes a multiple of
+        // 100: from one round to the next exactly `percent` % of the names change (all of
+        // them at 100 %).
+        let step = (round * percent + i % 100) / 100;
+        let last = (step % 250) as u8 + 1;
         records.push(Record::from_rdata(
             name(&format!("host{i}.bench.test.")),
             300,
@@ -176,7 +180,9 @@ fn main() {
             })
             .expect("commit");
         active = version.generation;
-        Instant::now()
+        // The content is dropped by the caller after the measurement: dropping a large
+        // zone takes long enough to distort it.
+        (Instant::now(), content)
     };
 
     if churn_secs > 0 {
@@ -185,11 +191,12 @@ fn main() {
         let probe = Probe::start(server);
         let mut samples = Vec::new();
         for round in 1..=rounds {
-            let committed = commit(round);
+            let (committed, content) = commit(round);
             let expected = format!("round-{round}");
             loop {
                 if marker(server, &socket, round as u16).as_deref() == Some(expected.as_str()) {
                     samples.push(committed.elapsed());
+                    drop(content);
                     break;
                 }
                 assert!(
@@ -264,7 +271,12 @@ impl Probe {
 }
 
 /// dnsperf for `secs` without and then with versions committed at the churn rate.
-fn churn(server: SocketAddr, names: u64, secs: u64, commit: &mut dyn FnMut(u64) -> Instant) {
+fn churn(
+    server: SocketAddr,
+    names: u64,
+    secs: u64,
+    commit: &mut dyn FnMut(u64) -> (Instant, ZoneContent),
+) {
     let rate = env_number("PROPAGATION_CHURN_RATE", 10).max(1);
     let dir = tempfile::tempdir().expect("temporary directory");
     let queries = dir.path().join("queries.txt");
