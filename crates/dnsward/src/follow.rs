@@ -108,12 +108,7 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
         // on the wire, so that the next patch stays small.
         if let Some(compacted) = snapshot.compacted() {
             snapshot = Arc::new(compacted);
-            if catalog
-                .find(&zone)
-                .is_some_and(|served| served.generation() == generation)
-            {
-                catalog.replace_zone(Arc::clone(&snapshot));
-            }
+            serve_if_current(catalog, Arc::clone(&snapshot));
         }
         let encoding = std::time::Instant::now();
         // A patch keeps the hot path: the answers of the version it was patched from are
@@ -124,12 +119,7 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
             .and_then(|from| snapshot.carry_answers(from))
         {
             let stale = carried.stale_names().unwrap_or_default();
-            if catalog
-                .find(&zone)
-                .is_some_and(|served| served.generation() == generation)
-            {
-                catalog.replace_zone(Arc::new(carried));
-            }
+            serve_if_current(catalog, Arc::new(carried));
             tracing::info!(
                 %zone,
                 %generation,
@@ -153,16 +143,11 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
             tracing::info!(%zone, %generation, "a newer version is waiting; answers not pre-encoded");
             continue;
         };
-        let still_current = catalog
-            .find(&zone)
-            .is_some_and(|served| served.generation() == generation);
         let ready = Arc::new(ready);
         lock(encoded).insert(key, Arc::clone(&ready));
         drop(previous);
         drop(snapshot);
-        if still_current {
-            catalog.replace_zone(ready);
-        }
+        serve_if_current(catalog, ready);
         // The content, the replaced snapshots and the encoder's scratch are freed.
         server::release_free_memory();
         tracing::info!(
@@ -173,6 +158,17 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
         );
     }
     Ok(())
+}
+
+/// Serves `snapshot` in place of the same version of its zone: the same answers, obtained
+/// faster. Nothing happens when the catalog serves another version meanwhile.
+fn serve_if_current(catalog: &Catalog, snapshot: Arc<ZoneSnapshot>) {
+    let current = catalog.find(snapshot.origin()).is_some_and(|served| {
+        served.origin() == snapshot.origin() && served.generation() == snapshot.generation()
+    });
+    if current {
+        catalog.replace_zone(snapshot);
+    }
 }
 
 /// A version ready for lookup, and how it was obtained.

@@ -21,7 +21,7 @@ use std::hash::BuildHasherDefault;
 
 use model::{Name, RData};
 
-use crate::fast::{self, AnswerTable, FxHasher};
+use crate::fast::{self, AnswerTable, FoldHasher};
 use crate::snapshot::ZoneSnapshot;
 use crate::template::{self, Template};
 
@@ -32,13 +32,13 @@ pub const CARRY_SHARE: usize = 8;
 /// Stale names up to this many are always carried.
 pub const CARRY_FLOOR: usize = 65_536;
 
-type FxSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+type FoldSet<T> = HashSet<T, BuildHasherDefault<FoldHasher>>;
 
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Carried {
     /// Fingerprints of the stale names (lower-cased wire format).
-    stale: FxSet<u64>,
+    stale: FoldSet<u64>,
     /// Answers of stale names in this version.
     fresh: AnswerTable,
     /// Names whose answers mention each name (key form), for answers encoded since the
@@ -138,7 +138,7 @@ pub(crate) fn carry(
         .map(|carried| carried.stale.clone())
         .unwrap_or_default();
     let mut wire = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES);
-    let mut stale_wire: FxSet<Vec<u8>> = FxSet::default();
+    let mut stale_wire: FoldSet<Vec<u8>> = FoldSet::default();
     for name in &stale_now {
         wire.clear();
         fast::push_wire_lowercase(name, &mut wire);

@@ -25,7 +25,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use model::{Name, RecordType};
 
-use crate::fast::{push_wire_lowercase, FxHasher, MAX_NAME_WIRE_BYTES};
+use crate::fast::{push_wire_lowercase, FoldHasher, MAX_NAME_WIRE_BYTES};
 use crate::snapshot::ZoneSnapshot;
 use crate::wire;
 
@@ -325,9 +325,9 @@ pub(crate) fn nxdomain_template(zone: &ZoneSnapshot, cname_chain: usize) -> Opti
 /// Per snapshot: the name fingerprints, the NXDOMAIN template and one referral per cut.
 #[derive(Debug, Default)]
 pub(crate) struct Templates {
-    names: HashMap<u64, u8, BuildHasherDefault<FxHasher>>,
+    names: HashMap<u64, u8, BuildHasherDefault<FoldHasher>>,
     nxdomain: Option<Template>,
-    referrals: HashMap<Box<[u8]>, Template, BuildHasherDefault<FxHasher>>,
+    referrals: HashMap<Box<[u8]>, Template, BuildHasherDefault<FoldHasher>>,
 }
 
 /// What the hot path may answer for a name the table does not hold.
@@ -449,7 +449,7 @@ impl Templates {
 
 /// The fingerprint of a lower-cased wire name.
 pub(crate) fn fingerprint(wire: &[u8]) -> u64 {
-    let mut hasher = FxHasher::default();
+    let mut hasher = FoldHasher::default();
     hasher.write(wire);
     hasher.finish()
 }
