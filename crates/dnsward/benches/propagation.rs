@@ -167,6 +167,10 @@ fn main() {
     eprintln!("serving after {:.1} s", start.elapsed().as_secs_f64());
     let mut commit = |round: u64| {
         let content = zone(names, round, percent);
+        // The clock starts when the compare-and-swap is visible to another connection, as
+        // the server sees it: `commit` returns later (it still frees its copies of the
+        // zone), and measuring from there would hide part of the propagation.
+        let watcher = watch_for_active(&path, active.next());
         let version = store
             .commit(Commit {
                 content: &content,
@@ -180,9 +184,8 @@ fn main() {
             })
             .expect("commit");
         active = version.generation;
-        // The content is dropped by the caller after the measurement: dropping a large
-        // zone takes long enough to distort it.
-        (Instant::now(), content)
+        let visible = watcher.join().expect("watcher thread");
+        (visible, content)
     };
 
     if churn_secs > 0 {
@@ -217,6 +220,22 @@ fn main() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A thread that polls the store through its own connection and returns the instant the
+/// zone's active ref first points at `generation`.
+fn watch_for_active(
+    path: &std::path::Path,
+    generation: model::Generation,
+) -> std::thread::JoinHandle<Instant> {
+    let watcher = SqliteStore::open(path).expect("second connection to the store");
+    std::thread::spawn(move || loop {
+        let refs = watcher.refs(&name(ORIGIN)).expect("refs");
+        if refs.active == Some(generation) {
+            return Instant::now();
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    })
 }
 
 /// `program` under `taskset -c CORE` when the environment names a core.
