@@ -729,6 +729,10 @@ impl Store for SqliteStore {
 const VERSION_COLUMNS: &str = "zones.display_name, generation, content_hash, parent, provenance, \
      rollback_to, actor, reason, serial, records, created_at_ms, pinned, manifest";
 
+/// [`VERSION_COLUMNS`] with an empty manifest, for reads that do not need it.
+const VERSION_METADATA_COLUMNS: &str = "zones.display_name, generation, content_hash, parent, \
+     provenance, rollback_to, actor, reason, serial, records, created_at_ms, pinned, x''";
+
 /// A version and its manifest, or why the row is not one.
 type VersionRow = Result<(Version, Vec<u8>), StoreError>;
 
@@ -852,6 +856,44 @@ fn read_changes(
     from: Generation,
     to: Generation,
 ) -> rusqlite::Result<Result<Option<ContentChanges>, StoreError>> {
+    // Recorded changes first: they need neither manifest (a megabyte each at 1M names).
+    if !version_exists(tx, key, from)? {
+        return Ok(Err(StoreError::NotFound {
+            zone: zone.clone(),
+            generation: from,
+        }));
+    }
+    let metadata = tx
+        .query_row(
+            &format!(
+                "SELECT {VERSION_METADATA_COLUMNS} FROM versions JOIN zones \
+                 ON zones.name = versions.zone WHERE zone = ?1 AND generation = ?2"
+            ),
+            params![key, sql(to.0)],
+            version_from_row,
+        )
+        .optional()?;
+    let version = match metadata {
+        None => {
+            return Ok(Err(StoreError::NotFound {
+                zone: zone.clone(),
+                generation: to,
+            }))
+        }
+        Some(Err(error)) => return Ok(Err(error)),
+        Some(Ok((version, _))) => version,
+    };
+    match recorded_changes(tx, key, from, to)? {
+        Ok(Some(changes)) => {
+            return Ok(Ok(Some(ContentChanges {
+                version,
+                removed: changes.removed,
+                added: changes.added,
+            })))
+        }
+        Ok(None) => {}
+        Err(error) => return Ok(Err(error)),
+    }
     let mut manifests = Vec::new();
     let mut to_version = None;
     for generation in [from, to] {
@@ -879,17 +921,6 @@ fn read_changes(
     let (Some(version), [old, new]) = (to_version, manifests.as_slice()) else {
         return Ok(Ok(None));
     };
-    match recorded_changes(tx, key, from, to)? {
-        Ok(Some(changes)) => {
-            return Ok(Ok(Some(ContentChanges {
-                version,
-                removed: changes.removed,
-                added: changes.added,
-            })))
-        }
-        Ok(None) => {}
-        Err(error) => return Ok(Err(error)),
-    }
     if old.len() != new.len() {
         return Ok(Ok(None));
     }
