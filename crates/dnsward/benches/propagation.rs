@@ -189,7 +189,7 @@ fn main() {
     };
 
     if churn_secs > 0 {
-        churn(server, names, churn_secs, &mut commit);
+        churn(server, child.id(), names, churn_secs, &mut commit);
     } else {
         let probe = Probe::start(server);
         let mut samples = Vec::new();
@@ -289,9 +289,14 @@ impl Probe {
     }
 }
 
-/// dnsperf for `secs` without and then with versions committed at the churn rate.
+/// dnsperf for `secs` without and then with versions committed at the churn rate, twice:
+/// unconstrained (qps), and at a fixed 100k qps reading the server's CPU time per answered
+/// query from `/proc/PID/stat` — the server's own cost of following the versions, apart
+/// from the committing process's CPU, which on a two-core machine takes from dnsperf or
+/// the server whichever core it runs on.
 fn churn(
     server: SocketAddr,
+    server_pid: u32,
     names: u64,
     secs: u64,
     commit: &mut dyn FnMut(u64) -> (Instant, ZoneContent),
@@ -304,41 +309,79 @@ fn churn(
         text.push_str(&format!("host{}.bench.test. A\n", (i * 7919) % names));
     }
     std::fs::write(&queries, text).expect("write queries");
-    let run = || {
+    let run = |fixed_rate: bool| {
         let mut command = pinned("PROPAGATION_CLIENT_CORE", "dnsperf");
         command
             .args(["-s", "127.0.0.1", "-p", &server.port().to_string(), "-d"])
             .arg(&queries)
-            .args(["-c", "32", "-q", "256", "-l", &secs.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .args(["-c", "32", "-q", "256", "-l", &secs.to_string()]);
+        if fixed_rate {
+            command.args(["-Q", "100000"]);
+        }
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
         command.spawn().expect("dnsperf (apt-get install dnsperf)")
     };
-    let qps = |child: std::process::Child| -> f64 {
+    let finish = |child: std::process::Child| -> (f64, f64) {
         let output = child.wait_with_output().expect("dnsperf output");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("Queries per second:"))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0.0)
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let field = |prefix: &str| -> f64 {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix(prefix))
+                .and_then(|value| value.split_whitespace().next())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0.0)
+        };
+        (field("Queries per second:"), field("Queries completed:"))
     };
-    let quiet = qps(run());
-    let child = run();
-    let started = Instant::now();
     let mut round = 1;
-    while started.elapsed() < Duration::from_secs(secs) {
-        let due = started + Duration::from_millis(round * 1000 / rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    let mut measure = |fixed_rate: bool, churning: bool| -> (f64, f64, u64) {
+        let cpu_before = cpu_seconds(server_pid);
+        let child = run(fixed_rate);
+        let started = Instant::now();
+        let first = round;
+        while churning && started.elapsed() < Duration::from_secs(secs) {
+            let due = started + Duration::from_millis((round - first + 1) * 1000 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            commit(round);
+            round += 1;
         }
-        commit(round);
-        round += 1;
-    }
-    let committed = round - 1;
-    let busy = qps(child);
+        let (qps, completed) = finish(child);
+        let cpu = cpu_seconds(server_pid) - cpu_before;
+        (qps, cpu * 1e6 / completed.max(1.0), round - first)
+    };
+    let (quiet, _, _) = measure(false, false);
+    let (busy, _, committed) = measure(false, true);
     println!(
         "churn {names} names: {quiet:.0} qps quiet, {busy:.0} qps with {committed} versions in {secs} s ({:.1}/s): drop {:.1} % (goal <= 5 %)",
         committed as f64 / secs as f64,
         (1.0 - busy / quiet) * 100.0
     );
+    let (_, quiet_cpu, _) = measure(true, false);
+    let (_, busy_cpu, committed) = measure(true, true);
+    println!(
+        "churn {names} names at 100k qps: server CPU {quiet_cpu:.2} µs per query quiet, {busy_cpu:.2} µs with {committed} versions in {secs} s ({:.1}/s): {:+.1} %",
+        committed as f64 / secs as f64,
+        (busy_cpu / quiet_cpu - 1.0) * 100.0
+    );
+}
+
+/// User plus system CPU time of a process so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let clock_ticks = 100.0;
+    (ticks(11) + ticks(12)) / clock_ticks
 }
