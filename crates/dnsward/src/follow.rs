@@ -1,9 +1,17 @@
 //! Follows the store: whenever a zone's active ref moves, load that version, build its
 //! snapshot off the serving path and swap it into the catalog. A version that cannot be
 //! loaded leaves the previous snapshot serving (the last good state keeps serving).
+//!
+//! Two threads do the work. The follower loads each new version (as a patch of the served
+//! one when the store recorded what changed, else whole), serves it at once, and carries
+//! the served version's pre-encoded answers over to it when it can. The encoder encodes a
+//! whole version's answers when carrying is not possible or its stale names grow many; it
+//! never gives up on a version, and the follower brings its result forward to whatever
+//! version it serves by then (a patch and a carry again), so the hot path survives a
+//! stream of versions that arrive faster than a whole encoding takes.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use model::{Generation, Name};
 use server::{Catalog, ZoneSnapshot};
@@ -15,11 +23,14 @@ use crate::CliError;
 pub struct Follower {
     _watch: WatchHandle,
     task: tokio::task::JoinHandle<()>,
+    encoder: Arc<Encoder>,
 }
 
 impl Drop for Follower {
     fn drop(&mut self) {
         self.task.abort();
+        // The encoder's thread ends after the encoding in hand, if any; not waited for.
+        self.encoder.stop();
     }
 }
 
@@ -36,18 +47,129 @@ pub fn zones_to_load(
         .collect()
 }
 
-/// Per zone, the newest snapshot whose answers were all encoded: the next version copies
-/// the answers that cannot have changed from it instead of encoding them again.
-type Encoded = Arc<Mutex<BTreeMap<String, Arc<ZoneSnapshot>>>>;
+/// Whole encodings, off the follower's thread. See the module documentation.
+#[derive(Default)]
+struct Encoder {
+    state: Mutex<EncoderState>,
+    wake: Condvar,
+    /// Tells the follower that an encoding finished.
+    finished: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct EncoderState {
+    /// Per zone key, the newest version waiting to be encoded.
+    waiting: BTreeMap<String, Arc<ZoneSnapshot>>,
+    /// The zone being encoded now.
+    busy: Option<String>,
+    /// Per zone key, the newest encoded version the follower has not taken yet.
+    done: BTreeMap<String, Arc<ZoneSnapshot>>,
+    /// Per zone key, the newest encoded version: the next encoding copies the answers that
+    /// cannot have changed from it.
+    encoded: BTreeMap<String, Arc<ZoneSnapshot>>,
+    stopped: bool,
+}
+
+impl Encoder {
+    fn lock(&self) -> MutexGuard<'_, EncoderState> {
+        // A panic while holding the lock leaves the state as it was: still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks for `snapshot`'s answers to be encoded; replaces an older wish for its zone.
+    fn request(&self, snapshot: &Arc<ZoneSnapshot>) {
+        let key = store::zone_key(snapshot.origin());
+        self.lock().waiting.insert(key, Arc::clone(snapshot));
+        self.wake.notify_one();
+    }
+
+    /// Whether `zone`'s answers are being encoded or waiting to be.
+    fn pending(&self, zone: &Name) -> bool {
+        let key = store::zone_key(zone);
+        let state = self.lock();
+        state.busy.as_ref() == Some(&key) || state.waiting.contains_key(&key)
+    }
+
+    /// The encodings finished since the last call.
+    fn take_done(&self) -> Vec<Arc<ZoneSnapshot>> {
+        std::mem::take(&mut self.lock().done)
+            .into_values()
+            .collect()
+    }
+
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.wake.notify_all();
+    }
+
+    /// The encoder thread's loop: one waiting version at a time, until stopped.
+    fn run(&self) {
+        loop {
+            let (key, snapshot, previous) = {
+                let mut state = self.lock();
+                while state.waiting.is_empty() && !state.stopped {
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                if state.stopped {
+                    return;
+                }
+                let Some((key, snapshot)) = state.waiting.pop_first() else {
+                    continue;
+                };
+                state.busy = Some(key.clone());
+                let previous = state.encoded.get(&key).cloned();
+                (key, snapshot, previous)
+            };
+            let started = std::time::Instant::now();
+            let ready = snapshot
+                .with_answers_reusing(previous.as_deref(), &|| false)
+                .map(Arc::new);
+            drop((snapshot, previous));
+            let mut state = self.lock();
+            state.busy = None;
+            if let Some(ready) = ready {
+                tracing::info!(
+                    zone = %ready.origin(),
+                    generation = %ready.generation(),
+                    encode_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "answers pre-encoded"
+                );
+                state.encoded.insert(key.clone(), Arc::clone(&ready));
+                state.done.insert(key, ready);
+            }
+            drop(state);
+            // The replaced snapshots and the encoder's scratch are freed.
+            server::release_free_memory();
+            self.finished.notify_one();
+        }
+    }
+}
 
 /// Loads every zone's active version now, then follows changes in the background.
 pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follower, CliError> {
     let (mut changes, watch) = watch_changes(store.clone(), store::default_poll_interval());
-    let encoded = Encoded::default();
-    sync(store.clone(), catalog.clone(), encoded.clone()).await?;
+    let encoder = Arc::new(Encoder::default());
+    let thread = Arc::clone(&encoder);
+    std::thread::Builder::new()
+        .name("dnsward-encoder".into())
+        .spawn(move || thread.run())
+        .map_err(|error| CliError::Usage {
+            message: format!("cannot start the answer encoder thread: {error}"),
+        })?;
+    sync(store.clone(), catalog.clone(), encoder.clone()).await?;
+    let follower = Arc::clone(&encoder);
     let task = tokio::spawn(async move {
-        while changes.changed().await.is_ok() {
-            if let Err(error) = sync(store.clone(), catalog.clone(), encoded.clone()).await {
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                () = follower.finished.notified() => {}
+            }
+            if let Err(error) = sync(store.clone(), catalog.clone(), follower.clone()).await {
                 tracing::error!(%error, "could not follow the store; the last loaded versions keep serving");
             }
         }
@@ -55,22 +177,26 @@ pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follo
     Ok(Follower {
         _watch: watch,
         task,
+        encoder,
     })
 }
 
 async fn sync(
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
-    encoded: Encoded,
+    encoder: Arc<Encoder>,
 ) -> Result<(), CliError> {
-    tokio::task::spawn_blocking(move || sync_blocking(store.as_ref(), &catalog, &encoded))
+    tokio::task::spawn_blocking(move || sync_blocking(store.as_ref(), &catalog, &encoder))
         .await
         .map_err(|error| CliError::Usage {
             message: format!("store follower task failed: {error}"),
         })?
 }
 
-fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Result<(), CliError> {
+fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Result<(), CliError> {
+    for ready in encoder.take_done() {
+        bring_forward(store, catalog, encoder, &ready);
+    }
     let active: BTreeMap<String, (Name, Generation)> = store
         .zones()?
         .into_iter()
@@ -92,7 +218,7 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
         };
         let mut snapshot = Arc::new(loaded.snapshot);
         // Serve the new version as soon as it can be looked up (library path), then again
-        // with its answers pre-encoded for the hot path.
+        // with pre-encoded answers for the hot path.
         catalog.replace_zone(Arc::clone(&snapshot));
         tracing::info!(
             %zone,
@@ -104,60 +230,83 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoded: &Encoded) -> Res
             build_ms = (started.elapsed() - loaded.read).as_secs_f64() * 1e3,
             "now serving"
         );
-        // A long run of patches is merged into one base here, after the new version is
-        // on the wire, so that the next patch stays small.
+        // Patches are merged here, after the new version is on the wire, so that the next
+        // patch stays small.
         if let Some(compacted) = snapshot.compacted() {
             snapshot = Arc::new(compacted);
             serve_if_current(catalog, Arc::clone(&snapshot));
         }
-        let encoding = std::time::Instant::now();
-        // A patch keeps the hot path: the answers of the version it was patched from are
-        // carried, with those its changes made stale encoded anew.
+        let carrying = std::time::Instant::now();
         if let Some(carried) = loaded
             .from
             .as_ref()
             .and_then(|from| snapshot.carry_answers(from))
         {
-            let stale = carried.stale_names().unwrap_or_default();
-            serve_if_current(catalog, Arc::new(carried));
             tracing::info!(
                 %zone,
                 %generation,
-                stale_names = stale,
-                carry_ms = encoding.elapsed().as_secs_f64() * 1e3,
+                stale_names = carried.stale_names().unwrap_or_default(),
+                carry_ms = carrying.elapsed().as_secs_f64() * 1e3,
                 "answers carried"
             );
-            continue;
+            snapshot = Arc::new(carried);
+            serve_if_current(catalog, Arc::clone(&snapshot));
         }
-        drop(loaded.from);
-        // Given up when the zone's active ref moves meanwhile: the newer version is loaded
-        // next, by the sync its ref move triggers.
-        let superseded = || {
-            store
-                .refs(&zone)
-                .is_ok_and(|refs| refs.active != Some(generation))
-        };
-        let key = store::zone_key(&zone);
-        let previous = lock(encoded).get(&key).cloned();
-        let Some(ready) = snapshot.with_answers_reusing(previous.as_deref(), &superseded) else {
-            tracing::info!(%zone, %generation, "a newer version is waiting; answers not pre-encoded");
-            continue;
-        };
-        let ready = Arc::new(ready);
-        lock(encoded).insert(key, Arc::clone(&ready));
-        drop(previous);
-        drop(snapshot);
-        serve_if_current(catalog, ready);
-        // The content, the replaced snapshots and the encoder's scratch are freed.
-        server::release_free_memory();
-        tracing::info!(
-            %zone,
-            %generation,
-            encode_ms = encoding.elapsed().as_secs_f64() * 1e3,
-            "answers pre-encoded"
-        );
+        if snapshot.wants_encoding() && !encoder.pending(&zone) {
+            encoder.request(&snapshot);
+        }
     }
     Ok(())
+}
+
+/// Serves an encoded version, or brings it forward to the newer version served meanwhile:
+/// that version as a patch of the encoded one, carrying its answers. When that is not
+/// possible the served version is encoded next.
+fn bring_forward(
+    store: &dyn Store,
+    catalog: &Catalog,
+    encoder: &Encoder,
+    ready: &Arc<ZoneSnapshot>,
+) {
+    let zone = ready.origin();
+    let Some(served) = catalog.find(zone).filter(|served| served.origin() == zone) else {
+        return;
+    };
+    let (from, to) = (ready.generation(), served.generation());
+    if from == to {
+        catalog.replace_zone(Arc::clone(ready));
+        return;
+    }
+    let started = std::time::Instant::now();
+    let forward = match store.content_changes(zone, from, to) {
+        Ok(Some(changes))
+            if ready.cheaper_to_patch(changes.removed.len() + changes.added.len()) =>
+        {
+            ready
+                .patched(&changes.removed, &changes.added, to)
+                .carry_answers(ready)
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%zone, %error, "cannot read the changes since the encoded version");
+            None
+        }
+    };
+    match forward {
+        Some(forward) => {
+            tracing::info!(
+                %zone,
+                encoded = %from,
+                generation = %to,
+                stale_names = forward.stale_names().unwrap_or_default(),
+                carry_ms = started.elapsed().as_secs_f64() * 1e3,
+                "encoded answers brought forward"
+            );
+            serve_if_current(catalog, Arc::new(forward));
+        }
+        None if !encoder.pending(zone) => encoder.request(&served),
+        None => {}
+    }
 }
 
 /// Serves `snapshot` in place of the same version of its zone: the same answers, obtained
@@ -224,13 +373,6 @@ fn load(
     })
 }
 
-fn lock(encoded: &Encoded) -> MutexGuard<'_, BTreeMap<String, Arc<ZoneSnapshot>>> {
-    // A panic while holding the lock leaves the map as it was: still usable.
-    encoded
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +400,93 @@ mod tests {
                 (name("c.test."), Generation(1))
             ]
         );
+    }
+
+    /// A query for `qname` A, the second octet of the answer's address (the fixtures'
+    /// variant; `None` without one).
+    fn address(catalog: &Catalog, qname: &str) -> Option<u8> {
+        use hickory_proto::op::{Message, MessageType, OpCode, Query};
+        let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(name(qname), model::RecordType::A));
+        let packet = query.to_vec().expect("query encodes");
+        let config = server::ServerConfig::default();
+        let reply = server::handle(&packet, server::Transport::Udp, catalog, &config)?;
+        let reply = Message::from_vec(&reply).expect("reply decodes");
+        reply.answers.iter().find_map(|record| match &record.data {
+            model::RData::A(a) => Some(a.0.octets()[1]),
+            _ => None,
+        })
+    }
+
+    /// An encoding that finishes after newer versions were served is not thrown away: the
+    /// served version becomes a patch of it, carrying its answers (hot path), with the
+    /// newer content.
+    #[test]
+    fn an_encoding_overtaken_by_newer_versions_is_brought_forward() {
+        use store::contract::fixtures;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = store::SqliteStore::open(dir.path().join("store.db")).expect("store");
+        let zone = name("big.test.");
+        let first = fixtures::content("big.test.", 1, 2_000, 0);
+        let commit = |content: &model::ZoneContent| {
+            let base = store.refs(&zone).expect("refs").active;
+            store
+                .commit(fixtures::commit(content, base, model::RefName::Active))
+                .expect("commit")
+                .generation
+        };
+        let one = commit(&first);
+        let encoded = Arc::new(ZoneSnapshot::build(
+            &store.content(&zone, one).expect("content"),
+            one,
+        ));
+        let mut next = first.clone();
+        next.put_rrset(fixtures::host_set("big.test.", 8, 9));
+        let two = commit(&next);
+        next.put_rrset(fixtures::host_set("big.test.", 9, 9));
+        let three = commit(&next);
+        // The follower serves version 3 on the library path (say carrying was refused)
+        // when the encoding of version 1 finishes.
+        let catalog = Catalog::new();
+        let served =
+            ZoneSnapshot::build_lookup(&store.content(&zone, three).expect("content"), three);
+        catalog.replace_zone(Arc::new(served));
+        assert_ne!(one, two);
+        let encoder = Encoder::default();
+        bring_forward(&store, &catalog, &encoder, &encoded);
+
+        let now = catalog.find(&zone).expect("served");
+        assert_eq!(now.generation(), three);
+        assert_eq!(
+            now.stale_names(),
+            Some(3),
+            "host8, host9 and the apex are stale"
+        );
+        assert!(!now.wants_encoding());
+        assert_eq!(address(&catalog, "host8.big.test."), Some(9));
+        assert_eq!(address(&catalog, "host9.big.test."), Some(9));
+        assert_eq!(address(&catalog, "host10.big.test."), Some(0));
+        let mut out = [0u8; 512];
+        let mut query = hickory_proto::op::Message::new(
+            1,
+            hickory_proto::op::MessageType::Query,
+            hickory_proto::op::OpCode::Query,
+        );
+        query.add_query(hickory_proto::op::Query::query(
+            name("host10.big.test."),
+            model::RecordType::A,
+        ));
+        let packet = query.to_vec().expect("query encodes");
+        assert!(
+            server::answer_fast(
+                &packet,
+                &catalog.snapshot(),
+                &server::ServerConfig::default(),
+                &mut out
+            )
+            .is_some(),
+            "an unchanged name is answered on the hot path"
+        );
+        assert!(!encoder.pending(&zone), "nothing more to encode");
     }
 }

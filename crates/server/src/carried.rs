@@ -32,6 +32,12 @@ pub const CARRY_SHARE: usize = 8;
 /// Stale names up to this many are always carried.
 pub const CARRY_FLOOR: usize = 65_536;
 
+/// Whether `stale` names are more than the carry limit divided by `divisor` for a table of
+/// `answers` answers.
+pub(crate) fn over_limit(stale: usize, answers: usize, divisor: usize) -> bool {
+    stale > CARRY_FLOOR / divisor && stale * CARRY_SHARE * divisor > answers
+}
+
 type FoldSet<T> = HashSet<T, BuildHasherDefault<FoldHasher>>;
 
 /// See the module documentation.
@@ -145,7 +151,7 @@ pub(crate) fn carry(
         stale.insert(template::fingerprint(&wire));
         stale_wire.insert(wire.clone());
     }
-    if stale.len() > CARRY_FLOOR && stale.len() * CARRY_SHARE > table.len() {
+    if over_limit(stale.len(), table.len(), 1) {
         return None;
     }
     let mut fresh = AnswerTable::new(cname_chain_length);

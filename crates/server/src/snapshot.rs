@@ -155,6 +155,16 @@ impl ZoneSnapshot {
         self.carried.as_ref().map(|carried| carried.stale_names())
     }
 
+    /// Whether the whole version should be encoded: it has no pre-encoded answers, or its
+    /// carried answers have half as many stale names as carrying allows (so that the
+    /// encoding, done off the path to the wire, is ready before carrying stops).
+    pub fn wants_encoding(&self) -> bool {
+        match &self.carried {
+            Some(carried) => carried::over_limit(carried.stale_names(), self.answers.len(), 2),
+            None => self.answers.len() == 0,
+        }
+    }
+
     pub(crate) fn carried(&self) -> Option<&Carried> {
         self.carried.as_deref()
     }
