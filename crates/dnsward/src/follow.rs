@@ -47,6 +47,25 @@ pub fn zones_to_load(
         .collect()
 }
 
+/// A zone that serves carried answers and got no new version for this long is encoded
+/// whole: the hot path is a little cheaper without stale names to check.
+const QUIET_BEFORE_ENCODING: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks for a whole encoding of every served version that carries answers.
+fn encode_carried(catalog: &Catalog, encoder: &Encoder) {
+    for (zone, _) in catalog.zones() {
+        let Some(served) = catalog
+            .find(&zone)
+            .filter(|served| *served.origin() == zone)
+        else {
+            continue;
+        };
+        if served.stale_names().is_some() && !encoder.pending(&zone) {
+            encoder.request(&served);
+        }
+    }
+}
+
 /// Whole encodings, off the follower's thread. See the module documentation.
 #[derive(Default)]
 struct Encoder {
@@ -67,6 +86,8 @@ struct EncoderState {
     /// Per zone key, the newest encoded version: the next encoding copies the answers that
     /// cannot have changed from it.
     encoded: BTreeMap<String, Arc<ZoneSnapshot>>,
+    /// The zone being encoded got a version that is no patch of it: give up.
+    cancelled: bool,
     stopped: bool,
 }
 
@@ -83,6 +104,17 @@ impl Encoder {
         let key = store::zone_key(snapshot.origin());
         self.lock().waiting.insert(key, Arc::clone(snapshot));
         self.wake.notify_one();
+    }
+
+    /// Gives up encoding `zone`'s answers: a version that no patch could bring the
+    /// result forward to is served now (a whole load).
+    fn cancel(&self, zone: &Name) {
+        let key = store::zone_key(zone);
+        let mut state = self.lock();
+        state.waiting.remove(&key);
+        if state.busy.as_ref() == Some(&key) {
+            state.cancelled = true;
+        }
     }
 
     /// Whether `zone`'s answers are being encoded or waiting to be.
@@ -122,12 +154,13 @@ impl Encoder {
                     continue;
                 };
                 state.busy = Some(key.clone());
+                state.cancelled = false;
                 let previous = state.encoded.get(&key).cloned();
                 (key, snapshot, previous)
             };
             let started = std::time::Instant::now();
             let ready = snapshot
-                .with_answers_reusing(previous.as_deref(), &|| false)
+                .with_answers_reusing(previous.as_deref(), &|| self.lock().cancelled)
                 .map(Arc::new);
             drop((snapshot, previous));
             let mut state = self.lock();
@@ -141,6 +174,8 @@ impl Encoder {
                 );
                 state.encoded.insert(key.clone(), Arc::clone(&ready));
                 state.done.insert(key, ready);
+            } else {
+                tracing::info!(zone = %key, "encoding given up: a whole new version is served");
             }
             drop(state);
             // The replaced snapshots and the encoder's scratch are freed.
@@ -165,12 +200,22 @@ pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follo
     let follower = Arc::clone(&encoder);
     let task = tokio::spawn(async move {
         loop {
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { break },
-                () = follower.finished.notified() => {}
-            }
-            if let Err(error) = sync(store.clone(), catalog.clone(), follower.clone()).await {
-                tracing::error!(%error, "could not follow the store; the last loaded versions keep serving");
+            let event = tokio::time::timeout(QUIET_BEFORE_ENCODING, async {
+                tokio::select! {
+                    changed = changes.changed() => changed.is_ok(),
+                    () = follower.finished.notified() => true,
+                }
+            })
+            .await;
+            match event {
+                Ok(false) => break,
+                Ok(true) => {
+                    if let Err(error) = sync(store.clone(), catalog.clone(), follower.clone()).await
+                    {
+                        tracing::error!(%error, "could not follow the store; the last loaded versions keep serving");
+                    }
+                }
+                Err(_quiet) => encode_carried(&catalog, &follower),
             }
         }
     });
@@ -251,6 +296,9 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Res
             );
             snapshot = Arc::new(carried);
             serve_if_current(catalog, Arc::clone(&snapshot));
+        }
+        if loaded.from.is_none() {
+            encoder.cancel(&zone);
         }
         if snapshot.wants_encoding() && !encoder.pending(&zone) {
             encoder.request(&snapshot);

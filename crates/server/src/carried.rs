@@ -16,7 +16,7 @@
 //! apex NS set or its addresses changed, or the stale names outgrew [`CARRY_SHARE`] of the
 //! table.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 use model::{Name, RData};
@@ -49,7 +49,7 @@ pub(crate) struct Carried {
     fresh: AnswerTable,
     /// Names whose answers mention each name (key form), for answers encoded since the
     /// carried table: its own map does not know them.
-    dependents: HashMap<Name, Vec<Name>>,
+    dependents: crate::nodes::NameMap<Vec<Name>>,
     /// This version's NXDOMAIN template.
     nxdomain: Option<Template>,
 }
@@ -127,7 +127,8 @@ pub(crate) fn carry(
     let previous = from.carried();
     // Every name whose answer may have changed: the changed names and, transitively, the
     // names whose answers mention one.
-    let mut stale_now: HashSet<Name> = HashSet::new();
+    let mut stale_now: HashSet<Name, BuildHasherDefault<crate::nodes::NameHasher>> =
+        HashSet::default();
     let mut work: Vec<Name> = changed.to_vec();
     while let Some(name) = work.pop() {
         if !stale_now.insert(name.clone()) {
@@ -155,7 +156,7 @@ pub(crate) fn carry(
         return None;
     }
     let mut fresh = AnswerTable::new(cname_chain_length);
-    let mut dependents = HashMap::new();
+    let mut dependents = crate::nodes::NameMap::default();
     if let Some(previous) = previous {
         fresh.copy_where(&previous.fresh, |name| !stale_wire.contains(name));
         dependents.clone_from(&previous.dependents);

@@ -11,7 +11,7 @@
 //! snapshot is built, and a property test compares the two over random queries.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use model::{Name, RecordType};
@@ -70,7 +70,7 @@ pub(crate) struct AnswerTable {
     /// For each name of the zone (key form), the names whose answers mention it: what a
     /// change of it makes stale when the table is carried to a patched version
     /// (`crate::carried`).
-    dependents: HashMap<Name, Vec<Name>>,
+    dependents: crate::nodes::NameMap<Vec<Name>>,
 }
 
 /// A key and its answer in one allocation: the key's length (two bytes), the key, then the
@@ -141,7 +141,7 @@ impl AnswerTable {
             entries: HashSet::default(),
             templates: Templates::default(),
             cname_chain_length,
-            dependents: HashMap::new(),
+            dependents: Default::default(),
         }
     }
 

@@ -9,7 +9,8 @@
 //!   lower-cased name, ready records per type, cuts, empty non-terminals, wildcards,
 //!   the negative SOA). A new version can be a patch of the one before
 //!   ([`ZoneSnapshot::patched`]): it shares the unchanged names and costs only the changed
-//!   ones.
+//!   ones, and it can keep answering on the hot path from the earlier version's pre-encoded
+//!   answers ([`ZoneSnapshot::carry_answers`]) for every name the change cannot touch.
 //! * [`Catalog`]: the served zones behind an `ArcSwap`.
 //! * [`lookup`]: the pure answer to one question from one zone (RFC 1034 §4.3.2, RFC 2308,
 //!   RFC 4592, RFC 8482), returning a [`Lookup`].

@@ -7,6 +7,7 @@
 //! ([`Nodes::merged`]), and into a new base once they outgrow [`OVERLAY_SHARE`] of it.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use model::{Name, Record, RecordType};
@@ -51,13 +52,59 @@ impl Node {
     }
 }
 
+/// Hashes the bytes hickory feeds it one at a time ([`Name`]'s `Hash` writes each
+/// lower-cased byte on its own) eight at a time, with one folded multiply per word: much
+/// cheaper than the standard SipHash for names. Keys come from zone content; a client's
+/// name is only ever looked up, so it cannot lengthen the table's probe sequences.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NameHasher {
+    state: u64,
+    pending: u64,
+    filled: u32,
+}
+
+const NAME_HASH_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+const NAME_HASH_OFFSET: u64 = 0x2545_f491_4f6c_dd1d;
+
+impl NameHasher {
+    fn mix(state: u64, word: u64) -> u64 {
+        let product = u128::from(state ^ word ^ NAME_HASH_OFFSET) * u128::from(NAME_HASH_SEED);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u8(*byte);
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.pending |= u64::from(byte) << (8 * self.filled);
+        self.filled += 1;
+        if self.filled == 8 {
+            self.state = NameHasher::mix(self.state, self.pending);
+            self.pending = 0;
+            self.filled = 0;
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        NameHasher::mix(self.state, self.pending ^ (u64::from(self.filled) << 59))
+    }
+}
+
+/// A map keyed by names, hashed with [`NameHasher`].
+pub(crate) type NameMap<V> = HashMap<Name, V, BuildHasherDefault<NameHasher>>;
+
 /// Names changed by one patch: `None` for a name that no longer exists.
-type Layer = HashMap<Name, Option<Arc<Node>>>;
+type Layer = NameMap<Option<Arc<Node>>>;
 
 /// The names of one version: see the module documentation. Cloning is cheap.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Nodes {
-    base: Arc<HashMap<Name, Node>>,
+    base: Arc<NameMap<Node>>,
     /// Names changed since the base was built, newest layer first.
     layers: Vec<Arc<Layer>>,
 }
@@ -69,7 +116,7 @@ impl Nodes {
         origin: &Name,
         sets: impl IntoIterator<Item = (Name, RecordType, Vec<Record>)>,
     ) -> Nodes {
-        let mut nodes: HashMap<Name, Node> = HashMap::new();
+        let mut nodes: NameMap<Node> = NameMap::default();
         nodes.insert(origin.clone(), Node::default());
         for (owner, rtype, records) in sets {
             if records.is_empty() {
@@ -116,7 +163,7 @@ impl Nodes {
 
     /// The same names in a new base without layers.
     pub(crate) fn rebased(&self) -> Nodes {
-        let mut base = HashMap::with_capacity(self.base.len());
+        let mut base = NameMap::with_capacity_and_hasher(self.base.len(), Default::default());
         for (name, node) in self.iter() {
             base.insert(name.clone(), node.clone());
         }
@@ -188,7 +235,7 @@ impl Nodes {
         if self.wants_new_base() {
             return self.rebased();
         }
-        let mut layer = Layer::new();
+        let mut layer = Layer::default();
         for older in self.layers.iter().rev() {
             for (name, node) in older.iter() {
                 layer.insert(name.clone(), node.clone());
@@ -214,7 +261,7 @@ impl Nodes {
     ) -> Nodes {
         let mut patch = Patch {
             nodes: self,
-            layer: Layer::new(),
+            layer: Layer::default(),
             origin,
         };
         for (name, sets) in changed {
@@ -301,5 +348,25 @@ impl Patch<'_> {
         } else {
             self.layer.insert(parent, Some(Arc::new(node)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    fn hash(name: &str) -> u64 {
+        BuildHasherDefault::<NameHasher>::default()
+            .hash_one(Name::from_ascii(name).expect("test names are valid"))
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_hash_alike_and_host_names_do_not_collide() {
+        assert_eq!(hash("WWW.Example.TEST."), hash("www.example.test."));
+        let hashes: std::collections::HashSet<u64> = (0..100_000)
+            .map(|host| hash(&format!("host{host}.bench.test.")))
+            .collect();
+        assert_eq!(hashes.len(), 100_000);
     }
 }

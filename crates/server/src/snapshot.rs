@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::carried::{self, Carried};
 use crate::fast::{self, AnswerTable};
 pub(crate) use crate::nodes::Node;
-use crate::nodes::Nodes;
+use crate::nodes::{NameMap, Nodes};
 use crate::template::NameFacts;
 use crate::wire;
 
@@ -109,7 +109,7 @@ impl ZoneSnapshot {
         added: &[RecordSet],
         generation: Generation,
     ) -> ZoneSnapshot {
-        let mut changed: std::collections::HashMap<Name, Vec<(RecordType, Vec<Record>)>> = removed
+        let mut changed: NameMap<Vec<(RecordType, Vec<Record>)>> = removed
             .iter()
             .map(|set| (key(&set.name), Vec::new()))
             .collect();
