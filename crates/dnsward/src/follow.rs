@@ -254,7 +254,7 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Res
         .collect();
     for (zone, generation) in zones_to_load(&active, &served) {
         let started = std::time::Instant::now();
-        let loaded = match load(store, catalog, &zone, generation) {
+        let loaded = match load(store, catalog, encoder, &zone, generation) {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(%zone, %generation, %error, "cannot load the active version; the previous one keeps serving");
@@ -296,9 +296,6 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Res
             );
             snapshot = Arc::new(carried);
             serve_if_current(catalog, Arc::clone(&snapshot));
-        }
-        if loaded.from.is_none() {
-            encoder.cancel(&zone);
         }
         if snapshot.wants_encoding() && !encoder.pending(&zone) {
             encoder.request(&snapshot);
@@ -381,10 +378,12 @@ struct Loaded {
 
 /// The version `generation` of `zone`: a patch of the served version when the store can
 /// say cheaply what changed since ([`Store::content_changes`]) and that is less work than
-/// a whole build, else built from the whole content.
+/// a whole build, else built from the whole content (after giving up any encoding of the
+/// zone in progress: no patch could bring it forward, and it would slow the load down).
 fn load(
     store: &dyn Store,
     catalog: &Catalog,
+    encoder: &Encoder,
     zone: &Name,
     generation: Generation,
 ) -> Result<Loaded, store::StoreError> {
@@ -410,6 +409,7 @@ fn load(
             }
         }
     }
+    encoder.cancel(zone);
     let content = store.content(zone, generation)?;
     let read = started.elapsed();
     Ok(Loaded {
