@@ -111,7 +111,8 @@ pub trait Store: Send + Sync {
     /// are not read). Either way a name that appears on neither side is the same in both
     /// versions, and a name that appears has, in `to`, exactly its sets in `added`. What is
     /// read is verified against its hash. `None` when the backend cannot tell cheaply (the
-    /// default, or a different bucket layout): load the whole content.
+    /// default, a different bucket layout, or more than half of the buckets changed): load
+    /// the whole content.
     fn content_changes(
         &self,
         zone: &Name,
