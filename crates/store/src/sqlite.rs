@@ -1610,6 +1610,15 @@ mod tests {
         );
     }
 
+    /// The 5,000-host test zone with every hundredth host readdressed (variant 99).
+    fn one_percent_changed(zone: &ZoneContent) -> ZoneContent {
+        let mut changed = zone.clone();
+        for host in (0..5_000).step_by(100) {
+            changed.put_rrset(fixtures::host_set("big.test.", host, 99));
+        }
+        changed
+    }
+
     /// The names changed by a 1 % change, and the apex (whose serial the store raised).
     fn changed_names(changes: &ContentChanges) -> Vec<String> {
         let mut names: Vec<String> = changes
@@ -1628,10 +1637,7 @@ mod tests {
         let (_dir, store) = open();
         let zone = fixtures::content("big.test.", 1, 5_000, 0);
         let first = commit(&store, &zone).generation;
-        let mut changed = zone.clone();
-        for host in (0..5_000).step_by(100) {
-            changed.put_rrset(fixtures::host_set("big.test.", host, 99));
-        }
+        let mut changed = one_percent_changed(&zone);
         changed.remove_rrset(&fixtures::name("host1.big.test."), model::RecordType::A);
         changed.put_rrset(fixtures::host_set("big.test.", 9_999, 1));
         let second = commit(&store, &changed).generation;
@@ -1716,10 +1722,7 @@ mod tests {
         let (_dir, store) = open();
         let zone = fixtures::content("big.test.", 1, 5_000, 0);
         let first = commit(&store, &zone).generation;
-        let mut changed = zone.clone();
-        for host in (0..5_000).step_by(100) {
-            changed.put_rrset(fixtures::host_set("big.test.", host, 99));
-        }
+        let changed = one_percent_changed(&zone);
         let second = commit(&store, &changed).generation;
         let changes = store
             .content_changes(zone.origin(), first, second)
