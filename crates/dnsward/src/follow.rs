@@ -60,7 +60,7 @@ fn encode_carried(catalog: &Catalog, encoder: &Encoder) {
         else {
             continue;
         };
-        if served.stale_names().is_some() && !encoder.pending(&zone) {
+        if served.stale_names().is_some() {
             encoder.request(&served);
         }
     }
@@ -99,8 +99,12 @@ impl Encoder {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Asks for `snapshot`'s answers to be encoded; replaces an older wish for its zone.
+    /// Asks for `snapshot`'s answers to be encoded, unless its zone's answers are being
+    /// encoded or waiting to be already: that result is brought forward to `snapshot`.
     fn request(&self, snapshot: &Arc<ZoneSnapshot>) {
+        if self.pending(snapshot.origin()) {
+            return;
+        }
         let key = store::zone_key(snapshot.origin());
         self.lock().waiting.insert(key, Arc::clone(snapshot));
         self.wake.notify_one();
@@ -297,7 +301,7 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Res
             snapshot = Arc::new(carried);
             serve_if_current(catalog, Arc::clone(&snapshot));
         }
-        if snapshot.wants_encoding() && !encoder.pending(&zone) {
+        if snapshot.wants_encoding() {
             encoder.request(&snapshot);
         }
     }
@@ -319,7 +323,7 @@ fn bring_forward(
     };
     let (from, to) = (ready.generation(), served.generation());
     if from == to {
-        catalog.replace_zone(Arc::clone(ready));
+        serve_if_current(catalog, Arc::clone(ready));
         return;
     }
     let started = std::time::Instant::now();
@@ -349,8 +353,7 @@ fn bring_forward(
             );
             serve_if_current(catalog, Arc::new(forward));
         }
-        None if !encoder.pending(zone) => encoder.request(&served),
-        None => {}
+        None => encoder.request(&served),
     }
 }
 

@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{query, start_dnsward, udp_exchange};
 use hickory_proto::rr::rdata::{A, NS, SOA};
@@ -119,14 +119,16 @@ fn a_follower_that_patches_answers_like_one_that_loaded_the_version_whole() {
 
     let base = store.refs(&name(ZONE)).expect("refs").active;
     commit(&store, &second_version(&first), base);
-    let started = Instant::now();
-    while !answer(patching.addr, "host7.patch.test.", RecordType::A).contains("192.0.2.250") {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the new version never reached the wire:\n{}",
-            patching.log_text()
-        );
-    }
+    common::wait_until(
+        DEADLINE,
+        || answer(patching.addr, "host7.patch.test.", RecordType::A).contains("192.0.2.250"),
+        || {
+            format!(
+                "the new version never reached the wire:\n{}",
+                patching.log_text()
+            )
+        },
+    );
     let whole = start_dnsward(&serve, ZONE);
 
     let questions = [
@@ -144,13 +146,7 @@ fn a_follower_that_patches_answers_like_one_that_loaded_the_version_whole() {
         ("sub.patch.test.", RecordType::NS),
         ("nothing.patch.test.", RecordType::A),
     ];
-    for (qname, qtype) in questions {
-        assert_eq!(
-            answer(patching.addr, qname, qtype),
-            answer(whole.addr, qname, qtype),
-            "{qname} {qtype}: the patched version answers differently"
-        );
-    }
+    assert_same_answers(&patching, &whole, &questions, "the patched version");
     assert!(answer(patching.addr, "b.patch.test.", RecordType::A).starts_with("NXDomain"));
     assert!(answer(patching.addr, "x.y.patch.test.", RecordType::A).starts_with("NoError"));
     let log = patching.log_text();
@@ -176,14 +172,29 @@ fn a_follower_that_patches_answers_like_one_that_loaded_the_version_whole() {
         line.contains("answers carried") && line.contains("generation=3")
     });
     let whole = start_dnsward(&serve, ZONE);
-    for (qname, qtype) in questions {
+    assert_same_answers(
+        &patching,
+        &whole,
+        &questions,
+        "the version with carried answers",
+    );
+    assert!(answer(patching.addr, "host8.patch.test.", RecordType::A).contains("192.0.2.251"));
+}
+
+/// Every question answered alike (rcode, flags, sections) by both processes.
+fn assert_same_answers(
+    ours: &common::Process,
+    theirs: &common::Process,
+    questions: &[(&str, RecordType)],
+    what: &str,
+) {
+    for &(qname, qtype) in questions {
         assert_eq!(
-            answer(patching.addr, qname, qtype),
-            answer(whole.addr, qname, qtype),
-            "{qname} {qtype}: the version with carried answers answers differently"
+            answer(ours.addr, qname, qtype),
+            answer(theirs.addr, qname, qtype),
+            "{qname} {qtype}: {what} answers differently"
         );
     }
-    assert!(answer(patching.addr, "host8.patch.test.", RecordType::A).contains("192.0.2.251"));
 }
 
 /// The log without its colour escapes (`ESC [ ... m`).
@@ -206,13 +217,9 @@ fn plain_log(process: &common::Process) -> String {
 
 /// Waits until a line of the process's log matches.
 fn wait_for_log(process: &common::Process, matches: impl Fn(&str) -> bool) {
-    let started = Instant::now();
-    while !plain_log(process).lines().any(&matches) {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the expected log line never came:\n{}",
-            process.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until(
+        DEADLINE,
+        || plain_log(process).lines().any(&matches),
+        || format!("the expected log line never came:\n{}", process.log_text()),
+    );
 }

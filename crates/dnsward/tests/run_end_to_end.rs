@@ -549,24 +549,27 @@ fn a_config_reload_that_adds_a_backend_reaches_the_validator_too() {
 /// Waits until the validator has recorded `generation` (or a later one) as last known good;
 /// fails at once if it rolled anything back instead.
 fn wait_for_validated(node: &Node, generation: u64) {
-    let deadline = Instant::now() + CONVERGE_DEADLINE;
-    while !audit_entries(node, "validated-good")
-        .iter()
-        .any(|entry| entry["to"].as_u64() >= Some(generation))
-    {
-        assert!(
-            audit_entries(node, "rollback").is_empty(),
-            "the validator rolled back: {:?}\n{}",
-            audit_entries(node, "validator-finding"),
-            node_log(node)
-        );
-        assert!(
-            Instant::now() < deadline,
-            "generation {generation} never validated: {}",
-            node_log(node)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(
+        CONVERGE_DEADLINE,
+        || {
+            let validated = audit_entries(node, "validated-good")
+                .iter()
+                .any(|entry| entry["to"].as_u64() >= Some(generation));
+            assert!(
+                validated || audit_entries(node, "rollback").is_empty(),
+                "the validator rolled back: {:?}\n{}",
+                audit_entries(node, "validator-finding"),
+                node_log(node)
+            );
+            validated
+        },
+        || {
+            format!(
+                "generation {generation} never validated: {}",
+                node_log(node)
+            )
+        },
+    );
 }
 
 fn active_generation(node: &Node) -> u64 {

@@ -139,22 +139,13 @@ fn served_serial(server: SocketAddr) -> Option<u32> {
     })
 }
 
-fn wait_for(
-    node: &Node,
-    deadline: Duration,
-    what: &str,
-    mut done: impl FnMut() -> bool,
-) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < deadline,
+fn wait_for(node: &Node, deadline: Duration, what: &str, done: impl FnMut() -> bool) -> Duration {
+    common::wait_until(deadline, done, || {
+        format!(
             "{what}: not within {deadline:?}\n--- node log ---\n{}",
             node.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    started.elapsed()
+        )
+    })
 }
 
 fn audit(store: &SqliteStore, action: &str) -> Vec<model::AuditEntry> {

@@ -114,7 +114,7 @@ pub(crate) fn carry(
     next: &ZoneSnapshot,
     from: &ZoneSnapshot,
     changed: &[Name],
-) -> Option<(AnswerTableRef, Carried)> {
+) -> Option<(std::sync::Arc<AnswerTable>, Carried)> {
     let table = from.answers_shared()?;
     let cname_chain_length = table.cname_chain_length();
     let structural = changed.iter().any(|name| {
@@ -185,6 +185,3 @@ pub(crate) fn carry(
     };
     Some((table, carried))
 }
-
-/// The carried table, shared between versions.
-pub(crate) type AnswerTableRef = std::sync::Arc<AnswerTable>;

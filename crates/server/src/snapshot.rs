@@ -190,11 +190,6 @@ impl ZoneSnapshot {
             .then(|| self.with_table(Arc::default(), self.nodes.merged()))
     }
 
-    /// Names changed since the snapshot's names were last built or compacted.
-    pub fn patched_names(&self) -> usize {
-        self.nodes.overlay_len()
-    }
-
     fn from_nodes(
         origin: Name,
         generation: Generation,
@@ -239,19 +234,14 @@ impl ZoneSnapshot {
     /// The same version with every stored answer pre-encoded for the hot path.
     pub fn with_answers(&self) -> ZoneSnapshot {
         // `never` is false, so the encoding always completes.
-        self.with_answers_unless(&|| false)
+        self.with_answers_reusing(None, &|| false)
             .unwrap_or_else(|| self.with_table(Arc::default(), self.nodes.clone()))
     }
 
-    /// [`ZoneSnapshot::with_answers`], given up (`None`) as soon as `superseded` says a
-    /// newer version is waiting; asked every [`ENCODE_CHECK_NAMES`] names.
-    pub fn with_answers_unless(&self, superseded: &dyn Fn() -> bool) -> Option<ZoneSnapshot> {
-        self.with_answers_reusing(None, superseded)
-    }
-
-    /// [`ZoneSnapshot::with_answers_unless`], copying from `previous` (an earlier version of
-    /// the same zone with its answers encoded) every answer that cannot have changed instead
-    /// of encoding it again: A, AAAA and TXT answers of a name whose records are the same in
+    /// [`ZoneSnapshot::with_answers`], given up (`None`) as soon as `superseded` says the
+    /// version is no longer wanted (asked every [`ENCODE_CHECK_NAMES`] names), copying from
+    /// `previous` (an earlier version of the same zone with its answers encoded) every
+    /// answer that cannot have changed instead of encoding it again: A, AAAA and TXT answers of a name whose records are the same in
     /// both versions, that is no cut, holds no CNAME and lies below no cut in either, while
     /// the apex NS set and the addresses of its targets (what such an answer carries besides
     /// its own records) are the same too. Everything else is encoded anew. The result equals
@@ -665,7 +655,7 @@ mod tests {
         assert!(patched.node(&name("q.r.example.test.")).is_none());
         assert!(patched.node(&name("r.example.test.")).is_none());
         // The apex (new serial), the deleted name and its two empty parents.
-        assert_eq!(patched.patched_names(), 4);
+        assert_eq!(patched.nodes.overlay_len(), 4);
         assert_eq!(patched.serial(), 2);
     }
 }

@@ -15,6 +15,24 @@ use hickory_proto::rr::{Name, RecordType};
 pub const START_DEADLINE: Duration = Duration::from_secs(20);
 /// How long one query waits for its answer.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often [`wait_until`] asks again: a log file or an API polled in a tight loop would
+/// take the CPU from the process under test.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Asks `done` every [`POLL_INTERVAL`] until it holds and returns how long that took; fails
+/// the test with `failure()` (a message with whatever explains it) once `deadline` passes.
+pub fn wait_until(
+    deadline: Duration,
+    mut done: impl FnMut() -> bool,
+    failure: impl Fn() -> String,
+) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < deadline, "{}", failure());
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    started.elapsed()
+}
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
