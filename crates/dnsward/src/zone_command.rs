@@ -100,7 +100,10 @@ pub fn import_content(
     let refs = store.refs(content.origin())?;
     if let Some(active) = refs.active {
         let version = store.version(content.origin(), active)?;
-        if content.with_serial(version.serial).hash() == version.content_hash {
+        if content
+            .with_serial(version.serial)
+            .has_hash(&version.content_hash)
+        {
             return Ok((active, false));
         }
     }

@@ -19,6 +19,9 @@ pub struct GuardedPlan {
     pub base: Option<Generation>,
     /// The content to commit; its SOA serial is set by the store.
     pub content: ZoneContent,
+    /// The content of `base` the plan was derived from, when the planner had it: lets the
+    /// store validate and write only what changed ([`store::Store::commit_from`]).
+    pub base_content: Option<ZoneContent>,
     pub provenance: Provenance,
     /// Why (the planner's notes), written into the version and the audit log.
     pub reason: String,
@@ -101,6 +104,7 @@ mod tests {
         let zone = Name::from_ascii(zone).unwrap();
         GuardedPlan {
             sequence: 0,
+            base_content: None,
             content: ZoneContent::new(zone.clone()),
             zone,
             base: Some(Generation(base)),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use guard::{GuardInput, Verdict};
 use model::endpoint::addresses_at;
 use model::{
-    limits, Breaker, Clock, EndpointConfig, Generation, GuardPolicy, HealthView, Name, Provenance,
-    RefName, Removal, ZoneContent,
+    limits, Breaker, Clock, ContentHash, EndpointConfig, Generation, GuardPolicy, HealthView, Name,
+    Provenance, RefName, Removal, ZoneContent,
 };
 use planner::PlanInput;
 use store::{actions, zone_key, BreakerChange, NewAuditEntry, Store, StoreError};
@@ -19,6 +19,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::board::{GuardedPlan, PlanBoard};
+use crate::cache::ContentCache;
 use crate::enactor::{blocking, Enactor, Observer};
 use crate::removals::RemovalLedger;
 
@@ -93,6 +94,11 @@ pub struct ControlLoop {
     /// active content no longer answers at their names (an operator removed them).
     retired: Mutex<BTreeMap<String, Vec<EndpointConfig>>>,
     ledger: Arc<RemovalLedger>,
+    /// The active content of each zone, shared with the enactors.
+    cache: Arc<ContentCache>,
+    /// Per zone, the hash of the zone file's content once its records are in the zone: from
+    /// then on plans carry the zone's other records from the active content.
+    settled: Mutex<BTreeMap<String, ContentHash>>,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -119,7 +125,20 @@ impl ControlLoop {
             config: Mutex::new(Arc::new(config)),
             retired: Mutex::new(BTreeMap::new()),
             ledger: Arc::new(RemovalLedger::new()),
+            cache: Arc::new(ContentCache::new()),
+            settled: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Shares `cache` (the enactors' too) instead of the loop's own.
+    pub fn with_cache(mut self, cache: Arc<ContentCache>) -> ControlLoop {
+        self.cache = cache;
+        self
+    }
+
+    /// The content cache the loop reads active content through.
+    pub fn cache(&self) -> &Arc<ContentCache> {
+        &self.cache
     }
 
     pub fn config(&self) -> Arc<ControlConfig> {
@@ -201,10 +220,18 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(zone_key(&zone.origin), retired.clone());
+        let key = zone_key(&zone.origin);
+        let static_hash = zone.static_content.hash();
+        let settled = self
+            .settled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            == Some(&static_hash);
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &zone.origin,
-                static_content: &zone.static_content,
+                static_content: (!settled).then_some(&zone.static_content),
                 endpoints: &zone.endpoints,
                 health,
                 active: view.content.as_ref(),
@@ -213,6 +240,12 @@ impl ControlLoop {
             },
             now_ms,
         );
+        if plan.static_settled && !settled {
+            self.settled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key, static_hash);
+        }
         if let Some(active) = &view.content {
             if same_answers(&plan.content, active) {
                 return ZoneRound::Unchanged;
@@ -254,6 +287,7 @@ impl ControlLoop {
                 zone: zone.origin.clone(),
                 base: view.active,
                 content: plan.content,
+                base_content: view.content,
                 provenance: Provenance::Planner,
                 reason: plan.notes.join("; "),
                 planned_at_ms: now_ms,
@@ -290,6 +324,7 @@ impl ControlLoop {
         endpoints.extend(retired.iter().cloned());
         let policy = *policy;
         let ledger = Arc::clone(&self.ledger);
+        let cache = Arc::clone(&self.cache);
         blocking(&self.store, move |store| {
             let breaker = store.breaker(&origin)?;
             if !breaker.allows_automation() {
@@ -297,7 +332,7 @@ impl ControlLoop {
             }
             let active = store.refs(&origin)?.active;
             let content = active
-                .map(|generation| store.content(&origin, generation))
+                .map(|generation| cache.content(store, &origin, generation))
                 .transpose()?;
             let removals = ledger.recent(store, &origin, &endpoints, &policy, now_ms)?;
             Ok(Ok(ZoneView {
@@ -463,14 +498,18 @@ pub fn spawn_with(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let enactor_count = clamp_usize(&limits::ENACTOR_COUNT, Some(config.enactor_count));
     let keep_last = config.keep_last;
-    let control = Arc::new(ControlLoop::new(
-        Arc::clone(&store),
-        Arc::clone(&board),
-        config,
-        health,
-        Arc::clone(&clock),
-        Arc::clone(&replan),
-    ));
+    let cache = Arc::new(ContentCache::new());
+    let control = Arc::new(
+        ControlLoop::new(
+            Arc::clone(&store),
+            Arc::clone(&board),
+            config,
+            health,
+            Arc::clone(&clock),
+            Arc::clone(&replan),
+        )
+        .with_cache(Arc::clone(&cache)),
+    );
     let mut tasks = Vec::with_capacity(enactor_count + 1);
     for index in 0..enactor_count {
         let mut enactor = Enactor::new(
@@ -480,7 +519,8 @@ pub fn spawn_with(
             keep_last,
             Arc::clone(&replan),
         )
-        .with_target(options.target);
+        .with_target(options.target)
+        .with_cache(Arc::clone(&cache));
         if let Some(observer) = &observer {
             enactor = enactor.with_observer(Arc::clone(observer));
         }

@@ -10,6 +10,7 @@ use store::{zone_key, BreakerChange, Commit, Store, StoreError};
 use tokio::sync::{watch, Notify};
 
 use crate::board::{GuardedPlan, PlanBoard};
+use crate::cache::ContentCache;
 use crate::decision::{after_failure, decide, AfterFailure, Decision};
 
 /// What happened to one plan at one enactor.
@@ -92,6 +93,8 @@ pub struct Enactor {
     observer: Option<Observer>,
     /// Which ref a plan moves: `Active` (default) or `Canary` (canary mode).
     target: RefName,
+    /// Where a committed version's content is remembered for the control loop.
+    cache: Option<Arc<ContentCache>>,
 }
 
 impl fmt::Debug for Enactor {
@@ -122,7 +125,15 @@ impl Enactor {
             replan,
             observer: None,
             target: RefName::Active,
+            cache: None,
         }
+    }
+
+    /// Remembers the content of every version this enactor commits in `cache`, so the
+    /// control loop's next round reads it without loading the zone.
+    pub fn with_cache(mut self, cache: Arc<ContentCache>) -> Enactor {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Enactor {
@@ -183,11 +194,12 @@ impl Enactor {
         let actor = self.actor.clone();
         let now_ms = self.clock.now_ms();
         let keep_last = self.keep_last;
+        let cache = self.cache.clone();
         let committed = blocking(&self.store, {
             let plan = Arc::clone(&plan);
             let actor = actor.clone();
             move |store| {
-                let version = store.commit(Commit {
+                let commit = Commit {
                     content: &plan.content,
                     base: plan.base,
                     target: RefName::Active,
@@ -196,7 +208,14 @@ impl Enactor {
                     reason: &plan.reason,
                     now_ms,
                     automation: true,
-                })?;
+                };
+                let version = match &plan.base_content {
+                    Some(base_content) => store.commit_from(commit, base_content)?,
+                    None => store.commit(commit)?,
+                };
+                if let Some(cache) = &cache {
+                    cache.remember(&version, plan.content.with_serial(version.serial));
+                }
                 // Clean-up failing leaves extra versions, never a missing one: not fatal,
                 // but said, so a store that keeps failing it is noticed before it fills.
                 let cleaned = store

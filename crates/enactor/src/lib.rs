@@ -31,6 +31,7 @@
 //! transaction, so a frozen zone stays frozen however many enactors race.
 
 mod board;
+mod cache;
 mod canary;
 mod control;
 mod decision;
@@ -39,6 +40,7 @@ mod operator;
 mod removals;
 
 pub use board::{GuardedPlan, PlanBoard};
+pub use cache::ContentCache;
 pub use canary::{
     decide_promotion, promote_canary, refuse_canary, CanaryPassed, PromotionDecision,
 };

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use model::{limits, EndpointConfig, Generation, GuardPolicy, Name, Removal, ZoneDiff};
+use model::{
+    limits, EndpointConfig, Generation, GuardPolicy, Name, Removal, ZoneContent, ZoneDiff,
+};
 use store::{zone_key, Store, StoreError};
 
 /// Removals of applied versions, computed once per version and kept while they matter.
@@ -76,6 +78,13 @@ fn removals_of(
     let Some(parent) = version.parent else {
         return Ok(Vec::new());
     };
+    // The recorded changes hold every set of every changed name on both sides: their diff
+    // is the version's diff, at the cost of the change.
+    if let Some(changes) = store.content_changes(zone, parent, version.generation)? {
+        let before = ZoneContent::from_normalized_sets(zone.clone(), changes.removed);
+        let after = ZoneContent::from_normalized_sets(zone.clone(), changes.added);
+        return Ok(ZoneDiff::between(&before, &after).removals(version.created_at_ms));
+    }
     let parent_content = match store.content(zone, parent) {
         Ok(content) => content,
         Err(StoreError::NotFound { .. }) => {

@@ -22,8 +22,9 @@
 use std::fmt;
 
 use model::invariants::{
-    bounded_change_violations, check_content_valid, check_generation_monotonic, check_zone_origin,
-    never_empty_violations, ttl_violations, velocity_violations, Violation,
+    bounded_change_violations, check_change_valid, check_content_valid, check_generation_monotonic,
+    check_zone_origin, never_empty_violations, ttl_violations, ttl_violations_in_change,
+    velocity_violations, Violation,
 };
 use model::{
     limits, EndpointConfig, Generation, GuardPolicy, Name, Removal, ZoneContent, ZoneDiff,
@@ -120,10 +121,24 @@ pub fn judge(input: &GuardInput<'_>, now_ms: u64) -> Verdict {
     let proposed = input.proposed;
     let mut violations: Vec<Violation> = Vec::new();
     violations.extend(check_zone_origin(proposed, input.origin).err());
-    violations.extend(check_content_valid(proposed, limits::ZONE_RECORDS.default).err());
     // The limit's maximum is one week, which fits in u32.
     let max_ttl_secs = u32::try_from(limits::RECORD_TTL_SECS.max).expect("one week fits in u32");
-    violations.extend(ttl_violations(proposed, max_ttl_secs));
+    // The active content is a stored version, valid when it was stored: judging what the
+    // proposal changes gives the whole zone's verdict at the cost of the change.
+    match input
+        .active
+        .filter(|active| active.origin() == proposed.origin())
+    {
+        Some(active) => {
+            violations
+                .extend(check_change_valid(active, proposed, limits::ZONE_RECORDS.default).err());
+            violations.extend(ttl_violations_in_change(active, proposed, max_ttl_secs));
+        }
+        None => {
+            violations.extend(check_content_valid(proposed, limits::ZONE_RECORDS.default).err());
+            violations.extend(ttl_violations(proposed, max_ttl_secs));
+        }
+    }
     if input.operator_override.is_none() {
         violations.extend(never_empty_violations(proposed, input.endpoints));
     }

@@ -9,7 +9,7 @@
 //! together remove from one name within a time window. Additions take no answer away and are
 //! not bounded here (the validator judges what is served).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -123,36 +123,33 @@ pub struct ZoneDiff {
 }
 
 impl ZoneDiff {
-    /// Compares `old` with `new`, record by record.
+    /// Compares `old` with `new`, record by record. Costs the change when one was derived
+    /// from the other (see [`ZoneContent::changed_sets`]); the zone totals are counters.
     pub fn between(old: &ZoneContent, new: &ZoneContent) -> ZoneDiff {
-        let old_counts = records_per_name(old);
-        let new_counts = records_per_name(new);
-        let keys: BTreeSet<_> = old
-            .rrsets()
-            .chain(new.rrsets())
-            .filter(|set| set.rtype != RecordType::SOA)
-            .map(RecordSet::key)
-            .collect();
         let mut names: BTreeMap<Name, NameDiff> = BTreeMap::new();
-        for key in keys {
-            let before = encoded(old.get(&key.name, key.rtype));
-            let after = encoded(new.get(&key.name, key.rtype));
+        for changed in old.changed_sets(new) {
+            if changed.key.rtype == RecordType::SOA {
+                continue;
+            }
+            let before = encoded(changed.old);
+            let after = encoded(changed.new);
             let removed: Vec<_> = before
                 .iter()
                 .filter(|(bytes, _)| !after.contains_key(*bytes))
-                .map(|(_, rdata)| (key.rtype, (*rdata).clone()))
+                .map(|(_, rdata)| (changed.key.rtype, (*rdata).clone()))
                 .collect();
             let added: Vec<_> = after
                 .iter()
                 .filter(|(bytes, _)| !before.contains_key(*bytes))
-                .map(|(_, rdata)| (key.rtype, (*rdata).clone()))
+                .map(|(_, rdata)| (changed.key.rtype, (*rdata).clone()))
                 .collect();
             if removed.is_empty() && added.is_empty() {
                 continue;
             }
-            let diff = names.entry(key.name.clone()).or_insert_with(|| NameDiff {
-                old_records: old_counts.get(&key.name).copied().unwrap_or(0),
-                new_records: new_counts.get(&key.name).copied().unwrap_or(0),
+            let name = &changed.key.name;
+            let diff = names.entry(name.clone()).or_insert_with(|| NameDiff {
+                old_records: records_at(old, name),
+                new_records: records_at(new, name),
                 ..NameDiff::default()
             });
             diff.removed.extend(removed);
@@ -160,8 +157,8 @@ impl ZoneDiff {
         }
         ZoneDiff {
             names,
-            old_records: old_counts.values().sum(),
-            new_records: new_counts.values().sum(),
+            old_records: records_without_soa(old),
+            new_records: records_without_soa(new),
         }
     }
 
@@ -199,12 +196,21 @@ impl ZoneDiff {
     }
 }
 
-fn records_per_name(content: &ZoneContent) -> BTreeMap<Name, u64> {
-    let mut counts: BTreeMap<Name, u64> = BTreeMap::new();
-    for set in content.rrsets().filter(|set| set.rtype != RecordType::SOA) {
-        *counts.entry(set.name.clone()).or_default() += set.rdatas.len() as u64;
-    }
-    counts
+/// Records of one owner name, SOA aside.
+pub(crate) fn records_at(content: &ZoneContent, name: &Name) -> u64 {
+    content
+        .sets_at(name)
+        .filter(|set| set.rtype != RecordType::SOA)
+        .map(|set| set.rdatas.len() as u64)
+        .sum()
+}
+
+/// Records of the zone, SOA aside.
+pub(crate) fn records_without_soa(content: &ZoneContent) -> u64 {
+    let soa = content
+        .get(content.origin(), RecordType::SOA)
+        .map_or(0, |set| set.rdatas.len() as u64);
+    content.record_count() - soa
 }
 
 fn encoded(set: Option<&RecordSet>) -> BTreeMap<Vec<u8>, &RData> {

@@ -113,6 +113,49 @@ pub fn check_content_valid(content: &ZoneContent, record_limit: u64) -> Result<(
     }
 }
 
+/// [`check_content_valid`] for `new` derived from `old`, which is valid (every stored
+/// version is): the apex, the record count and every rule at the names whose sets differ.
+/// Same verdict as the whole check at the cost of the change (safety contract 12).
+pub fn check_change_valid(
+    old: &ZoneContent,
+    new: &ZoneContent,
+    record_limit: u64,
+) -> Result<(), Violation> {
+    let changed = old.changed_sets(new);
+    let problems = new.validate_names(changed.iter().map(|set| &set.key.name), record_limit);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Violation::InvalidContent {
+            problems: problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+}
+
+/// [`ttl_violations`] of the sets of `new` that differ from `old`: the same violations when
+/// `old` has none.
+pub fn ttl_violations_in_change(
+    old: &ZoneContent,
+    new: &ZoneContent,
+    max_ttl_secs: u32,
+) -> Vec<Violation> {
+    old.changed_sets(new)
+        .into_iter()
+        .filter_map(|changed| changed.new)
+        .filter(|set| set.ttl > max_ttl_secs)
+        .map(|set| Violation::TtlOutOfBounds {
+            name: set.name.clone(),
+            rtype: set.rtype,
+            ttl_secs: set.ttl,
+            max_ttl_secs,
+        })
+        .collect()
+}
+
 /// Contract 5: every endpoint of the content's zone has at least `min_answers` address
 /// (`A` + `AAAA`) records. Endpoints of other zones are not this content's business.
 pub fn check_never_empty(

@@ -1,6 +1,6 @@
 //! Zone content: the record sets of one zone, normalised so equal content has one encoding.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hickory_proto::rr::{rdata::SOA, DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{
@@ -126,10 +126,48 @@ pub enum ContentError {
 }
 
 /// The records of one zone at one point in time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Held as a persistent ordered map: a clone costs O(1), and a change copies only the path to
+/// what changed, so content derived from the active version (a plan, the next version) shares
+/// the structure of everything it did not touch. [`ZoneContent::changed_sets`] and equality
+/// skip shared structure: comparing a plan with the content it was derived from costs the
+/// change, not the zone. The record count and the content hash are kept up to date by every
+/// change, so neither walks the zone.
+#[derive(Clone)]
 pub struct ZoneContent {
     origin: Name,
-    rrsets: BTreeMap<RrsetKey, RecordSet>,
+    rrsets: imbl::OrdMap<RrsetKey, Arc<RecordSet>>,
+    records: u64,
+    digest: SetDigest,
+}
+
+impl PartialEq for ZoneContent {
+    fn eq(&self, other: &ZoneContent) -> bool {
+        self.origin == other.origin
+            && self.records == other.records
+            && self.digest == other.digest
+            && self.rrsets == other.rrsets
+    }
+}
+
+impl Eq for ZoneContent {}
+
+impl std::fmt::Debug for ZoneContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneContent")
+            .field("origin", &self.origin)
+            .field("rrsets", &self.rrsets.len())
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One record set of two contents that differ there: `old` and `new` (`None` = absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangedSet<'a> {
+    pub key: &'a RrsetKey,
+    pub old: Option<&'a RecordSet>,
+    pub new: Option<&'a RecordSet>,
 }
 
 impl ZoneContent {
@@ -138,7 +176,9 @@ impl ZoneContent {
         origin.set_fqdn(true);
         ZoneContent {
             origin,
-            rrsets: BTreeMap::new(),
+            rrsets: imbl::OrdMap::new(),
+            records: 0,
+            digest: SetDigest::default(),
         }
     }
 
@@ -163,10 +203,15 @@ impl ZoneContent {
         sets: impl IntoIterator<Item = RecordSet>,
     ) -> ZoneContent {
         let mut content = ZoneContent::new(origin);
-        let mut sets: Vec<(RrsetKey, RecordSet)> =
-            sets.into_iter().map(|set| (set.key(), set)).collect();
+        let mut sets: Vec<(RrsetKey, Arc<RecordSet>)> = sets
+            .into_iter()
+            .map(|set| (set.key(), Arc::new(set)))
+            .collect();
         sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        // Sorted input lets the map build itself in one pass.
+        for (_, set) in &sets {
+            content.records += set.rdatas.len() as u64;
+            content.digest.add(&SetDigest::of(set));
+        }
         content.rrsets = sets.into_iter().collect();
         content
     }
@@ -205,46 +250,103 @@ impl ZoneContent {
                 origin: Box::new(self.origin.clone()),
             });
         }
-        let key = RrsetKey {
-            name: record.name.clone(),
-            rtype,
-        };
-        let set = self
-            .rrsets
-            .entry(key)
-            .or_insert_with(|| RecordSet::new(record.name.clone(), rtype, record.ttl));
+        let mut set = self
+            .get(&record.name, rtype)
+            .cloned()
+            .unwrap_or_else(|| RecordSet::new(record.name.clone(), rtype, record.ttl));
         set.ttl = set.ttl.min(record.ttl);
         set.insert(record.data);
+        self.put_rrset(set);
         Ok(())
     }
 
     /// Replaces (or with an empty set, removes) the record set of `set.name`/`set.rtype`.
+    /// Putting a set equal to the one held changes nothing, not even shared structure.
     pub fn put_rrset(&mut self, set: RecordSet) {
-        let key = set.key();
         if set.rdatas.is_empty() {
-            self.rrsets.remove(&key);
-        } else {
-            self.rrsets.insert(key, set);
+            self.remove_rrset(&set.name, set.rtype);
+            return;
+        }
+        if self.get(&set.name, set.rtype).is_some_and(|held| {
+            held.ttl == set.ttl && held.name.eq_case(&set.name) && held.rdatas == set.rdatas
+        }) {
+            return;
+        }
+        self.records += set.rdatas.len() as u64;
+        self.digest.add(&SetDigest::of(&set));
+        if let Some(old) = self.rrsets.insert(set.key(), Arc::new(set)) {
+            self.forget(&old);
         }
     }
 
     pub fn remove_rrset(&mut self, name: &Name, rtype: RecordType) -> Option<RecordSet> {
-        self.rrsets.remove(&RrsetKey {
+        let old = self.rrsets.remove(&RrsetKey {
             name: name.clone(),
             rtype,
-        })
+        })?;
+        self.forget(&old);
+        Some(Arc::unwrap_or_clone(old))
+    }
+
+    fn forget(&mut self, old: &RecordSet) {
+        self.records -= old.rdatas.len() as u64;
+        self.digest.subtract(&SetDigest::of(old));
     }
 
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<&RecordSet> {
-        self.rrsets.get(&RrsetKey {
+        self.rrsets
+            .get(&RrsetKey {
+                name: name.clone(),
+                rtype,
+            })
+            .map(|set| &**set)
+    }
+
+    /// Every record set of one owner name, by type.
+    pub fn sets_at<'a>(&'a self, name: &Name) -> impl Iterator<Item = &'a RecordSet> + 'a {
+        let low = RrsetKey {
             name: name.clone(),
-            rtype,
-        })
+            rtype: RecordType::from(0),
+        };
+        let high = RrsetKey {
+            name: name.clone(),
+            rtype: RecordType::from(u16::MAX),
+        };
+        self.rrsets.range(low..=high).map(|(_, set)| &**set)
     }
 
     /// Every record set, in canonical DNS order of owner names, then by type.
     pub fn rrsets(&self) -> impl Iterator<Item = &RecordSet> {
-        self.rrsets.values()
+        self.rrsets.values().map(|set| &**set)
+    }
+
+    /// The record sets that differ between `self` (old) and `new`, in key order. Structure
+    /// the two share (one was derived from the other) is skipped, so this costs the change.
+    pub fn changed_sets<'a>(&'a self, new: &'a ZoneContent) -> Vec<ChangedSet<'a>> {
+        use imbl::ordmap::DiffItem;
+        self.rrsets
+            .diff(&new.rrsets)
+            .filter_map(|item| match item {
+                DiffItem::Add(key, set) => Some(ChangedSet {
+                    key,
+                    old: None,
+                    new: Some(&**set),
+                }),
+                DiffItem::Remove(key, set) => Some(ChangedSet {
+                    key,
+                    old: Some(&**set),
+                    new: None,
+                }),
+                DiffItem::Update {
+                    old: (key, old),
+                    new: (_, new),
+                } => (!Arc::ptr_eq(old, new) && old != new).then_some(ChangedSet {
+                    key,
+                    old: Some(&**old),
+                    new: Some(&**new),
+                }),
+            })
+            .collect()
     }
 
     pub fn rrset_count(&self) -> usize {
@@ -252,10 +354,7 @@ impl ZoneContent {
     }
 
     pub fn record_count(&self) -> u64 {
-        self.rrsets
-            .values()
-            .map(|set| set.rdatas.len() as u64)
-            .sum()
+        self.records
     }
 
     /// The SOA of the apex, if there is exactly one.
@@ -274,21 +373,61 @@ impl ZoneContent {
     /// The same content with the SOA serial replaced.
     pub fn with_serial(&self, serial: u32) -> ZoneContent {
         let mut content = self.clone();
-        if let Some(set) = content.rrsets.get_mut(&RrsetKey {
-            name: self.origin.clone(),
-            rtype: RecordType::SOA,
-        }) {
+        if let Some(set) = self.get(&self.origin, RecordType::SOA) {
+            let mut set = set.clone();
             for rdata in &mut set.rdatas {
                 if let RData::SOA(soa) = rdata {
                     soa.serial = serial;
                 }
             }
+            content.put_rrset(set);
         }
         content
     }
 
     /// Checks the rules a zone must meet to be served. Returns every problem found.
     pub fn validate(&self, record_limit: u64) -> Vec<ContentError> {
+        let mut problems = self.validate_apex(record_limit);
+        let mut previous_name: Option<&Name> = None;
+        let mut types_at_name: Vec<RecordType> = Vec::new();
+        for set in self.rrsets() {
+            if previous_name != Some(&set.name) {
+                check_cname_rules(previous_name, &types_at_name, self, &mut problems);
+                previous_name = Some(&set.name);
+                types_at_name.clear();
+            }
+            types_at_name.push(set.rtype);
+            self.check_set_placement(set, &mut problems);
+        }
+        check_cname_rules(previous_name, &types_at_name, self, &mut problems);
+        problems
+    }
+
+    /// [`ZoneContent::validate`] for content derived from valid content by changing the
+    /// sets of `changed` names only: the apex and the record count, then every rule at the
+    /// changed names. Same problems as the whole check, at the cost of the change.
+    pub fn validate_names<'a>(
+        &self,
+        changed: impl IntoIterator<Item = &'a Name>,
+        record_limit: u64,
+    ) -> Vec<ContentError> {
+        let mut problems = self.validate_apex(record_limit);
+        let mut types: Vec<RecordType> = Vec::new();
+        let mut names: Vec<&Name> = changed.into_iter().collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            types.clear();
+            for set in self.sets_at(name) {
+                types.push(set.rtype);
+                self.check_set_placement(set, &mut problems);
+            }
+            check_cname_rules(Some(name), &types, self, &mut problems);
+        }
+        problems
+    }
+
+    fn validate_apex(&self, record_limit: u64) -> Vec<ContentError> {
         let mut problems = Vec::new();
         let origin = &self.origin;
         match self.get(origin, RecordType::SOA).map(|s| s.rdatas.len()) {
@@ -306,46 +445,56 @@ impl ZoneContent {
                 origin: origin.clone(),
             });
         }
-        let records = self.record_count();
-        if records > record_limit {
+        if self.records > record_limit {
             problems.push(ContentError::TooManyRecords {
-                records,
+                records: self.records,
                 limit: record_limit,
             });
         }
-        let mut previous_name: Option<&Name> = None;
-        let mut types_at_name: Vec<RecordType> = Vec::new();
-        for set in self.rrsets.values() {
-            if previous_name != Some(&set.name) {
-                check_cname_rules(previous_name, &types_at_name, self, &mut problems);
-                previous_name = Some(&set.name);
-                types_at_name.clear();
-            }
-            types_at_name.push(set.rtype);
-            // `insert` refuses out-of-zone records but `put_rrset` takes whole sets as given.
-            if !origin.zone_of(&set.name) {
-                problems.push(ContentError::OutOfZone {
-                    name: set.name.clone(),
-                    origin: Box::new(origin.clone()),
-                });
-            }
-            if set.rtype == RecordType::SOA && set.name != *origin {
-                problems.push(ContentError::SoaNotAtApex {
-                    name: set.name.clone(),
-                    origin: Box::new(origin.clone()),
-                });
-            }
-        }
-        check_cname_rules(previous_name, &types_at_name, self, &mut problems);
         problems
     }
 
-    /// Hash of the normalised encoding: equal content, equal hash.
+    fn check_set_placement(&self, set: &RecordSet, problems: &mut Vec<ContentError>) {
+        let origin = &self.origin;
+        // `insert` refuses out-of-zone records but `put_rrset` takes whole sets as given.
+        if !origin.zone_of(&set.name) {
+            problems.push(ContentError::OutOfZone {
+                name: set.name.clone(),
+                origin: Box::new(origin.clone()),
+            });
+        }
+        if set.rtype == RecordType::SOA && set.name != *origin {
+            problems.push(ContentError::SoaNotAtApex {
+                name: set.name.clone(),
+                origin: Box::new(origin.clone()),
+            });
+        }
+    }
+
+    /// The content hash (scheme 2): equal content, equal hash. Kept up to date by every
+    /// change, so reading it costs nothing: SHA-256 over the scheme's tag, the lower-cased
+    /// origin, the number of sets and records, and the sum modulo 2^256 of the SHA-256 of
+    /// each set's uncompressed, case-preserving encoding. A sum of per-set hashes is what
+    /// lets a version's hash follow from its base's and its change. It detects damage and
+    /// tells contents apart; it is not a commitment against someone who can write to the
+    /// store (who could write any content anyway).
     pub fn hash(&self) -> ContentHash {
+        let mut hasher = Sha256::new();
+        hasher.update(b"dnsward content hash 2\0");
+        hasher.update(self.origin.to_ascii().to_ascii_lowercase().as_bytes());
+        hasher.update((self.rrsets.len() as u64).to_be_bytes());
+        hasher.update(self.records.to_be_bytes());
+        hasher.update(self.digest.to_bytes());
+        ContentHash(hasher.finalize().into())
+    }
+
+    /// The content hash of scheme 1 (versions stored before scheme 2): SHA-256 of the whole
+    /// normalised encoding. Walks the zone; only for verifying such versions.
+    pub fn legacy_hash(&self) -> ContentHash {
         let mut hasher = Sha256::new();
         hasher.update(self.origin.to_ascii().to_ascii_lowercase().as_bytes());
         let mut buffer = Vec::new();
-        for set in self.rrsets.values() {
+        for set in self.rrsets() {
             buffer.clear();
             set.encode(&mut buffer);
             hasher.update((buffer.len() as u64).to_be_bytes());
@@ -354,10 +503,15 @@ impl ZoneContent {
         ContentHash(hasher.finalize().into())
     }
 
+    /// Whether `stored` is this content's hash, in either scheme.
+    pub fn has_hash(&self, stored: &ContentHash) -> bool {
+        self.hash() == *stored || self.legacy_hash() == *stored
+    }
+
     /// Every owner name that has data, in canonical order, each once.
     pub fn names(&self) -> impl Iterator<Item = &Name> {
         let mut last: Option<&Name> = None;
-        self.rrsets.values().filter_map(move |set| {
+        self.rrsets().filter_map(move |set| {
             if last == Some(&set.name) {
                 None
             } else {
@@ -365,6 +519,53 @@ impl ZoneContent {
                 Some(&set.name)
             }
         })
+    }
+}
+
+/// The sum modulo 2^256 of per-set SHA-256 digests, as four little-endian 64-bit limbs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SetDigest([u64; 4]);
+
+impl SetDigest {
+    fn of(set: &RecordSet) -> SetDigest {
+        let mut bytes = Vec::with_capacity(64);
+        set.encode(&mut bytes);
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let mut limbs = [0u64; 4];
+        for (limb, chunk) in limbs.iter_mut().zip(digest.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            *limb = u64::from_le_bytes(word);
+        }
+        SetDigest(limbs)
+    }
+
+    fn add(&mut self, other: &SetDigest) {
+        let mut carry = false;
+        for (limb, other) in self.0.iter_mut().zip(other.0) {
+            let (sum, first) = limb.overflowing_add(other);
+            let (sum, second) = sum.overflowing_add(u64::from(carry));
+            *limb = sum;
+            carry = first || second;
+        }
+    }
+
+    fn subtract(&mut self, other: &SetDigest) {
+        let mut borrow = false;
+        for (limb, other) in self.0.iter_mut().zip(other.0) {
+            let (difference, first) = limb.overflowing_sub(other);
+            let (difference, second) = difference.overflowing_sub(u64::from(borrow));
+            *limb = difference;
+            borrow = first || second;
+        }
+    }
+
+    fn to_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (chunk, limb) in out.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&limb.to_le_bytes());
+        }
+        out
     }
 }
 

@@ -32,7 +32,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use model::endpoint::address_record_sets;
-use model::invariants::check_content_valid;
+use model::invariants::{check_change_valid, check_content_valid};
 use model::{
     limits, AllDownPolicy, Check, EndpointConfig, GuardPolicy, HealthView, Name, RecordType,
     Removal, ZoneContent, ZoneDiff,
@@ -42,8 +42,11 @@ use model::{
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
     pub zone_origin: &'a Name,
-    /// Records from the zone file, carried as is (except at endpoint names).
-    pub static_content: &'a ZoneContent,
+    /// Records from the zone file. `Some`: the zone's records other than endpoint answers
+    /// are made equal to these (the zone file is new to this node: at start, after a
+    /// reload). `None`: they are carried from the active content as they are, so an
+    /// operator's change to them stands, and a plan costs the endpoints, not the zone.
+    pub static_content: Option<&'a ZoneContent>,
     /// Endpoint configs; those outside the zone are ignored.
     pub endpoints: &'a [EndpointConfig],
     pub health: &'a HealthView,
@@ -63,15 +66,65 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Some removals were held back by the policy and are left for later plans.
     pub staged: bool,
+    /// With `static_content` given: carrying the active content's other records would have
+    /// given the same plan, so later plans may carry them (`static_content: None`).
+    pub static_settled: bool,
 }
 
 /// Computes the desired content of the zone. Pure: same input and `now_ms`, same plan.
 pub fn plan(input: &PlanInput<'_>, now_ms: u64) -> Plan {
     let mut notes = Vec::new();
-    let mut content = carry_static(input, &mut notes);
     let endpoints = endpoints_in_zone(input, &mut notes);
-    let mut answers = Vec::with_capacity(endpoints.len());
-    for endpoint in &endpoints {
+    let carried = || match input.active {
+        Some(active) => active.clone(),
+        None => ZoneContent::new(input.zone_origin.clone()),
+    };
+    let (content, staged, static_settled) = match input.static_content {
+        Some(static_content) => {
+            let base = carry_static(input.zone_origin, static_content, &mut notes);
+            let (content, staged) = answer_endpoints(base, &endpoints, input, now_ms, &mut notes);
+            // Whole-zone work, done only until the zone file's records are in the zone.
+            let settled = input.active.is_some() && {
+                let (from_active, _) =
+                    answer_endpoints(carried(), &endpoints, input, now_ms, &mut Vec::new());
+                from_active == content
+            };
+            (content, staged, settled)
+        }
+        None => {
+            let (content, staged) =
+                answer_endpoints(carried(), &endpoints, input, now_ms, &mut notes);
+            (content, staged, true)
+        }
+    };
+    let valid = match input.active {
+        Some(active) => check_change_valid(active, &content, limits::ZONE_RECORDS.default),
+        None => check_content_valid(&content, limits::ZONE_RECORDS.default),
+    };
+    if let Err(violation) = valid {
+        notes.push(format!(
+            "the planned content is not a servable zone ({violation}); the guard will refuse \
+             it, fix the zone file"
+        ));
+    }
+    Plan {
+        content,
+        notes,
+        staged,
+        static_settled,
+    }
+}
+
+/// Sets every endpoint's answer in `content`, holding back removals the policy does not
+/// allow now. Returns the content and whether a removal was held back.
+fn answer_endpoints(
+    mut content: ZoneContent,
+    endpoints: &[&EndpointConfig],
+    input: &PlanInput<'_>,
+    now_ms: u64,
+    notes: &mut Vec<String>,
+) -> (ZoneContent, bool) {
+    for endpoint in endpoints {
         if let Some(cname) = content.remove_rrset(&endpoint.name, RecordType::CNAME) {
             notes.push(format!(
                 "{}: the static CNAME ({} records) was dropped, the endpoint owns this name",
@@ -82,28 +135,21 @@ pub fn plan(input: &PlanInput<'_>, now_ms: u64) -> Plan {
         let (answer, why) = desired_answer(endpoint, input.health, input.active);
         notes.push(why);
         set_answer(&mut content, endpoint, &answer);
-        answers.push(answer);
     }
     let staged = match input.active {
-        Some(active) => stage_removals(&mut content, active, &endpoints, input, now_ms, &mut notes),
+        Some(active) => stage_removals(&mut content, active, endpoints, input, now_ms, notes),
         None => false,
     };
-    if let Err(violation) = check_content_valid(&content, limits::ZONE_RECORDS.default) {
-        notes.push(format!(
-            "the planned content is not a servable zone ({violation}); the guard will refuse \
-             it, fix the zone file"
-        ));
-    }
-    Plan {
-        content,
-        notes,
-        staged,
-    }
+    (content, staged)
 }
 
-fn carry_static(input: &PlanInput<'_>, notes: &mut Vec<String>) -> ZoneContent {
-    let mut content = ZoneContent::new(input.zone_origin.clone());
-    for set in input.static_content.rrsets() {
+fn carry_static(
+    origin: &Name,
+    static_content: &ZoneContent,
+    notes: &mut Vec<String>,
+) -> ZoneContent {
+    let mut content = ZoneContent::new(origin.clone());
+    for set in static_content.rrsets() {
         if content.origin().zone_of(&set.name) {
             content.put_rrset(set.clone());
         } else {
@@ -209,11 +255,17 @@ fn serve_all(endpoint: &EndpointConfig) -> BTreeSet<IpAddr> {
     all
 }
 
+/// Makes the endpoint's `A` and `AAAA` sets the answer. A set that already holds it is left
+/// alone, so an unchanged answer leaves the content sharing all its structure with the base.
 fn set_answer(content: &mut ZoneContent, endpoint: &EndpointConfig, answer: &BTreeSet<IpAddr>) {
-    content.remove_rrset(&endpoint.name, RecordType::A);
-    content.remove_rrset(&endpoint.name, RecordType::AAAA);
-    for set in address_record_sets(&endpoint.name, endpoint.ttl, answer) {
-        content.put_rrset(set);
+    let sets = address_record_sets(&endpoint.name, endpoint.ttl, answer);
+    for rtype in [RecordType::A, RecordType::AAAA] {
+        match sets.iter().find(|set| set.rtype == rtype) {
+            Some(set) => content.put_rrset(set.clone()),
+            None => {
+                content.remove_rrset(&endpoint.name, rtype);
+            }
+        }
     }
 }
 

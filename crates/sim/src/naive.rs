@@ -44,7 +44,7 @@ impl World<'_> {
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &origin,
-                static_content: &self.zone.static_content,
+                static_content: Some(&self.zone.static_content),
                 endpoints: &self.zone.endpoints,
                 health: &health,
                 active: content.as_ref(),
@@ -66,6 +66,7 @@ impl World<'_> {
         }
         let published = self.board.publish(GuardedPlan {
             sequence: 0,
+            base_content: None,
             zone: origin,
             base: active,
             content: plan.content,

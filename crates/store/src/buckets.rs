@@ -85,6 +85,11 @@ pub fn assemble<'a>(
     Ok(ZoneContent::from_normalized_sets(origin, sets))
 }
 
+/// The bucket of an owner name among `count` buckets (a power of two).
+pub fn index_of(name: &Name, count: usize) -> usize {
+    bucket_of(name, count)
+}
+
 fn bucket_of(name: &Name, count: usize) -> usize {
     let digest = Sha256::digest(name.to_lowercase().to_ascii().as_bytes());
     let mut first = [0u8; 8];

@@ -83,6 +83,19 @@ pub trait Store: Send + Sync {
     /// generation. Moving active past a canary clears the canary. Audited.
     fn commit(&self, commit: Commit<'_>) -> Result<Version, StoreError>;
 
+    /// [`Store::commit`] of content derived from `base_content`, the content of
+    /// `commit.base` as the caller read it. A backend that checks `base_content` against the
+    /// base's stored hash may then validate and store only what changed (safety contract 12);
+    /// the result is the same as [`Store::commit`]'s. The default ignores the hint.
+    fn commit_from(
+        &self,
+        commit: Commit<'_>,
+        base_content: &ZoneContent,
+    ) -> Result<Version, StoreError> {
+        let _ = base_content;
+        self.commit(commit)
+    }
+
     /// Compare-and-swap of a ref to an existing version: `reference` must equal `expected`;
     /// `to` must exist and be newer than `expected` (a canary must also be newer than the
     /// active version). `to = None` clears the canary; the active ref cannot be cleared.

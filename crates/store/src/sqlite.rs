@@ -2,7 +2,7 @@
 //! instance behind a mutex, every write in a `BEGIN IMMEDIATE` transaction. Several
 //! instances, in one or several processes, may open the same file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -258,8 +258,15 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    fn commit(&self, commit: Commit<'_>) -> Result<Version, StoreError> {
+impl SqliteStore {
+    /// [`Store::commit`], and [`Store::commit_from`] when `base_content` is given: checked
+    /// against the base's stored hash in the transaction, it lets validation, buckets and
+    /// recorded changes cost the change instead of the zone.
+    fn commit_with(
+        &self,
+        commit: Commit<'_>,
+        base_content: Option<&ZoneContent>,
+    ) -> Result<Version, StoreError> {
         let content = commit.content;
         let origin = content.origin().clone();
         let key = zone_key(&origin);
@@ -267,7 +274,6 @@ impl Store for SqliteStore {
             zone: origin.clone(),
             violation: Box::new(violation),
         };
-        invariants::check_content_valid(content, limits::ZONE_RECORDS.default).map_err(invalid)?;
         let content_serial = content.serial().ok_or_else(|| {
             invalid(Violation::InvalidContent {
                 problems: "no single SOA at the apex".to_string(),
@@ -299,21 +305,37 @@ impl Store for SqliteStore {
             if let Err(violation) = asserted {
                 return Ok(Err(invalid(violation)));
             }
-            let stored = if served_serial == content_serial {
-                content.clone()
-            } else {
-                content.with_serial(served_serial)
-            };
+            let stored = content.with_serial(served_serial);
             let content_hash = stored.hash();
-            let (buckets, sets) = buckets::split_with_sets(&stored);
-            let hashes: Vec<BucketHash> =
-                buckets.iter().map(|bytes| buckets::hash(bytes)).collect();
-            let changes = match commit.base {
-                Some(base) => record_changes(tx, &key, base, &hashes, &sets)?,
-                None => None,
+            let verified_base = match (commit.base, base_content) {
+                (Some(base), Some(base_content)) => {
+                    verified_base(tx, &key, base, base_content)?.map(|manifest| (base, manifest))
+                }
+                _ => None,
             };
-            drop(sets);
-            let manifest = store_buckets(tx, &key, &buckets, &hashes)?;
+            let valid = match (&verified_base, base_content) {
+                (Some(_), Some(base_content)) => invariants::check_change_valid(
+                    base_content,
+                    &stored,
+                    limits::ZONE_RECORDS.default,
+                ),
+                _ => invariants::check_content_valid(&stored, limits::ZONE_RECORDS.default),
+            };
+            if let Err(violation) = valid {
+                return Ok(Err(invalid(violation)));
+            }
+            let delta = match (verified_base, base_content) {
+                (Some((_, manifest)), Some(base_content)) => {
+                    layout_change(tx, &key, &manifest, base_content, &stored)?
+                }
+                _ => None,
+            };
+            let layout = match delta {
+                Some(layout) => layout,
+                None => layout_whole(tx, &key, commit.base, &stored)?,
+            };
+            let manifest = store_buckets(tx, &key, &layout)?;
+            let changes = layout.changes;
             let display = match row {
                 Some(_) => {
                     tx.execute(
@@ -361,6 +383,20 @@ impl Store for SqliteStore {
             }
             Ok(Ok(version))
         })
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, commit: Commit<'_>) -> Result<Version, StoreError> {
+        self.commit_with(commit, None)
+    }
+
+    fn commit_from(
+        &self,
+        commit: Commit<'_>,
+        base_content: &ZoneContent,
+    ) -> Result<Version, StoreError> {
+        self.commit_with(commit, Some(base_content))
     }
 
     fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError> {
@@ -837,7 +873,7 @@ fn read_content(
             Ok(content) => content,
             Err(error) => return corrupt(format!("the content does not decode: {error}")),
         };
-    if content.hash() != version.content_hash {
+    if !content.has_hash(&version.content_hash) {
         return corrupt(format!(
             "the content hashes to {} but the version says {}",
             content.hash(),
@@ -1014,19 +1050,130 @@ fn recorded_changes(
     })))
 }
 
-/// Stores the content's buckets (deduplicated) and returns the version's manifest.
-fn store_buckets(
-    tx: &Connection,
-    key: &str,
-    buckets: &[Vec<u8>],
-    hashes: &[BucketHash],
-) -> rusqlite::Result<Vec<u8>> {
+/// How a new version is stored: its manifest, the buckets it needs that may be new, and its
+/// recorded changes.
+struct Layout {
+    hashes: Vec<BucketHash>,
+    /// Indexes into `hashes` of the buckets to write (deduplicated by the store).
+    written: Vec<(usize, Vec<u8>)>,
+    changes: Option<Vec<u8>>,
+}
+
+/// Stores the layout's buckets (deduplicated) and returns the version's manifest.
+fn store_buckets(tx: &Connection, key: &str, layout: &Layout) -> rusqlite::Result<Vec<u8>> {
     let mut statement =
         tx.prepare_cached("INSERT OR IGNORE INTO blobs (zone, hash, bytes) VALUES (?1, ?2, ?3)")?;
-    for (bytes, hash) in buckets.iter().zip(hashes) {
-        statement.execute(params![key, hash.as_slice(), bytes])?;
+    for (index, bytes) in &layout.written {
+        statement.execute(params![key, layout.hashes[*index].as_slice(), bytes])?;
     }
-    Ok(buckets::encode_manifest(hashes))
+    Ok(buckets::encode_manifest(&layout.hashes))
+}
+
+/// Every bucket of the content, and the changes found by comparing the changed buckets with
+/// the base's: the whole-zone path (import, rollback, full replace, an unverified base).
+fn layout_whole(
+    tx: &Connection,
+    key: &str,
+    base: Option<Generation>,
+    stored: &ZoneContent,
+) -> rusqlite::Result<Layout> {
+    let (buckets, sets) = buckets::split_with_sets(stored);
+    let hashes: Vec<BucketHash> = buckets.iter().map(|bytes| buckets::hash(bytes)).collect();
+    let changes = match base {
+        Some(base) => record_changes(tx, key, base, &hashes, &sets)?,
+        None => None,
+    };
+    Ok(Layout {
+        hashes,
+        written: buckets.into_iter().enumerate().collect(),
+        changes,
+    })
+}
+
+/// The base's manifest when `base_content` is the stored content of `base` (same hash,
+/// scheme 2): then the new version can be stored as a change of it.
+fn verified_base(
+    tx: &Connection,
+    key: &str,
+    base: Generation,
+    base_content: &ZoneContent,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    Ok(match read_version(tx, key, base)? {
+        Some(Ok((version, manifest))) if version.content_hash == base_content.hash() => {
+            Some(manifest)
+        }
+        _ => None,
+    })
+}
+
+/// The new version as a change of its verified base: only the buckets holding a changed
+/// name are read, rebuilt and written, and the changes are the changed names' sets. `None`
+/// (store it whole) when the bucket count changes, a base bucket cannot be read, or the
+/// change is larger than [`limits::STORE_RECORDED_CHANGE_RRSETS`].
+fn layout_change(
+    tx: &Connection,
+    key: &str,
+    base_manifest: &[u8],
+    base_content: &ZoneContent,
+    stored: &ZoneContent,
+) -> rusqlite::Result<Option<Layout>> {
+    let limit = usize::try_from(limits::STORE_RECORDED_CHANGE_RRSETS.default).unwrap_or(usize::MAX);
+    let Some(mut hashes) = buckets::decode_manifest(base_manifest) else {
+        return Ok(None);
+    };
+    let count = buckets::bucket_count(stored.rrset_count());
+    if hashes.len() != count {
+        return Ok(None);
+    }
+    let changed = base_content.changed_sets(stored);
+    if changed.len() > limit {
+        return Ok(None);
+    }
+    let mut per_bucket: BTreeMap<usize, BTreeSet<Name>> = BTreeMap::new();
+    for set in &changed {
+        let name = set.key.name.to_lowercase();
+        per_bucket
+            .entry(buckets::index_of(&name, count))
+            .or_default()
+            .insert(name);
+    }
+    let mut statement =
+        tx.prepare_cached("SELECT bytes FROM blobs WHERE zone = ?1 AND hash = ?2")?;
+    let mut written = Vec::with_capacity(per_bucket.len());
+    for (index, names) in &per_bucket {
+        let bytes: Option<Vec<u8>> = statement
+            .query_row(params![key, hashes[*index].as_slice()], |row| row.get(0))
+            .optional()?;
+        let Some(bytes) = bytes.filter(|bytes| buckets::hash(bytes) == hashes[*index]) else {
+            return Ok(None);
+        };
+        let Ok(mut sets) = model::decode_record_sets(&bytes) else {
+            return Ok(None);
+        };
+        sets.retain(|set| !names.contains(&set.name));
+        for name in names {
+            sets.extend(stored.sets_at(name).cloned());
+        }
+        sets.sort_by(|a, b| a.key().cmp(&b.key()));
+        let mut rebuilt = Vec::with_capacity(bytes.len());
+        for set in &sets {
+            set.encode(&mut rebuilt);
+        }
+        hashes[*index] = buckets::hash(&rebuilt);
+        written.push((*index, rebuilt));
+    }
+    let names = per_bucket.values().flatten();
+    let before: Vec<RecordSet> = names
+        .clone()
+        .flat_map(|name| base_content.sets_at(name).cloned())
+        .collect();
+    let after: Vec<&RecordSet> = names.flat_map(|name| stored.sets_at(name)).collect();
+    let changes = NameChanges::between(before, after);
+    Ok(Some(Layout {
+        hashes,
+        written,
+        changes: Some(changes.encode()),
+    }))
 }
 
 /// The stored changes of a new version from its base: the names whose sets differ, found
