@@ -511,3 +511,162 @@ proptest! {
         }
     }
 }
+
+/// One change an automated or hand-made plan could make to a zone.
+#[derive(Debug, Clone)]
+enum Edit {
+    /// `host<n>` answers these addresses (none: its A set goes).
+    Addresses(u8, Vec<u8>),
+    /// `host<n>` becomes a CNAME to `www` (beside whatever it has).
+    Cname(u8),
+    /// `host<n>` gets a TXT with this TTL (above the week when large).
+    Txt(u8, u32),
+    /// The apex NS set goes.
+    DropApexNs,
+    /// An SOA below the apex.
+    SoaBelowApex(u8),
+    /// Every set of `host<n>` goes.
+    DropName(u8),
+}
+
+fn host(n: u8) -> Name {
+    name(&format!("host{n}.example.test."))
+}
+
+fn edit_strategy() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        6 => (0u8..12, proptest::collection::vec(1u8..8, 0..4))
+            .prop_map(|(n, lasts)| Edit::Addresses(n, lasts)),
+        1 => (0u8..12).prop_map(Edit::Cname),
+        1 => (0u8..12, prop_oneof![Just(300u32), Just(700_000u32)])
+            .prop_map(|(n, ttl)| Edit::Txt(n, ttl)),
+        1 => Just(Edit::DropApexNs),
+        1 => (0u8..12).prop_map(Edit::SoaBelowApex),
+        2 => (0u8..12).prop_map(Edit::DropName),
+    ]
+}
+
+fn apply_edit(content: &mut ZoneContent, edit: &Edit) {
+    match edit {
+        Edit::Addresses(n, lasts) => {
+            let addresses: BTreeSet<IpAddr> = lasts.iter().map(|&last| ip(last)).collect();
+            content.remove_rrset(&host(*n), RecordType::A);
+            for set in address_record_sets(&host(*n), 30, &addresses) {
+                content.put_rrset(set);
+            }
+        }
+        Edit::Cname(n) => {
+            let mut set = RecordSet::new(host(*n), RecordType::CNAME, 60);
+            set.insert(RData::CNAME(CNAME(name("www.example.test."))));
+            content.put_rrset(set);
+        }
+        Edit::Txt(n, ttl) => {
+            let mut set = RecordSet::new(host(*n), RecordType::TXT, *ttl);
+            set.insert(RData::TXT(TXT::new(vec![format!("t{n}")])));
+            content.put_rrset(set);
+        }
+        Edit::DropApexNs => {
+            content.remove_rrset(&origin(), RecordType::NS);
+        }
+        Edit::SoaBelowApex(n) => {
+            let soa = content.get(&origin(), RecordType::SOA).unwrap().clone();
+            content.put_rrset(RecordSet {
+                name: host(*n),
+                ..soa
+            });
+        }
+        Edit::DropName(n) => {
+            let types: Vec<RecordType> = content.sets_at(&host(*n)).map(|s| s.rtype).collect();
+            for rtype in types {
+                content.remove_rrset(&host(*n), rtype);
+            }
+        }
+    }
+}
+
+/// The same records, built anew: nothing shared with the content it came from.
+fn unshared(content: &ZoneContent) -> ZoneContent {
+    ZoneContent::from_normalized_sets(content.origin().clone(), content.rrsets().cloned())
+}
+
+/// The verdict on the whole resulting zone: every invariant over every record, on contents
+/// that share no structure (so nothing can be skipped).
+fn whole_zone_reasons(case: &GuardInput<'_>, now_ms: u64) -> Vec<String> {
+    let active = unshared(case.active.unwrap());
+    let proposed = unshared(case.proposed);
+    let max_ttl = u32::try_from(limits::RECORD_TTL_SECS.max).unwrap();
+    let mut violations = Vec::new();
+    violations.extend(check_content_valid(&proposed, limits::ZONE_RECORDS.default).err());
+    violations.extend(ttl_violations(&proposed, max_ttl));
+    violations.extend(never_empty_violations(&proposed, case.endpoints));
+    let diff = ZoneDiff::between(&active, &proposed);
+    violations.extend(bounded_change_violations(&diff, case.policy));
+    violations.extend(velocity_violations(
+        case.recent_removals,
+        &diff.removals(now_ms),
+        case.policy,
+        now_ms,
+    ));
+    let mut reasons: Vec<String> = violations
+        .into_iter()
+        .map(|violation| Reason::from_violation(violation, case.policy).to_string())
+        .collect();
+    reasons.sort();
+    reasons
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Safety contract 12: the guard judges what a plan changes; its verdict must be the one
+    /// judging the whole resulting zone gives.
+    #[test]
+    fn judging_a_change_gives_the_verdict_of_judging_the_whole_zone(
+        hosts in proptest::collection::vec(proptest::collection::vec(1u8..8, 1..4), 12),
+        edits in proptest::collection::vec(edit_strategy(), 0..5),
+        recent in proptest::collection::vec((0u8..12, 1u64..4), 0..4),
+        floors in proptest::collection::vec(0usize..3, 12),
+    ) {
+        let mut active = zone_with_api(&[1, 2]);
+        for (n, lasts) in hosts.iter().enumerate() {
+            apply_edit(&mut active, &Edit::Addresses(n as u8, lasts.clone()));
+        }
+        prop_assume!(active.validate(limits::ZONE_RECORDS.default).is_empty());
+        let mut proposed = active.clone();
+        for edit in &edits {
+            apply_edit(&mut proposed, edit);
+        }
+        let endpoints: Vec<EndpointConfig> = floors
+            .iter()
+            .enumerate()
+            .map(|(n, &floor)| {
+                let mut endpoint = api(3);
+                endpoint.name = host(n as u8);
+                endpoint.min_answers = floor;
+                endpoint
+            })
+            .collect();
+        let now_ms = 100_000;
+        let recent: Vec<Removal> = recent
+            .iter()
+            .map(|&(n, records)| Removal { name: host(n), records, at_ms: now_ms - 1_000 })
+            .collect();
+        let policy = GuardPolicy::default();
+        let input = GuardInput {
+            origin: &origin(),
+            base: Some(Generation(3)),
+            active: Some(&active),
+            proposed: &proposed,
+            proposed_base: Some(Generation(3)),
+            proposed_generation: None,
+            endpoints: &endpoints,
+            recent_removals: &recent,
+            policy: &policy,
+            operator_override: None,
+        };
+        let mut judged: Vec<String> =
+            judge(&input, now_ms).reasons().iter().map(ToString::to_string).collect();
+        judged.sort();
+        prop_assert_eq!(judged, whole_zone_reasons(&input, now_ms));
+    }
+}

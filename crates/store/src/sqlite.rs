@@ -1724,6 +1724,7 @@ fn backend(path: &Path, operation: &str, error: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
     use crate::contract::fixtures;
+    use model::RecordType;
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -1754,6 +1755,115 @@ mod tests {
         assert!(
             added * 4 < first,
             "a 1 % change added {added} bytes to a zone stored in {first}"
+        );
+    }
+
+    fn manifest_of(store: &SqliteStore, generation: Generation) -> Vec<u8> {
+        store
+            .lock()
+            .query_row(
+                "SELECT manifest FROM versions WHERE generation = ?1",
+                [sql(generation.0)],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_change_committed_from_its_base_is_stored_exactly_as_a_whole_commit_stores_it() {
+        let (_whole_dir, whole) = open();
+        let (_delta_dir, delta) = open();
+        let zone = fixtures::content("big.test.", 1, 5_000, 0);
+        let base = commit(&whole, &zone);
+        assert_eq!(commit(&delta, &zone), base);
+        let base_content = delta.content(zone.origin(), base.generation).unwrap();
+        let mut changed = one_percent_changed(&base_content);
+        changed.remove_rrset(&fixtures::host_set("big.test.", 7, 0).name, RecordType::A);
+        let request = |content| Commit {
+            content,
+            base: Some(base.generation),
+            target: RefName::Active,
+            provenance: Provenance::Planner,
+            actor: "test",
+            reason: "a 1 % change",
+            now_ms: 2,
+            automation: true,
+        };
+        let by_whole = whole.commit(request(&changed)).unwrap();
+        let by_delta = delta.commit_from(request(&changed), &base_content).unwrap();
+        assert_eq!(by_delta, by_whole);
+        assert_eq!(
+            manifest_of(&delta, by_delta.generation),
+            manifest_of(&whole, by_whole.generation)
+        );
+        let read = |store: &SqliteStore| {
+            let content = store.content(zone.origin(), by_whole.generation).unwrap();
+            let changes = store
+                .content_changes(zone.origin(), base.generation, by_whole.generation)
+                .unwrap()
+                .expect("recorded changes");
+            (content, changed_names(&changes))
+        };
+        assert_eq!(read(&delta), read(&whole));
+        assert_eq!(delta.stored_bytes(), whole.stored_bytes());
+        delta.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn a_change_committed_from_a_base_that_is_not_the_stored_one_is_stored_whole_and_right() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 1_000, 0);
+        let base = commit(&store, &zone);
+        // What the caller claims is the base's content is not: the store must not trust it.
+        let wrong_base = fixtures::content("big.test.", 1, 1_000, 5);
+        let changed = one_percent_changed(&zone);
+        let version = store
+            .commit_from(
+                Commit {
+                    content: &changed,
+                    base: Some(base.generation),
+                    target: RefName::Active,
+                    provenance: Provenance::Planner,
+                    actor: "test",
+                    reason: "a change",
+                    now_ms: 2,
+                    automation: true,
+                },
+                &wrong_base,
+            )
+            .unwrap();
+        let stored = store.content(zone.origin(), version.generation).unwrap();
+        assert_eq!(stored, changed.with_serial(version.serial));
+        store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn an_invalid_change_from_a_verified_base_is_refused() {
+        let (_dir, store) = open();
+        let zone = fixtures::content("big.test.", 1, 1_000, 0);
+        let base = commit(&store, &zone);
+        let mut broken = zone.clone();
+        broken.remove_rrset(zone.origin(), RecordType::NS);
+        let refused = store.commit_from(
+            Commit {
+                content: &broken,
+                base: Some(base.generation),
+                target: RefName::Active,
+                provenance: Provenance::Planner,
+                actor: "test",
+                reason: "no apex NS",
+                now_ms: 2,
+                automation: true,
+            },
+            &zone,
+        );
+        assert!(
+            matches!(refused, Err(StoreError::Invalid { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.refs(zone.origin()).unwrap().active,
+            Some(base.generation)
         );
     }
 
