@@ -115,6 +115,19 @@ class Api:
         self.token = token
         self.conn = None
 
+    def get(self, path):
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {response.status}: {text[:300]}")
+            return json.loads(text)
+        finally:
+            conn.close()
+
     def push(self, reports):
         body = json.dumps({"reports": reports})
         headers = {"content-type": "application/json"}
@@ -568,6 +581,7 @@ def cmd_report(args):
     d = args.dir
     ks, ds = load(f"{d}/knot-start.json"), load(f"{d}/dnsward-start.json")
     rounds, burst, qps = load(f"{d}/rounds.json"), load(f"{d}/burst.json"), load(f"{d}/qps.json")
+    status = load(f"{d}/status.json")
     print()
     print(f"== {args.names:,} names ({args.records:,} records in the file), "
           f"{args.endpoints:,} endpoints x 2 backends (check = \"none\") ==")
@@ -616,6 +630,15 @@ def cmd_report(args):
         print(f"  dnsperf qps  alone {qps['alone']:,.0f} ({qps['alone_secs']} s)   with changes "
               f"{qps['with']:,.0f} ({qps['with_secs']} s)   drop {drop:.1f} %"
               f"   (lost {qps['alone_lost']} / {qps['with_lost']})")
+    if status:
+        for zone in status["zones"]:
+            breaker = zone["breaker"] + (f" ({zone['breaker_reason']})" if zone.get("breaker_reason") else "")
+            print(f"node at the end: {zone['zone']} active generation {zone['active']}, serial "
+                  f"{zone['serial']}, breaker {breaker}")
+        actions = ", ".join(f"{k} {v}" for k, v in sorted(status["actions"].items()))
+        print(f"  audit log: {actions}")
+        for line in status["notable"]:
+            print(f"  audit: {line}")
 
 
 def cmd_summary(args):
@@ -648,6 +671,21 @@ def cmd_summary(args):
         drop = f"{(1 - qps['with'] / qps['alone']) * 100:.1f} %" if qps and qps.get("alone") else "-"
         print(f"{int(names):>9,d} {start:>8s} {knot:>7s} {down:>22s} {up:>22s} {cpu:>9s} {mem:>12s} "
               f"{b:>22s} {fails:>4s} {drop:>8s}")
+
+
+def cmd_status(args):
+    """The node's zone status and its audit log by action, for the report: a tripped
+    breaker (e.g. a validator rollback) explains changes that never reach the wire."""
+    api = Api(args.api, args.token)
+    out = {"zones": api.get("/v1/status")["zones"], "actions": {}, "notable": []}
+    entries = api.get("/v1/audit?limit=100000")["entries"]
+    for entry in entries:
+        action = entry.get("action", "?")
+        out["actions"][action] = out["actions"].get(action, 0) + 1
+        if action not in ("ref-move", "pin", "unpin", "cleanup", "validated-good"):
+            out["notable"].append(f"{action}: {str(entry.get('reason', ''))[:200]}")
+    out["notable"] = out["notable"][:10]
+    write_json(args.out, out)
 
 
 def cmd_memory(args):
@@ -714,6 +752,12 @@ def main():
     s.add_argument("--prepared", help="burst-prepare's output")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_burst)
+
+    s = sub.add_parser("status")
+    s.add_argument("--api", required=True)
+    s.add_argument("--token", default=os.environ.get("CONTROL_PLANE_TOKEN", ""))
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("memory")
     s.add_argument("--pid", type=int, required=True)

@@ -89,11 +89,6 @@ fn patch(
         return None;
     };
     // A name on either side has, in `to`, exactly its sets on the added side.
-    for set in &changes.removed {
-        held.remove_rrset(&set.name, set.rtype);
-    }
-    for set in changes.added {
-        held.put_rrset(set);
-    }
+    held.replace_sets(&changes.removed, changes.added);
     (held.hash() == changes.version.content_hash).then_some(held)
 }

@@ -129,6 +129,16 @@ pub const STORE_CHANGES_CHAIN: Limit = Limit {
     max: 4_096,
 };
 
+/// Versions the SQLite store keeps as a change of their parent (no bucket manifest of their
+/// own) before it writes a checkpoint: a version stored in full, which a read of a later
+/// one starts from. Below [`STORE_CHANGES_CHAIN`], so a read always composes.
+pub const STORE_DELTA_CHAIN: Limit = Limit {
+    name: "store.delta_chain",
+    default: 32,
+    min: 1,
+    max: 63,
+};
+
 /// Audit entries returned by one read.
 pub const AUDIT_PAGE: Limit = Limit {
     name: "store.audit_page",

@@ -349,6 +349,22 @@ impl ZoneContent {
             .collect()
     }
 
+    /// Replaces the sets of some names: every set in `removed` goes, then every set in
+    /// `added` is put. With `removed` holding all sets the names had and `added` all they
+    /// have after (recorded changes), the result is the content after the change.
+    pub fn replace_sets<'a>(
+        &mut self,
+        removed: impl IntoIterator<Item = &'a RecordSet>,
+        added: impl IntoIterator<Item = RecordSet>,
+    ) {
+        for set in removed {
+            self.remove_rrset(&set.name, set.rtype);
+        }
+        for set in added {
+            self.put_rrset(set);
+        }
+    }
+
     pub fn rrset_count(&self) -> usize {
         self.rrsets.len()
     }
