@@ -83,12 +83,16 @@ pub fn plan(input: &PlanInput<'_>, now_ms: u64) -> Plan {
         Some(static_content) => {
             let base = carry_static(input.zone_origin, static_content, &mut notes);
             let (content, staged) = answer_endpoints(base, &endpoints, input, now_ms, &mut notes);
-            // Whole-zone work, done only until the zone file's records are in the zone.
-            let settled = input.active.is_some() && {
+            // Whole-zone work, done only until the zone file's records are in the zone. The
+            // served serial is the store's; a zone file whose serial is ahead still has to
+            // reach the store (the served serial never falls below it).
+            let settled = input.active.is_some_and(|active| {
+                let served = active.serial().unwrap_or(0);
+                let file = static_content.serial().unwrap_or(0);
                 let (from_active, _) =
                     answer_endpoints(carried(), &endpoints, input, now_ms, &mut Vec::new());
-                from_active == content
-            };
+                !model::serial::is_after(file, served) && from_active == content.with_serial(served)
+            });
             (content, staged, settled)
         }
         None => {

@@ -83,8 +83,11 @@ impl Carried {
 }
 
 /// The names of the zone that the answers at `node` mention: the targets of its CNAME, MX,
-/// NS and SRV records that lie in the zone (key form), and the apex for a CNAME (a chain
-/// that ends without data carries the apex SOA, whose serial changes with every version).
+/// NS and SRV records that lie in the zone (key form), and the apex for a CNAME whose chain
+/// may end without data (such an answer carries the apex SOA, whose serial changes with
+/// every version). A chain that ends in data or leaves the zone does not mention the apex:
+/// were its end to change, the names on the chain are stale through their targets, and
+/// their mentions are worked out again.
 pub(crate) fn mentions<'a>(
     zone: &'a ZoneSnapshot,
     node: &'a crate::snapshot::Node,
@@ -104,8 +107,46 @@ pub(crate) fn mentions<'a>(
         .map(crate::snapshot::key);
     let apex = node
         .rrset(model::RecordType::CNAME)
+        .filter(|records| may_end_without_data(zone, records))
         .map(|_| zone.origin().clone());
     targets.chain(apex)
+}
+
+/// Whether a CNAME chain starting with `records`, asked for `A` or `AAAA` (the types the
+/// hot path stores for a CNAME), may end in the zone without data: a missing name, a name
+/// without the type, a cut, or a chain longer than any answer follows. Conservative.
+fn may_end_without_data(zone: &ZoneSnapshot, records: &[model::Record]) -> bool {
+    let bound = usize::try_from(model::limits::CNAME_CHAIN_LENGTH.max).unwrap_or(16);
+    [model::RecordType::A, model::RecordType::AAAA]
+        .into_iter()
+        .any(|qtype| {
+            let mut target = match records.first().map(|record| &record.data) {
+                Some(RData::CNAME(target)) => target.0.clone(),
+                _ => return true,
+            };
+            for _ in 0..bound {
+                if !zone.contains(&target) {
+                    return false;
+                }
+                let Some(node) = zone.node(&crate::snapshot::key(&target)) else {
+                    return true;
+                };
+                if node.is_cut || target.is_wildcard() {
+                    return true;
+                }
+                if node.rrset(qtype).is_some() {
+                    return false;
+                }
+                match node.rrset(model::RecordType::CNAME).and_then(|set| set.first()) {
+                    Some(model::Record {
+                        data: RData::CNAME(next),
+                        ..
+                    }) => target = next.0.clone(),
+                    _ => return true,
+                }
+            }
+            true
+        })
 }
 
 /// Carries `from`'s answers to `next`, `from` patched with `changed` (key form). See the
