@@ -207,6 +207,18 @@ class Change:
         return self.b1 in addresses and self.b2 in addresses
 
 
+def breaker_note(api):
+    """'' when every zone's breaker is closed, else what tripped it (a frozen zone takes no
+    automated change, so every later change fails)."""
+    try:
+        zones = api.get("/v1/status")["zones"]
+    except Exception as error:  # noqa: BLE001 - only a note
+        return f"; status unavailable: {error}"
+    notes = [f"{z['zone']} breaker {z['breaker']}: {str(z.get('breaker_reason'))[:160]}"
+             for z in zones if z.get("breaker") != "closed"]
+    return ("; " + "; ".join(notes)) if notes else ""
+
+
 def run_changes(sock, api, schedule, deadline_s, poll_cap, pid, pushed=False):
     """Pushes each change at its due offset (seconds) and asks its name until the answer
     shows it, at most `deadline_s` after its push. `pushed`: already pushed (t0 set).
@@ -483,7 +495,7 @@ def cmd_rounds(args):
             elif change.untimed is not None:
                 shown = f"not timed ({change.untimed}); pushed"
             else:
-                shown = f"FAILED ({change.error})"
+                shown = f"FAILED ({change.error}{breaker_note(api)})"
             print(f"  round {r + 1:3d} {kind:4s} {change.name:22s} {shown}", flush=True)
     cpu = cpu_seconds(pid) - cpu0
     wall = time.monotonic() - t0
@@ -518,7 +530,8 @@ def cmd_burst_prepare(args):
     last = f"{result['latency']['max']:.0f} ms" if result["latency"] else "-"
     print(f"  prepared: backend 1 of {len(changes)} endpoints down in one push; the last visible "
           f"after {last}; {len(not_visible)} not visible within {3 * args.deadline:.0f} s"
-          + (" (their up changes in the burst are pushed but not timed)" if not_visible else ""),
+          + (" (their up changes in the burst are pushed but not timed)" + breaker_note(api)
+             if not_visible else ""),
           flush=True)
     write_json(args.out, {"not_visible": not_visible, "latency": result["latency"]})
 
@@ -559,6 +572,10 @@ def cmd_burst(args):
     for failure in result["failures"]:
         print(f"  burst change {failure['index']} ({failure['kind']} {failure['endpoint']}): "
               f"FAILED: {failure['error']}", flush=True)
+    if result["failures"]:
+        note = breaker_note(api)
+        if note:
+            print(f"  after the burst{note}", flush=True)
     write_json(args.out, result)
 
 
@@ -635,6 +652,9 @@ def cmd_report(args):
             breaker = zone["breaker"] + (f" ({zone['breaker_reason']})" if zone.get("breaker_reason") else "")
             print(f"node at the end: {zone['zone']} active generation {zone['active']}, serial "
                   f"{zone['serial']}, breaker {breaker}")
+        if any(zone["breaker"] != "closed" for zone in status["zones"]):
+            print("  WARNING: the breaker tripped during the run: automation stopped, later changes never "
+                  "reached the wire, and a rollback may have made an 'up' look done")
         actions = ", ".join(f"{k} {v}" for k, v in sorted(status["actions"].items()))
         print(f"  audit log: {actions}")
         for line in status["notable"]:
@@ -646,7 +666,7 @@ def cmd_summary(args):
     print("== summary ==")
     header = (f"{'names':>9s} {'start s':>8s} {'knot s':>7s} {'down p50/p99/max ms':>22s} "
               f"{'up p50/p99/max ms':>22s} {'CPU s/chg':>9s} {'RSS/HWM MiB':>12s} "
-              f"{'burst p50/p99/max ms':>22s} {'fail':>4s} {'qps drop':>8s}")
+              f"{'burst p50/p99/max ms':>22s} {'fail':>4s} {'qps drop':>8s}  breaker at the end")
     print(header)
     for entry in args.entries:
         names, d = entry.split("=", 1)
@@ -669,8 +689,10 @@ def cmd_summary(args):
         fails = str(len(burst["failures"]) + len(rounds["down"]["failures"]) + len(rounds["up"]["failures"])) \
             if burst and rounds else "-"
         drop = f"{(1 - qps['with'] / qps['alone']) * 100:.1f} %" if qps and qps.get("alone") else "-"
+        status = load(f"{d}/status.json")
+        breaker = ",".join(z["breaker"] for z in status["zones"]) if status else "-"
         print(f"{int(names):>9,d} {start:>8s} {knot:>7s} {down:>22s} {up:>22s} {cpu:>9s} {mem:>12s} "
-              f"{b:>22s} {fails:>4s} {drop:>8s}")
+              f"{b:>22s} {fails:>4s} {drop:>8s}  {breaker}")
 
 
 def cmd_status(args):

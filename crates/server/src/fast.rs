@@ -956,8 +956,11 @@ mod tests {
                 .carry_answers(&encoded)
                 .unwrap_or_else(|| panic!("{what}: carried"));
             let fast = hot_equals_library(carried, what);
+            // Answers that mention the apex (CNAME chains ending without data: the SOA) go
+            // to the library path after every version instead of being encoded anew; in
+            // this small zone that is about a third of them.
             assert!(
-                fast * 10 > whole * 7,
+                fast * 10 > whole * 6,
                 "{what}: {fast} of {whole} answers stayed hot"
             );
         }
