@@ -13,6 +13,8 @@ Subcommands (bench/control-plane calls them; see there for the flow):
   rounds ...                   sequential down/up changes: latency, CPU per change, memory
   burst-prepare ...            push backend 1 of the burst's "up" endpoints down, wait
   burst ...                    RATE changes per second for SECS, each change's latency
+  status --api A --out F       zones' breakers and the audit log by action (a tripped
+                               breaker explains changes that never reach the wire)
   memory --pid P --out F       VmRSS and VmHWM now
   report ...                   the table of one size; `summary` the final one
 

@@ -44,6 +44,7 @@ pub struct ValidatorSettings {
     /// Run the validator inside `dnsward run` (default true).
     pub enabled: bool,
     pub interval_ms: u64,
+    pub sample_names: u64,
     pub timeout_ms: u64,
     pub serial_lag_ms: u64,
     pub good_after_ms: u64,
@@ -162,6 +163,7 @@ struct RawEnactor {
 struct RawValidator {
     enabled: Option<bool>,
     interval_ms: Option<Spanned<u64>>,
+    sample_names: Option<Spanned<u64>>,
     timeout_ms: Option<Spanned<u64>>,
     serial_lag_ms: Option<Spanned<u64>>,
     good_after_ms: Option<Spanned<u64>>,
@@ -450,6 +452,7 @@ impl Checker<'_> {
         Ok(ValidatorSettings {
             enabled: raw.enabled.unwrap_or(true),
             interval_ms: self.limit(&raw.interval_ms, v::INTERVAL_MS)?,
+            sample_names: self.limit(&raw.sample_names, v::SAMPLE_NAMES)?,
             timeout_ms: self.limit(&raw.timeout_ms, v::QUERY_TIMEOUT_MS)?,
             serial_lag_ms: self.limit(&raw.serial_lag_ms, v::SERIAL_LAG_MS)?,
             good_after_ms: self.limit(&raw.good_after_ms, v::GOOD_AFTER_MS)?,

@@ -75,6 +75,7 @@ pub fn validator_config(
         .collect();
     ValidatorConfig {
         interval_ms: settings.interval_ms,
+        sample_names: settings.sample_names,
         timeout_ms: settings.timeout_ms,
         serial_lag_ms: settings.serial_lag_ms,
         good_after_ms: settings.good_after_ms,

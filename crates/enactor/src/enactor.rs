@@ -260,7 +260,7 @@ impl Enactor {
                 if let Some(existing) = same_canary(store, &plan)? {
                     return Ok(existing);
                 }
-                let version = store.commit(Commit {
+                let commit = Commit {
                     content: &plan.content,
                     base: plan.base,
                     target: RefName::Canary,
@@ -269,7 +269,11 @@ impl Enactor {
                     reason: &plan.reason,
                     now_ms,
                     automation: true,
-                })?;
+                };
+                let version = match &plan.base_content {
+                    Some(base_content) => store.commit_from(commit, base_content)?,
+                    None => store.commit(commit)?,
+                };
                 Ok(version.generation)
             }
         })

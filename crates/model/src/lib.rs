@@ -4,7 +4,9 @@
 //!
 //! * [`ZoneContent`]: the records of one zone at one point in time, normalised (record sets
 //!   in canonical DNS order, each set's data sorted and de-duplicated) so that equal content
-//!   has one encoding and one [`ContentHash`].
+//!   has one encoding and one [`ContentHash`]. A persistent map: clones are O(1), content
+//!   derived from other content shares its structure, and [`ZoneContent::changed_sets`],
+//!   equality, the record count and the hash cost the change, not the zone.
 //! * [`Version`]: content stored under a [`Generation`] of a zone, with its parent and its
 //!   [`Provenance`]. Versions are immutable; the one mutable thing per zone is a ref
 //!   ([`RefName::Active`], [`RefName::Canary`]) that points at a generation.

@@ -21,7 +21,10 @@
 //! The one design decision to know: **a ref moves only by compare-and-swap inside the same
 //! transaction that reads it** (safety contract 2), and content is stored immutable in
 //! **content-addressed buckets** (contract 1), so a new version of a large zone costs only
-//! the buckets it changes. Clean-up decides reachability in the transaction that deletes
+//! the buckets it changes; a version committed from its verified base
+//! ([`Store::commit_from`]) costs only its change (the SQLite store keeps it as the change
+//! of its parent, with a checkpoint every `store.delta_chain` versions). Clean-up decides
+//! reachability in the transaction that deletes
 //! (contract 4), and every ref move, pin and clean-up is appended to the audit log in the
 //! same transaction (contract 10). An acknowledged write is durable (contract 11).
 

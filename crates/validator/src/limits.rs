@@ -11,6 +11,16 @@ pub const INTERVAL_MS: Limit = Limit {
     max: 60_000,
 };
 
+/// Protected names asked per round besides those that changed (in the store or in the
+/// validator's health view since the last round): a rotating sample, so a round costs the
+/// change plus a bound, and every name is asked within `endpoints / sample_names` rounds.
+pub const SAMPLE_NAMES: Limit = Limit {
+    name: "validator.sample_names",
+    default: 64,
+    min: 1,
+    max: 100_000,
+};
+
 /// How long one DNS query may take before the server counts as silent.
 pub const QUERY_TIMEOUT_MS: Limit = Limit {
     name: "validator.timeout_ms",

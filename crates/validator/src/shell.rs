@@ -35,6 +35,8 @@ pub struct ZoneToValidate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatorConfig {
     pub interval_ms: u64,
+    /// Protected names asked per round besides the changed ones ([`limits::SAMPLE_NAMES`]).
+    pub sample_names: u64,
     pub timeout_ms: u64,
     pub serial_lag_ms: u64,
     pub good_after_ms: u64,
@@ -56,6 +58,7 @@ impl ValidatorConfig {
     pub fn new(server: SocketAddr, zones: Vec<ZoneToValidate>) -> ValidatorConfig {
         ValidatorConfig {
             interval_ms: limits::INTERVAL_MS.default,
+            sample_names: limits::SAMPLE_NAMES.default,
             timeout_ms: limits::QUERY_TIMEOUT_MS.default,
             serial_lag_ms: limits::SERIAL_LAG_MS.default,
             good_after_ms: limits::GOOD_AFTER_MS.default,
@@ -71,6 +74,7 @@ impl ValidatorConfig {
 
     fn clamped(mut self) -> ValidatorConfig {
         self.interval_ms = limits::INTERVAL_MS.clamp(Some(self.interval_ms));
+        self.sample_names = limits::SAMPLE_NAMES.clamp(Some(self.sample_names));
         self.timeout_ms = limits::QUERY_TIMEOUT_MS.clamp(Some(self.timeout_ms));
         self.serial_lag_ms = limits::SERIAL_LAG_MS.clamp(Some(self.serial_lag_ms));
         self.good_after_ms = limits::GOOD_AFTER_MS.clamp(Some(self.good_after_ms));
@@ -103,6 +107,11 @@ pub struct ZoneReport {
 /// Per-zone memory between rounds.
 #[derive(Debug, Default)]
 struct ZoneState {
+    /// Where the next round's rotating sample of protected names starts.
+    sample_cursor: usize,
+    /// The active generation and health view of the last round: what changed since.
+    last_active: Option<Generation>,
+    last_health: Option<model::HealthView>,
     good: Option<GoodTracker>,
     active_seen: Option<(Generation, u64)>,
     canary_seen: Option<(Generation, u64)>,
@@ -114,6 +123,10 @@ struct ZoneState {
 /// What a round read of a zone from the store.
 struct ZoneRead {
     refs: Refs,
+    /// Owner names changed from the last round's active generation to this one (empty
+    /// when it is the same), from the store's recorded changes; `None` when the store
+    /// cannot tell cheaply.
+    changed_names: Option<Vec<Name>>,
     active: Option<Result<Version, StoreError>>,
     canary: Option<Result<Version, StoreError>>,
     replayed: Option<Vec<Generation>>,
@@ -171,7 +184,8 @@ impl Validator {
             .zones
             .get(&key)
             .is_none_or(|state| state.good.is_none());
-        let read = self.read_zone(&zone.origin, needs_replay).await?;
+        let since = self.zones.get(&key).and_then(|state| state.last_active);
+        let read = self.read_zone(&zone.origin, needs_replay, since).await?;
         let now_ms = self.clock.now_ms();
         let timeout = self.timeout();
         let state = self.zones.entry(key).or_default();
@@ -208,12 +222,24 @@ impl Validator {
         let health = self.health.borrow().clone();
         let mut servers = vec![self.config.server];
         servers.extend(self.config.secondaries.iter().copied());
-        let observations = observe(&servers, &zone.origin, &zone.endpoints, timeout).await;
+        let changed = changed_endpoints(
+            &zone.endpoints,
+            read.changed_names.as_deref(),
+            state.last_health.as_ref(),
+            &health,
+        );
+        let sample = usize::try_from(self.config.sample_names).unwrap_or(usize::MAX);
+        let (asked, next_cursor) =
+            names_to_ask(&zone.endpoints, &changed, state.sample_cursor, sample);
+        state.sample_cursor = next_cursor;
+        state.last_active = Some(active);
+        state.last_health = Some(health.clone());
+        let observations = observe(&servers, &zone.origin, &asked, timeout).await;
         let expectation = Expectation {
             zone: &zone.origin,
             target: target.clone(),
             target_since_ms: active_since,
-            endpoints: &zone.endpoints,
+            endpoints: &asked,
             health: &health,
             serial_lag_ms: self.config.serial_lag_ms,
             health_grace_ms: self.config.health_grace_ms,
@@ -444,11 +470,32 @@ impl Validator {
         Ok(recheck)
     }
 
-    async fn read_zone(&self, zone: &Name, replay: bool) -> Result<ZoneRead, StoreError> {
+    async fn read_zone(
+        &self,
+        zone: &Name,
+        replay: bool,
+        since: Option<Generation>,
+    ) -> Result<ZoneRead, StoreError> {
         let zone = zone.clone();
         let canary_mode = self.config.canary.is_some();
         blocking(&self.store, move |store| {
             let refs = store.refs(&zone)?;
+            let changed_names = match (since, refs.active) {
+                (Some(since), Some(active)) if since == active => Some(Vec::new()),
+                (Some(since), Some(active)) if since < active => store
+                    .content_changes(&zone, since, active)
+                    .ok()
+                    .flatten()
+                    .map(|changes| {
+                        changes
+                            .removed
+                            .iter()
+                            .chain(&changes.added)
+                            .map(|set| set.name.clone())
+                            .collect()
+                    }),
+                _ => None,
+            };
             let active = refs.active.map(|g| store.version(&zone, g));
             let canary = refs
                 .canary
@@ -461,6 +508,7 @@ impl Validator {
             };
             Ok(ZoneRead {
                 refs,
+                changed_names,
                 active,
                 canary,
                 replayed,
@@ -518,6 +566,56 @@ fn seen_since(seen: &mut Option<(Generation, u64)>, generation: Generation, now_
             now_ms
         }
     }
+}
+
+/// The endpoints whose answers may have changed since the last round: those at a name the
+/// store changed, and those with a backend whose verdict in the validator's health view
+/// changed. Every endpoint when the store cannot tell what changed or there was no last
+/// round.
+pub fn changed_endpoints(
+    endpoints: &[EndpointConfig],
+    changed_names: Option<&[Name]>,
+    last_health: Option<&model::HealthView>,
+    health: &model::HealthView,
+) -> BTreeSet<Name> {
+    let (Some(changed_names), Some(last_health)) = (changed_names, last_health) else {
+        return endpoints.iter().map(|e| e.name.clone()).collect();
+    };
+    let changed_names: BTreeSet<&Name> = changed_names.iter().collect();
+    endpoints
+        .iter()
+        .filter(|endpoint| {
+            changed_names.contains(&endpoint.name)
+                || endpoint.backends.iter().any(|backend| {
+                    last_health.healthy(&backend.address) != health.healthy(&backend.address)
+                })
+        })
+        .map(|endpoint| endpoint.name.clone())
+        .collect()
+}
+
+/// The endpoints to ask this round: the changed ones and a rotating sample of `sample`
+/// others starting at `cursor`; and where the next sample starts. Every endpoint is asked
+/// within `endpoints.len() / sample` rounds (rounded up).
+pub fn names_to_ask(
+    endpoints: &[EndpointConfig],
+    changed: &BTreeSet<Name>,
+    cursor: usize,
+    sample: usize,
+) -> (Vec<EndpointConfig>, usize) {
+    if endpoints.is_empty() {
+        return (Vec::new(), 0);
+    }
+    let start = cursor % endpoints.len();
+    let take = sample.min(endpoints.len());
+    let sampled: BTreeSet<usize> = (0..take).map(|i| (start + i) % endpoints.len()).collect();
+    let asked = endpoints
+        .iter()
+        .enumerate()
+        .filter(|(index, endpoint)| sampled.contains(index) || changed.contains(&endpoint.name))
+        .map(|(_, endpoint)| endpoint.clone())
+        .collect();
+    (asked, (start + take) % endpoints.len())
 }
 
 /// Asks every server, over UDP and TCP, for the zone's serial and every protected name.
@@ -879,4 +977,70 @@ pub fn spawn(
         task,
         _watch: watch,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{BackendConfig, Check, HealthView};
+
+    fn endpoints(count: u8) -> Vec<EndpointConfig> {
+        (0..count)
+            .map(|i| {
+                EndpointConfig::new(
+                    Name::from_ascii(format!("ep{i}.example.test.")).unwrap(),
+                    vec![BackendConfig {
+                        address: std::net::IpAddr::from([10, 0, 0, i]),
+                        check: Check::None,
+                        weight: 1,
+                    }],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_round_asks_the_changed_names_and_a_rotating_sample_that_covers_every_name() {
+        let all = endpoints(10);
+        let changed: BTreeSet<Name> = [all[7].name.clone()].into();
+        let mut cursor = 0;
+        let mut seen = BTreeSet::new();
+        for _ in 0..4 {
+            let (asked, next) = names_to_ask(&all, &changed, cursor, 3);
+            assert!(
+                asked.iter().any(|e| e.name == all[7].name),
+                "changed is asked"
+            );
+            assert!(asked.len() <= 4, "three sampled and the changed one");
+            seen.extend(asked.into_iter().map(|e| e.name));
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 10, "every name within ceil(10 / 3) rounds");
+    }
+
+    #[test]
+    fn endpoints_change_with_the_store_or_with_a_backend_verdict() {
+        let all = endpoints(4);
+        let state = |healthy| model::BackendState {
+            healthy,
+            since_ms: 0,
+        };
+        let mut before = HealthView::new();
+        before.set(std::net::IpAddr::from([10, 0, 0, 2]), state(true));
+        let mut after = before.clone();
+        after.set(std::net::IpAddr::from([10, 0, 0, 2]), state(false));
+        let store_changed = [all[0].name.clone()];
+        let changed = changed_endpoints(&all, Some(&store_changed), Some(&before), &after);
+        assert_eq!(
+            changed,
+            [all[0].name.clone(), all[2].name.clone()].into(),
+            "the stored name and the endpoint whose backend turned"
+        );
+        assert_eq!(
+            changed_endpoints(&all, None, Some(&before), &after).len(),
+            4,
+            "unknown store changes: every endpoint"
+        );
+        assert_eq!(changed_endpoints(&all, Some(&[]), None, &after).len(), 4);
+    }
 }
