@@ -43,6 +43,17 @@ impl ContentCache {
         zones.insert(key, (version.generation, content));
     }
 
+    /// Replaces the cached content of `generation` with `content` when both hash the same
+    /// (equal content): a copy that shares structure with what plans are made from.
+    pub fn replace_equal(&self, zone: &Name, generation: Generation, content: ZoneContent) {
+        let mut zones = self.lock();
+        if let Some((held_generation, held)) = zones.get_mut(&zone_key(zone)) {
+            if *held_generation == generation && held.hash() == content.hash() {
+                *held = content;
+            }
+        }
+    }
+
     /// The content of `generation`: the cached one, the cached one patched by the store's
     /// recorded changes, or a whole load.
     pub fn content(

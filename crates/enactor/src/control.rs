@@ -10,8 +10,8 @@ use std::time::Duration;
 use guard::{GuardInput, Verdict};
 use model::endpoint::addresses_at;
 use model::{
-    limits, Breaker, Clock, ContentHash, EndpointConfig, Generation, GuardPolicy, HealthView, Name,
-    Provenance, RefName, Removal, ZoneContent,
+    limits, Breaker, Clock, EndpointConfig, Generation, GuardPolicy, HealthView, Name, Provenance,
+    RefName, Removal, ZoneContent,
 };
 use planner::PlanInput;
 use store::{actions, zone_key, BreakerChange, NewAuditEntry, Store, StoreError};
@@ -96,9 +96,6 @@ pub struct ControlLoop {
     ledger: Arc<RemovalLedger>,
     /// The active content of each zone, shared with the enactors.
     cache: Arc<ContentCache>,
-    /// Per zone, the hash of the zone file's content once its records are in the zone: from
-    /// then on plans carry the zone's other records from the active content.
-    settled: Mutex<BTreeMap<String, ContentHash>>,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -126,7 +123,6 @@ impl ControlLoop {
             retired: Mutex::new(BTreeMap::new()),
             ledger: Arc::new(RemovalLedger::new()),
             cache: Arc::new(ContentCache::new()),
-            settled: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -220,18 +216,10 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(zone_key(&zone.origin), retired.clone());
-        let key = zone_key(&zone.origin);
-        let static_hash = zone.static_content.hash();
-        let settled = self
-            .settled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            == Some(&static_hash);
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &zone.origin,
-                static_content: (!settled).then_some(&zone.static_content),
+                static_content: &zone.static_content,
                 endpoints: &zone.endpoints,
                 health,
                 active: view.content.as_ref(),
@@ -240,14 +228,16 @@ impl ControlLoop {
             },
             now_ms,
         );
-        if plan.static_settled && !settled {
-            self.settled
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key, static_hash);
-        }
-        if let Some(active) = &view.content {
+        if let (Some(active), Some(generation)) = (&view.content, view.active) {
             if same_answers(&plan.content, active) {
+                // The plan's content shares the zone file's structure; the active content
+                // read from the store does not. Keeping the plan's copy makes the next
+                // round's comparison cost the change, not the zone.
+                self.cache.replace_equal(
+                    &zone.origin,
+                    generation,
+                    plan.content.with_serial(active.serial().unwrap_or(0)),
+                );
                 return ZoneRound::Unchanged;
             }
         }

@@ -216,7 +216,7 @@ impl World {
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &zone,
-                static_content: Some(&self.config.zones[0].static_content),
+                static_content: &self.config.zones[0].static_content,
                 endpoints: &self.endpoints,
                 health: &self.health.borrow(),
                 active: content.as_ref(),

@@ -471,7 +471,7 @@ proptest! {
             let planned = planner::plan(
                 &planner::PlanInput {
                     zone_origin: &origin,
-                    static_content: Some(&static_content),
+                    static_content: &static_content,
                     endpoints: &endpoints,
                     health,
                     active: active.as_ref(),

@@ -369,6 +369,15 @@ impl ZoneContent {
         self.rrsets.len()
     }
 
+    /// Whether every owner name is at or below the origin. Names of one zone are contiguous
+    /// in canonical order, so the first and the last name tell.
+    pub fn within_origin(&self) -> bool {
+        let inside = |entry: Option<&(RrsetKey, Arc<RecordSet>)>| {
+            entry.is_none_or(|(key, _)| self.origin.zone_of(&key.name))
+        };
+        inside(self.rrsets.get_min()) && inside(self.rrsets.get_max())
+    }
+
     pub fn record_count(&self) -> u64 {
         self.records
     }

@@ -42,11 +42,10 @@ use model::{
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
     pub zone_origin: &'a Name,
-    /// Records from the zone file. `Some`: the zone's records other than endpoint answers
-    /// are made equal to these (the zone file is new to this node: at start, after a
-    /// reload). `None`: they are carried from the active content as they are, so an
-    /// operator's change to them stands, and a plan costs the endpoints, not the zone.
-    pub static_content: Option<&'a ZoneContent>,
+    /// Records from the zone file, carried as is (except at endpoint names). A plan starts
+    /// from a clone of this content (O(1)), so plans and the versions made from them share
+    /// its structure: comparing a plan with the active content costs their difference.
+    pub static_content: &'a ZoneContent,
     /// Endpoint configs; those outside the zone are ignored.
     pub endpoints: &'a [EndpointConfig],
     pub health: &'a HealthView,
@@ -66,41 +65,14 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Some removals were held back by the policy and are left for later plans.
     pub staged: bool,
-    /// With `static_content` given: carrying the active content's other records would have
-    /// given the same plan, so later plans may carry them (`static_content: None`).
-    pub static_settled: bool,
 }
 
 /// Computes the desired content of the zone. Pure: same input and `now_ms`, same plan.
 pub fn plan(input: &PlanInput<'_>, now_ms: u64) -> Plan {
     let mut notes = Vec::new();
     let endpoints = endpoints_in_zone(input, &mut notes);
-    let carried = || match input.active {
-        Some(active) => active.clone(),
-        None => ZoneContent::new(input.zone_origin.clone()),
-    };
-    let (content, staged, static_settled) = match input.static_content {
-        Some(static_content) => {
-            let base = carry_static(input.zone_origin, static_content, &mut notes);
-            let (content, staged) = answer_endpoints(base, &endpoints, input, now_ms, &mut notes);
-            // Whole-zone work, done only until the zone file's records are in the zone. The
-            // served serial is the store's; a zone file whose serial is ahead still has to
-            // reach the store (the served serial never falls below it).
-            let settled = input.active.is_some_and(|active| {
-                let served = active.serial().unwrap_or(0);
-                let file = static_content.serial().unwrap_or(0);
-                let (from_active, _) =
-                    answer_endpoints(carried(), &endpoints, input, now_ms, &mut Vec::new());
-                !model::serial::is_after(file, served) && from_active == content.with_serial(served)
-            });
-            (content, staged, settled)
-        }
-        None => {
-            let (content, staged) =
-                answer_endpoints(carried(), &endpoints, input, now_ms, &mut notes);
-            (content, staged, true)
-        }
-    };
+    let base = carry_static(input.zone_origin, input.static_content, &mut notes);
+    let (content, staged) = answer_endpoints(base, &endpoints, input, now_ms, &mut notes);
     let valid = match input.active {
         Some(active) => check_change_valid(active, &content, limits::ZONE_RECORDS.default),
         None => check_content_valid(&content, limits::ZONE_RECORDS.default),
@@ -115,7 +87,6 @@ pub fn plan(input: &PlanInput<'_>, now_ms: u64) -> Plan {
         content,
         notes,
         staged,
-        static_settled,
     }
 }
 
@@ -152,6 +123,11 @@ fn carry_static(
     static_content: &ZoneContent,
     notes: &mut Vec<String>,
 ) -> ZoneContent {
+    // Content of this zone holds only names at or below the origin (the zone-file reader
+    // and the validity checks see to it): the clone shares its whole structure.
+    if static_content.origin() == origin && static_content.within_origin() {
+        return static_content.clone();
+    }
     let mut content = ZoneContent::new(origin.clone());
     for set in static_content.rrsets() {
         if content.origin().zone_of(&set.name) {

@@ -97,7 +97,7 @@ impl Scenario {
         let origin = origin();
         let input = PlanInput {
             zone_origin: &origin,
-            static_content: Some(&self.static_content),
+            static_content: &self.static_content,
             endpoints: &self.endpoints,
             health,
             active,

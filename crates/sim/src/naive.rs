@@ -44,7 +44,7 @@ impl World<'_> {
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &origin,
-                static_content: Some(&self.zone.static_content),
+                static_content: &self.zone.static_content,
                 endpoints: &self.zone.endpoints,
                 health: &health,
                 active: content.as_ref(),

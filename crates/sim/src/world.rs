@@ -419,7 +419,7 @@ impl<'rt> World<'rt> {
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: origin,
-                static_content: Some(&self.zone.static_content),
+                static_content: &self.zone.static_content,
                 endpoints: &self.zone.endpoints,
                 health: &health,
                 active: content.as_ref(),
@@ -778,7 +778,7 @@ impl<'rt> World<'rt> {
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &self.zone.origin,
-                static_content: Some(&self.zone.static_content),
+                static_content: &self.zone.static_content,
                 endpoints: &self.zone.endpoints,
                 health: &health,
                 active: Some(&active),
