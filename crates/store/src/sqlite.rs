@@ -2,7 +2,7 @@
 //! instance behind a mutex, every write in a `BEGIN IMMEDIATE` transaction. Several
 //! instances, in one or several processes, may open the same file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -40,9 +40,11 @@ ALTER TABLE versions ADD COLUMN changes BLOB;
 UPDATE schema_version SET version = 3;
 ";
 
-/// Brings a file of schema version 3 to version 4: a version may be stored as a change of
-/// its parent, with an empty manifest (older releases would take that for a torn one).
+/// Brings a file of schema version 3 to version 4: a version may be stored as its change
+/// from a checkpoint version, with an empty manifest.
 const MIGRATE_3_TO_4: &str = "
+ALTER TABLE versions ADD COLUMN checkpoint INTEGER;
+ALTER TABLE versions ADD COLUMN since_checkpoint BLOB;
 UPDATE schema_version SET version = 4;
 ";
 
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS versions (
     zone TEXT NOT NULL REFERENCES zones (name),
     generation INTEGER NOT NULL,
     content_hash BLOB NOT NULL,
-    manifest BLOB NOT NULL,             -- bucket keys, see buckets.rs; empty: a change of parent
+    manifest BLOB NOT NULL,             -- bucket keys, see buckets.rs; empty: see checkpoint
     parent INTEGER,
     provenance TEXT NOT NULL,
     rollback_to INTEGER,
@@ -81,6 +83,8 @@ CREATE TABLE IF NOT EXISTS versions (
     pinned INTEGER NOT NULL DEFAULT 0,
     activated INTEGER NOT NULL DEFAULT 0, -- was ever the target of the active ref
     changes BLOB,                       -- the names changed from parent, see changes.rs
+    checkpoint INTEGER,                 -- with an empty manifest: the version read first
+    since_checkpoint BLOB,              -- and the names changed since it, see changes.rs
     PRIMARY KEY (zone, generation)
 );
 -- Buckets are keyed by zone and hash: content never crosses zones, so clean-up decides
@@ -345,7 +349,7 @@ impl SqliteStore {
             }
             let delta = match (verified_base, base_content) {
                 (Some((base, _)), Some(base_content)) => {
-                    layout_change(tx, &key, base, base_content, &stored)?
+                    layout_change(tx, &key, base, generation, base_content, &stored)?
                 }
                 _ => None,
             };
@@ -354,7 +358,6 @@ impl SqliteStore {
                 None => layout_whole(tx, &key, commit.base, &stored)?,
             };
             let manifest = store_buckets(tx, &key, &layout)?;
-            let changes = layout.changes;
             let display = match row {
                 Some(_) => {
                     tx.execute(
@@ -386,7 +389,7 @@ impl SqliteStore {
                 created_at_ms: commit.now_ms,
                 pinned: false,
             };
-            insert_version(tx, &key, &version, &manifest, changes.as_deref())?;
+            insert_version(tx, &key, &version, &manifest, &layout)?;
             let change = RefChange {
                 key: &key,
                 display: &display,
@@ -905,8 +908,8 @@ fn read_content(
     Ok(Ok(content))
 }
 
-/// The content of a version stored as a change: its checkpoint's content with the recorded
-/// changes since applied, verified against the version's hash.
+/// The content of a version stored as a change: its checkpoint's content with the changes
+/// since applied, verified against the version's hash.
 fn read_delta_content(
     tx: &Connection,
     key: &str,
@@ -919,23 +922,20 @@ fn read_delta_content(
             detail: format!("zone {key} generation {generation}: {what}"),
         }))
     };
-    let Some(chain) = chain_to_checkpoint(tx, key, generation)? else {
-        return corrupt("stored as a change, but its chain to a checkpoint is broken".to_string());
+    let Some(StoredAs::Change { checkpoint, since }) = stored_as(tx, key, generation)? else {
+        return corrupt(
+            "it has no manifest, and no readable checkpoint and changes either".to_string(),
+        );
     };
-    let mut content = match read_content(tx, key, zone, chain.checkpoint)? {
+    match stored_as(tx, key, checkpoint)? {
+        Some(StoredAs::Checkpoint) => {}
+        _ => return corrupt(format!("its checkpoint {checkpoint} is missing or not one")),
+    }
+    let mut content = match read_content(tx, key, zone, checkpoint)? {
         Ok(content) => content,
         Err(error) => return Ok(Err(error)),
     };
-    match recorded_changes(tx, key, chain.checkpoint, generation)? {
-        Ok(Some(changes)) => content.replace_sets(&changes.removed, changes.added),
-        Ok(None) => {
-            return corrupt(format!(
-                "stored as a change of checkpoint {}, but the changes do not compose",
-                chain.checkpoint
-            ))
-        }
-        Err(error) => return Ok(Err(error)),
-    }
+    content.replace_sets(&since.removed, since.added);
     if !content.has_hash(&version.content_hash) {
         return corrupt(format!(
             "the content hashes to {} but the version says {}",
@@ -1121,6 +1121,8 @@ struct Layout {
     /// Indexes into `hashes` of the buckets to write (deduplicated by the store).
     written: Vec<(usize, Vec<u8>)>,
     changes: Option<Vec<u8>>,
+    /// Stored as a change: the checkpoint and the changes since it (`hashes` is empty).
+    delta: Option<(Generation, Vec<u8>)>,
 }
 
 /// Stores the layout's buckets (deduplicated) and returns the version's manifest.
@@ -1151,6 +1153,7 @@ fn layout_whole(
         hashes,
         written: buckets.into_iter().enumerate().collect(),
         changes,
+        delta: None,
     })
 }
 
@@ -1170,17 +1173,20 @@ fn verified_base(
     })
 }
 
-/// The new version as a change of its verified base, at the cost of the change: stored as
-/// the change alone (an empty manifest; reads start from the last checkpoint and apply the
-/// recorded changes), or, every [`limits::STORE_DELTA_CHAIN`] versions, as a checkpoint
-/// whose buckets are the checkpoint's before with those holding a name changed since
-/// rebuilt. `None` (store it whole) when the change is larger than
-/// [`limits::STORE_RECORDED_CHANGE_RRSETS`], the chain back to a checkpoint cannot be read,
-/// or the bucket count changes.
+/// The new version (`generation`) as a change of its verified base, at the cost of the
+/// change: stored as its changes since the base's checkpoint (an empty manifest; a read
+/// starts from the checkpoint and applies them), or, once the checkpoint is
+/// [`limits::STORE_DELTA_CHAIN`] generations back or the changes since it outgrow
+/// [`limits::STORE_RECORDED_CHANGE_RRSETS`], as a new checkpoint: the old one's buckets
+/// with those holding a name changed since rebuilt. A version stored as a change needs only
+/// its checkpoint, so clean-up may delete the versions in between. `None` (store it whole)
+/// when the change is too large to record, the checkpoint cannot be read, or the bucket
+/// count changes.
 fn layout_change(
     tx: &Connection,
     key: &str,
     base: Generation,
+    generation: Generation,
     base_content: &ZoneContent,
     stored: &ZoneContent,
 ) -> rusqlite::Result<Option<Layout>> {
@@ -1198,99 +1204,83 @@ fn layout_change(
         .flat_map(|name| base_content.sets_at(name).cloned())
         .collect();
     let after: Vec<&RecordSet> = names.iter().flat_map(|name| stored.sets_at(name)).collect();
-    let changes = NameChanges::between(before, after).encode();
-    let Some(chain) = chain_to_checkpoint(tx, key, base)? else {
+    let changes = NameChanges::between(before, after);
+    let Some(stored_as) = stored_as(tx, key, base)? else {
         return Ok(None);
     };
-    let delta_chain = usize::try_from(limits::STORE_DELTA_CHAIN.default).unwrap_or(1);
-    if chain.deltas.len() + 1 < delta_chain {
+    let (checkpoint, since) = match stored_as {
+        StoredAs::Checkpoint => (base, changes.clone()),
+        StoredAs::Change { checkpoint, since } => {
+            (checkpoint, NameChanges::compose([since, changes.clone()]))
+        }
+    };
+    let chain = limits::STORE_DELTA_CHAIN.default;
+    if generation.0.saturating_sub(checkpoint.0) < chain && since.len() <= limit {
         return Ok(Some(Layout {
             hashes: Vec::new(),
             written: Vec::new(),
-            changes: Some(changes),
+            changes: Some(changes.encode()),
+            delta: Some((checkpoint, since.encode())),
         }));
     }
-    let mut touched = names;
-    for step in &chain.deltas {
-        let Some(Ok(step)) = read_recorded(tx, key, *step)? else {
-            return Ok(None);
-        };
-        touched.extend(
-            step.removed
-                .iter()
-                .chain(&step.added)
-                .map(|set| set.name.to_lowercase()),
-        );
-    }
-    let Some((hashes, written)) = rebuild_buckets(tx, key, &chain.manifest, &touched, stored)?
-    else {
+    let Some(Ok((_, manifest))) = read_version(tx, key, checkpoint)? else {
+        return Ok(None);
+    };
+    let touched: BTreeSet<Name> = since
+        .removed
+        .iter()
+        .chain(&since.added)
+        .map(|set| set.name.to_lowercase())
+        .collect();
+    let Some((hashes, written)) = rebuild_buckets(tx, key, &manifest, &touched, stored)? else {
         return Ok(None);
     };
     Ok(Some(Layout {
         hashes,
         written,
-        changes: Some(changes),
+        changes: Some(changes.encode()),
+        delta: None,
     }))
 }
 
-/// The versions from a version back to the last one stored with a manifest.
-struct Chain {
-    /// Versions stored as changes, newest first (empty when the start is a checkpoint).
-    deltas: Vec<Generation>,
-    /// The checkpoint and its manifest.
-    checkpoint: Generation,
-    manifest: Vec<u8>,
+/// How a version is stored.
+enum StoredAs {
+    /// With a manifest of its own.
+    Checkpoint,
+    /// As its changes since a checkpoint.
+    Change {
+        checkpoint: Generation,
+        since: NameChanges,
+    },
 }
 
-/// Walks parents from `from` until a version with a manifest, at most
-/// [`limits::STORE_DELTA_CHAIN`] steps; `None` when a version on the way is missing or the
-/// walk is longer.
-fn chain_to_checkpoint(
-    tx: &Connection,
-    key: &str,
-    from: Generation,
-) -> rusqlite::Result<Option<Chain>> {
-    let bound = usize::try_from(limits::STORE_DELTA_CHAIN.max).unwrap_or(usize::MAX);
-    let mut statement = tx.prepare_cached(
-        "SELECT parent, manifest FROM versions WHERE zone = ?1 AND generation = ?2",
-    )?;
-    let mut deltas = Vec::new();
-    let mut generation = from;
-    while deltas.len() <= bound {
-        let row: Option<(Option<i64>, Vec<u8>)> = statement
-            .query_row(params![key, sql(generation.0)], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        match row {
-            Some((_, manifest)) if !manifest.is_empty() => {
-                return Ok(Some(Chain {
-                    deltas,
-                    checkpoint: generation,
-                    manifest,
-                }))
-            }
-            Some((Some(parent), _)) => {
-                deltas.push(generation);
-                generation = Generation(unsigned(parent));
-            }
-            _ => return Ok(None),
-        }
-    }
-    Ok(None)
-}
-
-/// One version's own recorded changes; `None` when it has none.
-fn read_recorded(
+/// How `generation` is stored; `None` when it is missing or its stored change is damaged.
+fn stored_as(
     tx: &Connection,
     key: &str,
     generation: Generation,
-) -> rusqlite::Result<Option<Result<NameChanges, model::ContentError>>> {
-    let bytes: Option<Option<Vec<u8>>> = tx
-        .prepare_cached("SELECT changes FROM versions WHERE zone = ?1 AND generation = ?2")?
-        .query_row(params![key, sql(generation.0)], |row| row.get(0))
+) -> rusqlite::Result<Option<StoredAs>> {
+    let row: Option<(Vec<u8>, Option<i64>, Option<Vec<u8>>)> = tx
+        .prepare_cached(
+            "SELECT manifest, checkpoint, since_checkpoint FROM versions \
+             WHERE zone = ?1 AND generation = ?2",
+        )?
+        .query_row(params![key, sql(generation.0)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?;
-    Ok(bytes.flatten().map(|bytes| NameChanges::decode(&bytes)))
+    Ok(match row {
+        Some((manifest, _, _)) if !manifest.is_empty() => Some(StoredAs::Checkpoint),
+        Some((_, Some(checkpoint), Some(since))) => {
+            NameChanges::decode(&since)
+                .ok()
+                .map(|since| StoredAs::Change {
+                    checkpoint: Generation(unsigned(checkpoint)),
+                    since,
+                })
+        }
+        _ => None,
+    })
 }
 
 /// The buckets of `manifest` with every bucket holding one of `names` rebuilt from `stored`:
@@ -1400,7 +1390,7 @@ fn insert_version(
     key: &str,
     version: &Version,
     manifest: &[u8],
-    changes: Option<&[u8]>,
+    layout: &Layout,
 ) -> rusqlite::Result<()> {
     let rollback_to = match version.provenance {
         Provenance::Rollback { to } => Some(sql(to.0)),
@@ -1408,8 +1398,9 @@ fn insert_version(
     };
     tx.execute(
         "INSERT INTO versions (zone, generation, content_hash, manifest, parent, provenance, \
-         rollback_to, actor, reason, serial, records, created_at_ms, changes) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         rollback_to, actor, reason, serial, records, created_at_ms, changes, checkpoint, \
+         since_checkpoint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             key,
             sql(version.generation.0),
@@ -1423,7 +1414,12 @@ fn insert_version(
             version.serial,
             sql(version.records),
             sql(version.created_at_ms),
-            changes,
+            layout.changes.as_deref(),
+            layout
+                .delta
+                .as_ref()
+                .map(|(checkpoint, _)| sql(checkpoint.0)),
+            layout.delta.as_ref().map(|(_, since)| since.as_slice()),
         ],
     )?;
     Ok(())
@@ -1567,33 +1563,21 @@ fn plan_clean_up(
         .into_iter()
         .filter(|generation| !recent.contains(generation) && Some(*generation) != canary)
         .collect();
-    // A version stored as a change is read from its chain back to a checkpoint: every
-    // version on a kept version's chain is kept too.
+    // A version stored as a change is read from its checkpoint: a kept version keeps it.
     let mut statement = tx.prepare_cached(
-        "SELECT generation, parent, LENGTH(manifest) = 0 FROM versions WHERE zone = ?1",
+        "SELECT generation, checkpoint FROM versions WHERE zone = ?1 AND checkpoint IS NOT NULL",
     )?;
-    let stored_as: HashMap<Generation, (Option<Generation>, bool)> = statement
+    let checkpoints: Vec<(Generation, Generation)> = statement
         .query_map([key], |row| {
             Ok((
                 Generation(unsigned(row.get(0)?)),
-                (
-                    row.get::<_, Option<i64>>(1)?
-                        .map(|p| Generation(unsigned(p))),
-                    row.get(2)?,
-                ),
+                Generation(unsigned(row.get(1)?)),
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let kept: Vec<Generation> = stored_as
-        .keys()
-        .filter(|generation| !delete.contains(generation))
-        .copied()
-        .collect();
-    for kept in kept {
-        let mut generation = kept;
-        while let Some((Some(parent), true)) = stored_as.get(&generation) {
-            delete.remove(parent);
-            generation = *parent;
+    for (generation, checkpoint) in checkpoints {
+        if !delete.contains(&generation) {
+            delete.remove(&checkpoint);
         }
     }
     Ok(CleanUpPlan {
@@ -2051,30 +2035,32 @@ mod tests {
     }
 
     #[test]
-    fn clean_up_keeps_the_chain_a_kept_version_is_read_from() {
+    fn clean_up_keeps_the_checkpoint_a_kept_version_is_read_from_and_nothing_between() {
         let (_dir, store) = open();
         let mut zone = fixtures::content("chain.test.", 1, 500, 0);
-        let mut base = commit(&store, &zone);
+        let checkpoint = commit(&store, &zone);
+        let mut base = checkpoint.clone();
         for step in 0..10 {
             zone = readdressed(&zone, step);
             base = commit_change(&store, &base, &zone);
         }
-        let deleted = store.clean_up(zone.origin(), 1, "test", 3).unwrap();
+        assert!(manifest_of(&store, base.generation).is_empty(), "a change");
+        let deleted = store.clean_up(zone.origin(), 2, "test", 3).unwrap();
         assert!(
-            deleted.is_empty(),
-            "every version is on the active one's chain: {deleted:?}"
+            !deleted.is_empty() && !deleted.contains(&checkpoint.generation),
+            "the versions in between go, the checkpoint stays: {deleted:?}"
         );
         assert_eq!(
             store.content(zone.origin(), base.generation).unwrap(),
             zone.with_serial(base.serial)
         );
-        // Past a checkpoint, what only the old chain needed goes.
+        // Once a newer checkpoint is all that kept versions are read from, the old one goes.
         for step in 10..(limits::STORE_DELTA_CHAIN.default as u32 + 12) {
             zone = readdressed(&zone, step);
             base = commit_change(&store, &base, &zone);
         }
-        let deleted = store.clean_up(zone.origin(), 1, "test", 4).unwrap();
-        assert!(!deleted.is_empty());
+        let deleted = store.clean_up(zone.origin(), 2, "test", 4).unwrap();
+        assert!(deleted.contains(&checkpoint.generation), "{deleted:?}");
         assert_eq!(
             store.content(zone.origin(), base.generation).unwrap(),
             zone.with_serial(base.serial)
@@ -2435,9 +2421,11 @@ mod tests {
                 .execute(&format!("ALTER TABLE zones DROP COLUMN {column}"), [])
                 .unwrap();
         }
-        connection
-            .execute("ALTER TABLE versions DROP COLUMN changes", [])
-            .unwrap();
+        for column in ["changes", "checkpoint", "since_checkpoint"] {
+            connection
+                .execute(&format!("ALTER TABLE versions DROP COLUMN {column}"), [])
+                .unwrap();
+        }
         connection
             .execute("UPDATE schema_version SET version = 1", [])
             .unwrap();
@@ -2465,9 +2453,11 @@ mod tests {
             commit(&store, &zone).generation
         };
         let connection = Connection::open(&path).unwrap();
-        connection
-            .execute("ALTER TABLE versions DROP COLUMN changes", [])
-            .unwrap();
+        for column in ["changes", "checkpoint", "since_checkpoint"] {
+            connection
+                .execute(&format!("ALTER TABLE versions DROP COLUMN {column}"), [])
+                .unwrap();
+        }
         connection
             .execute("UPDATE schema_version SET version = 2", [])
             .unwrap();
