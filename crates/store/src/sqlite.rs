@@ -1260,7 +1260,9 @@ fn stored_as(
     key: &str,
     generation: Generation,
 ) -> rusqlite::Result<Option<StoredAs>> {
-    let row: Option<(Vec<u8>, Option<i64>, Option<Vec<u8>>)> = tx
+    /// The manifest, the checkpoint and the changes since it.
+    type StoredRow = (Vec<u8>, Option<i64>, Option<Vec<u8>>);
+    let row: Option<StoredRow> = tx
         .prepare_cached(
             "SELECT manifest, checkpoint, since_checkpoint FROM versions \
              WHERE zone = ?1 AND generation = ?2",
@@ -1283,6 +1285,9 @@ fn stored_as(
     })
 }
 
+/// A manifest's keys and the buckets rebuilt for it, by index.
+type RebuiltBuckets = (Vec<BucketHash>, Vec<(usize, Vec<u8>)>);
+
 /// The buckets of `manifest` with every bucket holding one of `names` rebuilt from `stored`:
 /// the new manifest's keys and the rebuilt buckets. `None` when the bucket count of
 /// `stored` differs or a bucket cannot be read.
@@ -1293,7 +1298,7 @@ fn rebuild_buckets(
     manifest: &[u8],
     names: &BTreeSet<Name>,
     stored: &ZoneContent,
-) -> rusqlite::Result<Option<(Vec<BucketHash>, Vec<(usize, Vec<u8>)>)>> {
+) -> rusqlite::Result<Option<RebuiltBuckets>> {
     let Some(mut hashes) = buckets::decode_manifest(manifest) else {
         return Ok(None);
     };
