@@ -177,6 +177,12 @@ impl ControlLoop {
         let mut rounds = Vec::with_capacity(config.zones.len());
         for zone in &config.zones {
             let round = self.plan_zone(zone, &config.policy, &health).await;
+            match &round {
+                ZoneRound::Published(plan) => {
+                    tracing::debug!(zone = %zone.origin, base = ?plan.base, sequence = plan.sequence, "plan published")
+                }
+                other => tracing::debug!(zone = %zone.origin, round = ?other, "no plan published"),
+            }
             rounds.push((zone.origin.clone(), round));
         }
         rounds

@@ -80,7 +80,8 @@ fn removals_of(
     };
     // The recorded changes hold every set of every changed name on both sides: their diff
     // is the version's diff, at the cost of the change.
-    if let Some(changes) = store.content_changes(zone, parent, version.generation)? {
+    // A parent cleaned up since is handled below, as before.
+    if let Ok(Some(changes)) = store.content_changes(zone, parent, version.generation) {
         let before = ZoneContent::from_normalized_sets(zone.clone(), changes.removed);
         let after = ZoneContent::from_normalized_sets(zone.clone(), changes.added);
         return Ok(ZoneDiff::between(&before, &after).removals(version.created_at_ms));
@@ -103,4 +104,49 @@ fn removals_of(
     };
     let content = store.content(zone, version.generation)?;
     Ok(ZoneDiff::between(&parent_content, &content).removals(version.created_at_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{EndpointConfig, RefName};
+    use store::contract::fixtures;
+    use store::SqliteStore;
+
+    /// Found by `bench/control-plane`: once clean-up had deleted the parent of a version in
+    /// the velocity window, every control round failed and no change reached the wire.
+    #[test]
+    fn recent_removals_survive_a_cleaned_up_parent_and_assume_the_worst_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+        let origin = "ledger.test.";
+        let mut zone = fixtures::content(origin, 1, 50, 0);
+        let mut base = store
+            .commit(fixtures::commit(&zone, None, RefName::Active))
+            .unwrap();
+        for host in 0..12 {
+            let base_content = store.content(zone.origin(), base.generation).unwrap();
+            zone = base_content.clone();
+            zone.put_rrset(fixtures::host_set(origin, host, 9));
+            base = store
+                .commit_from(
+                    fixtures::commit(&zone, Some(base.generation), RefName::Active),
+                    &base_content,
+                )
+                .unwrap();
+        }
+        let deleted = store.clean_up(zone.origin(), 2, "test", 1_000).unwrap();
+        assert!(!deleted.is_empty());
+        let endpoint = EndpointConfig::new(fixtures::name(&format!("host0.{origin}")), vec![]);
+        let policy = GuardPolicy::default();
+        let recent = RemovalLedger::new()
+            .recent(&store, zone.origin(), &[endpoint], &policy, 1_000)
+            .expect("a cleaned-up parent is no error");
+        assert!(
+            recent
+                .iter()
+                .any(|removal| removal.records == policy.max_removals_per_window),
+            "the version whose parent is gone counts as the worst case: {recent:?}"
+        );
+    }
 }
