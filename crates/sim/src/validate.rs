@@ -477,6 +477,7 @@ impl SimValidator {
             endpoints: &zone.endpoints,
             health,
             serial_lag_ms: limits::SERIAL_LAG_MS.default,
+            served_before: true,
             health_grace_ms: limits::HEALTH_GRACE_MS.default,
             health_tolerance: limits::HEALTH_TOLERANCE.default,
         }

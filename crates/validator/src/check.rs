@@ -65,6 +65,10 @@ pub struct Expectation<'a> {
     pub endpoints: &'a [EndpointConfig],
     pub health: &'a HealthView,
     pub serial_lag_ms: u64,
+    /// Whether the validator has seen our server serve the zone since it started. Until it
+    /// has, a zone not served at all is a server still loading it (a whole load of a large
+    /// zone takes seconds): a warning, since rolling back would only start another load.
+    pub served_before: bool,
     pub health_grace_ms: u64,
     pub health_tolerance: f64,
 }
@@ -233,7 +237,16 @@ pub fn check(
             })
         };
         if let Some(kind) = check_serial(observation, expectation, now_ms) {
-            push(Severity::Violation, kind);
+            let loading = matches!(kind, FindingKind::SerialBehind { served: None, .. })
+                && !expectation.served_before;
+            push(
+                if loading {
+                    Severity::Warning
+                } else {
+                    Severity::Violation
+                },
+                kind,
+            );
         }
         if let Reply::Silent { detail } = &observation.serial {
             push(
@@ -455,10 +468,48 @@ mod tests {
             endpoints: &endpoints,
             health,
             serial_lag_ms: 3_000,
+            served_before: true,
             health_grace_ms: 5_000,
             health_tolerance: 0.0,
         };
         check(&[observation], &expectation, now_ms)
+    }
+
+    #[test]
+    fn a_zone_not_served_yet_is_a_warning_until_the_server_was_seen_serving_it() {
+        let refused = || {
+            observation(
+                Reply::Error {
+                    rcode: "REFUSED".to_string(),
+                },
+                Reply::Answer(addresses(&["127.0.0.11"])),
+            )
+        };
+        let zone = name("example.test.");
+        let endpoints = [endpoint()];
+        let health = HealthView::new();
+        let mut expectation = Expectation {
+            zone: &zone,
+            target: Ok(Target {
+                generation: Generation(1),
+                serial: 1,
+            }),
+            target_since_ms: 0,
+            endpoints: &endpoints,
+            health: &health,
+            serial_lag_ms: 3_000,
+            served_before: false,
+            health_grace_ms: 5_000,
+            health_tolerance: 0.0,
+        };
+        let loading = check(&[refused()], &expectation, 10_000);
+        assert!(
+            !loading.is_empty() && !has_violation(&loading),
+            "still loading: {loading:?}"
+        );
+        expectation.served_before = true;
+        let lost = check(&[refused()], &expectation, 10_000);
+        assert!(has_violation(&lost), "stopped serving: {lost:?}");
     }
 
     fn kinds(findings: &[Finding]) -> Vec<&FindingKind> {
@@ -577,6 +628,7 @@ mod tests {
             endpoints: &[],
             health: &HealthView::new(),
             serial_lag_ms: 3_000,
+            served_before: true,
             health_grace_ms: 0,
             health_tolerance: 0.5,
         };

@@ -107,6 +107,8 @@ pub struct ZoneReport {
 /// Per-zone memory between rounds.
 #[derive(Debug, Default)]
 struct ZoneState {
+    /// Our server has been seen serving the zone since the validator started.
+    served_before: bool,
     /// Where the next round's rotating sample of protected names starts.
     sample_cursor: usize,
     /// The active generation and health view of the last round: what changed since.
@@ -235,10 +237,15 @@ impl Validator {
         state.last_active = Some(active);
         state.last_health = Some(health.clone());
         let observations = observe(&servers, &zone.origin, &asked, timeout).await;
+        state.served_before |= observations.iter().any(|observation| {
+            observation.server == self.config.server
+                && matches!(observation.serial, crate::check::Reply::Answer(_))
+        });
         let expectation = Expectation {
             zone: &zone.origin,
             target: target.clone(),
             target_since_ms: active_since,
+            served_before: state.served_before,
             endpoints: &asked,
             health: &health,
             serial_lag_ms: self.config.serial_lag_ms,
@@ -405,6 +412,7 @@ impl Validator {
             endpoints: &zone.endpoints,
             health,
             serial_lag_ms: self.config.serial_lag_ms,
+            served_before: true,
             health_grace_ms: self.config.health_grace_ms,
             health_tolerance: self.config.health_tolerance,
         };
