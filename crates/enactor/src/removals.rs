@@ -114,9 +114,12 @@ mod tests {
     use store::SqliteStore;
 
     /// Found by `bench/control-plane`: once clean-up had deleted the parent of a version in
-    /// the velocity window, every control round failed and no change reached the wire.
+    /// the velocity window, every control round failed and no change reached the wire; and
+    /// once it failed no longer, the worst case assumed for such versions held back every
+    /// removal while versions came faster than clean-up kept them. A version's own
+    /// recorded changes outlive its parent.
     #[test]
-    fn recent_removals_survive_a_cleaned_up_parent_and_assume_the_worst_for_it() {
+    fn recent_removals_come_from_recorded_changes_after_the_parent_is_cleaned_up() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
         let origin = "ledger.test.";
@@ -142,11 +145,10 @@ mod tests {
         let recent = RemovalLedger::new()
             .recent(&store, zone.origin(), &[endpoint], &policy, 1_000)
             .expect("a cleaned-up parent is no error");
+        assert!(!recent.is_empty());
         assert!(
-            recent
-                .iter()
-                .any(|removal| removal.records == policy.max_removals_per_window),
-            "the version whose parent is gone counts as the worst case: {recent:?}"
+            recent.iter().all(|removal| removal.records == 1),
+            "each version replaced one address: {recent:?}"
         );
     }
 }

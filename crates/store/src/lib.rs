@@ -128,7 +128,8 @@ pub trait Store: Send + Sync {
     /// versions, and a name that appears has, in `to`, exactly its sets in `added`. What is
     /// read is verified against its hash. `None` when the backend cannot tell cheaply (the
     /// default, a different bucket layout, or more than half of the buckets changed): load
-    /// the whole content.
+    /// the whole content. Recorded changes are answered even when `from` has been cleaned
+    /// up since (what a version changed stays known while the version exists).
     fn content_changes(
         &self,
         zone: &Name,

@@ -955,13 +955,8 @@ fn read_changes(
     from: Generation,
     to: Generation,
 ) -> rusqlite::Result<Result<Option<ContentChanges>, StoreError>> {
-    // Recorded changes first: they need neither manifest (a megabyte each at 1M names).
-    if !version_exists(tx, key, from)? {
-        return Ok(Err(StoreError::NotFound {
-            zone: zone.clone(),
-            generation: from,
-        }));
-    }
+    // Recorded changes first: they need neither manifest (a megabyte each at 1M names), nor
+    // `from` itself (a version's own changes outlive its cleaned-up parent).
     let metadata = tx
         .query_row(
             &format!(
@@ -992,6 +987,12 @@ fn read_changes(
         }
         Ok(None) => {}
         Err(error) => return Ok(Err(error)),
+    }
+    if !version_exists(tx, key, from)? {
+        return Ok(Err(StoreError::NotFound {
+            zone: zone.clone(),
+            generation: from,
+        }));
     }
     let mut manifests = Vec::new();
     let mut to_version = None;
