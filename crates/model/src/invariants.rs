@@ -99,7 +99,10 @@ pub fn check_serial_rises(parent: Option<u32>, new: u32) -> Result<(), Violation
 
 /// Content must be a servable zone before it becomes a version.
 pub fn check_content_valid(content: &ZoneContent, record_limit: u64) -> Result<(), Violation> {
-    let problems: Vec<ContentError> = content.validate(record_limit);
+    valid_unless(content.validate(record_limit))
+}
+
+fn valid_unless(problems: Vec<ContentError>) -> Result<(), Violation> {
     if problems.is_empty() {
         Ok(())
     } else {
@@ -122,18 +125,7 @@ pub fn check_change_valid(
     record_limit: u64,
 ) -> Result<(), Violation> {
     let changed = old.changed_sets(new);
-    let problems = new.validate_names(changed.iter().map(|set| &set.key.name), record_limit);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Violation::InvalidContent {
-            problems: problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        })
-    }
+    valid_unless(new.validate_names(changed.iter().map(|set| &set.key.name), record_limit))
 }
 
 /// [`ttl_violations`] of the sets of `new` that differ from `old`: the same violations when
