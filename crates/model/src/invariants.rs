@@ -135,17 +135,12 @@ pub fn ttl_violations_in_change(
     new: &ZoneContent,
     max_ttl_secs: u32,
 ) -> Vec<Violation> {
-    old.changed_sets(new)
-        .into_iter()
-        .filter_map(|changed| changed.new)
-        .filter(|set| set.ttl > max_ttl_secs)
-        .map(|set| Violation::TtlOutOfBounds {
-            name: set.name.clone(),
-            rtype: set.rtype,
-            ttl_secs: set.ttl,
-            max_ttl_secs,
-        })
-        .collect()
+    ttl_violations_of(
+        old.changed_sets(new)
+            .into_iter()
+            .filter_map(|changed| changed.new),
+        max_ttl_secs,
+    )
 }
 
 /// Contract 5: every endpoint of the content's zone has at least `min_answers` address
@@ -267,9 +262,14 @@ pub fn check_ttl_bounds(content: &ZoneContent, max_ttl_secs: u32) -> Result<(), 
 
 /// Every violation of [`check_ttl_bounds`], one per record set.
 pub fn ttl_violations(content: &ZoneContent, max_ttl_secs: u32) -> Vec<Violation> {
-    content
-        .rrsets()
-        .filter(|set| set.ttl > max_ttl_secs)
+    ttl_violations_of(content.rrsets(), max_ttl_secs)
+}
+
+fn ttl_violations_of<'a>(
+    sets: impl Iterator<Item = &'a crate::zone::RecordSet>,
+    max_ttl_secs: u32,
+) -> Vec<Violation> {
+    sets.filter(|set| set.ttl > max_ttl_secs)
         .map(|set| Violation::TtlOutOfBounds {
             name: set.name.clone(),
             rtype: set.rtype,

@@ -31,7 +31,7 @@ pub fn split(content: &ZoneContent) -> Vec<Vec<u8>> {
     let count = bucket_count(content.rrset_count());
     let mut buckets = vec![Vec::new(); count];
     for set in content.rrsets() {
-        set.encode(&mut buckets[bucket_of(&set.name, count)]);
+        set.encode(&mut buckets[index_of(&set.name, count)]);
     }
     buckets
 }
@@ -43,7 +43,7 @@ pub fn split_with_sets(content: &ZoneContent) -> (Vec<Vec<u8>>, Vec<Vec<&RecordS
     let mut buckets = vec![Vec::new(); count];
     let mut sets: Vec<Vec<&RecordSet>> = vec![Vec::new(); count];
     for set in content.rrsets() {
-        let index = bucket_of(&set.name, count);
+        let index = index_of(&set.name, count);
         set.encode(&mut buckets[index]);
         sets[index].push(set);
     }
@@ -87,10 +87,6 @@ pub fn assemble<'a>(
 
 /// The bucket of an owner name among `count` buckets (a power of two).
 pub fn index_of(name: &Name, count: usize) -> usize {
-    bucket_of(name, count)
-}
-
-fn bucket_of(name: &Name, count: usize) -> usize {
     let digest = Sha256::digest(name.to_lowercase().to_ascii().as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
@@ -133,7 +129,7 @@ mod tests {
     fn names_differing_only_in_case_share_a_bucket() {
         let lower = Name::from_ascii("www.example.test.").unwrap();
         let upper = Name::from_ascii("WWW.Example.TEST.").unwrap();
-        assert_eq!(bucket_of(&lower, 1024), bucket_of(&upper, 1024));
+        assert_eq!(index_of(&lower, 1024), index_of(&upper, 1024));
     }
 
     #[test]
