@@ -365,6 +365,12 @@ impl ZoneContent {
         }
     }
 
+    /// Whether `other` is this very content: the same zone and the same map root (a clone
+    /// of it with nothing changed since). O(1); `false` says nothing about equality.
+    pub fn is_same_as(&self, other: &ZoneContent) -> bool {
+        self.origin == other.origin && self.rrsets.ptr_eq(&other.rrsets)
+    }
+
     pub fn rrset_count(&self) -> usize {
         self.rrsets.len()
     }

@@ -28,7 +28,7 @@
 //! never held back, so a staged answer is a superset of the desired one and never below its
 //! floor. The guard enforces the same limits independently, with the same model functions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use model::endpoint::address_record_sets;
@@ -63,59 +63,236 @@ pub struct Plan {
     pub content: ZoneContent,
     /// Why each endpoint answers what it answers, and anything else a person should know.
     pub notes: Vec<String>,
+    /// The notes that explain this plan's change: the notes of the endpoints whose answer it
+    /// changes (all of them at first load), and every note that is not about one endpoint's
+    /// answer. What the audit log keeps of a plan.
+    pub summary: Vec<String>,
     /// Some removals were held back by the policy and are left for later plans.
     pub staged: bool,
 }
 
 /// Computes the desired content of the zone. Pure: same input and `now_ms`, same plan.
 pub fn plan(input: &PlanInput<'_>, now_ms: u64) -> Plan {
-    let mut notes = Vec::new();
-    let endpoints = endpoints_in_zone(input, &mut notes);
-    let base = carry_static(input.zone_origin, input.static_content, &mut notes);
-    let (content, staged) = answer_endpoints(base, &endpoints, input, now_ms, &mut notes);
-    let valid = match input.active {
-        Some(active) => check_change_valid(active, &content, limits::ZONE_RECORDS.default),
-        None => check_content_valid(&content, limits::ZONE_RECORDS.default),
-    };
-    if let Err(violation) = valid {
-        notes.push(format!(
-            "the planned content is not a servable zone ({violation}); the guard will refuse \
-             it, fix the zone file"
-        ));
+    Planner::default().plan(input, now_ms)
+}
+
+/// [`plan`] for one zone, round after round, at the cost of what changed: it remembers what
+/// its last plan computed and works out again only the answers of the endpoints whose
+/// inputs changed since (a backend's verdict, the active answer at the endpoint's name).
+/// Any other change of input (zone file, endpoint configs, zone, first load) plans the
+/// zone whole. Same input and `now_ms`, same plan as [`plan`], whatever came before (a
+/// property test holds it to that).
+#[derive(Debug, Clone, Default)]
+pub struct Planner {
+    memo: Option<Memo>,
+}
+
+impl Planner {
+    pub fn new() -> Planner {
+        Planner::default()
     }
-    Plan {
-        content,
-        notes,
-        staged,
+
+    /// The plan [`plan`] would give.
+    pub fn plan(&mut self, input: &PlanInput<'_>, now_ms: u64) -> Plan {
+        let memo = match self.memo.take() {
+            Some(mut memo) if memo.fits(input) => {
+                memo.catch_up(input);
+                memo
+            }
+            _ => Memo::new(input),
+        };
+        let plan = memo.finish(input, now_ms);
+        self.memo = Some(memo);
+        plan
     }
 }
 
-/// Sets every endpoint's answer in `content`, holding back removals the policy does not
-/// allow now. Returns the content and whether a removal was held back.
-fn answer_endpoints(
-    mut content: ZoneContent,
-    endpoints: &[&EndpointConfig],
-    input: &PlanInput<'_>,
-    now_ms: u64,
-    notes: &mut Vec<String>,
-) -> (ZoneContent, bool) {
-    for endpoint in endpoints {
-        if let Some(cname) = content.remove_rrset(&endpoint.name, RecordType::CNAME) {
-            notes.push(format!(
-                "{}: the static CNAME ({} records) was dropped, the endpoint owns this name",
-                endpoint.name,
-                cname.rdatas.len()
+/// What a plan computed before staging, and the inputs it computed it from.
+#[derive(Debug, Clone)]
+struct Memo {
+    origin: Name,
+    static_content: ZoneContent,
+    endpoints: Vec<EndpointConfig>,
+    health: HealthView,
+    active: Option<ZoneContent>,
+    /// Notes before the endpoints' own: duplicates in the config, static records left out.
+    head: Vec<String>,
+    /// The zone's endpoints, one per name, in name order (indices into `endpoints`).
+    order: Vec<usize>,
+    /// Position in `order` of each endpoint name.
+    position: BTreeMap<Name, usize>,
+    /// Positions in `order` of the endpoints serving each backend address.
+    by_address: BTreeMap<IpAddr, Vec<usize>>,
+    /// Per position: the note on a static CNAME the endpoint replaced, if any.
+    cname_notes: Vec<Option<String>>,
+    /// Per position: why the endpoint answers what it answers.
+    why: Vec<String>,
+    /// The zone file's records with every endpoint's desired answer, before staging.
+    answered: ZoneContent,
+}
+
+impl Memo {
+    /// Plans the zone whole.
+    fn new(input: &PlanInput<'_>) -> Memo {
+        let mut head = Vec::new();
+        let order = endpoints_in_zone(input, &mut head);
+        let mut answered = carry_static(input.zone_origin, input.static_content, &mut head);
+        let mut position = BTreeMap::new();
+        let mut by_address: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
+        let mut cname_notes = Vec::with_capacity(order.len());
+        let mut why = Vec::with_capacity(order.len());
+        for (at, index) in order.iter().enumerate() {
+            let endpoint = &input.endpoints[*index];
+            position.insert(endpoint.name.clone(), at);
+            for backend in &endpoint.backends {
+                let list = by_address.entry(backend.address).or_default();
+                if list.last() != Some(&at) {
+                    list.push(at);
+                }
+            }
+            cname_notes.push(
+                answered
+                    .remove_rrset(&endpoint.name, RecordType::CNAME)
+                    .map(|cname| {
+                        format!(
+                            "{}: the static CNAME ({} records) was dropped, the endpoint owns \
+                             this name",
+                            endpoint.name,
+                            cname.rdatas.len()
+                        )
+                    }),
+            );
+            why.push(answer_endpoint(&mut answered, endpoint, input));
+        }
+        Memo {
+            origin: input.zone_origin.clone(),
+            static_content: input.static_content.clone(),
+            endpoints: input.endpoints.to_vec(),
+            health: input.health.clone(),
+            active: input.active.cloned(),
+            head,
+            order,
+            position,
+            by_address,
+            cname_notes,
+            why,
+            answered,
+        }
+    }
+
+    /// Whether only health and active content changed since this memo was made (anything
+    /// else plans the zone whole).
+    fn fits(&self, input: &PlanInput<'_>) -> bool {
+        self.origin == *input.zone_origin
+            && self.static_content.is_same_as(input.static_content)
+            && self.active.is_some() == input.active.is_some()
+            && self.endpoints == input.endpoints
+    }
+
+    /// Works out again the answers of the endpoints whose inputs changed: a backend's
+    /// verdict, or the active answer at the endpoint's name.
+    fn catch_up(&mut self, input: &PlanInput<'_>) {
+        let mut stale = BTreeSet::new();
+        for address in changed_verdicts(&self.health, input.health) {
+            stale.extend(self.by_address.get(&address).into_iter().flatten().copied());
+        }
+        if let (Some(before), Some(now)) = (&self.active, input.active) {
+            for set in before.changed_sets(now) {
+                stale.extend(self.position.get(&set.key.name).copied());
+            }
+        }
+        for at in stale {
+            let endpoint = &input.endpoints[self.order[at]];
+            self.why[at] = answer_endpoint(&mut self.answered, endpoint, input);
+        }
+        self.health = input.health.clone();
+        self.active = input.active.cloned();
+    }
+
+    /// The plan: the memo's answers, staged against the active content.
+    fn finish(&self, input: &PlanInput<'_>, now_ms: u64) -> Plan {
+        let mut content = self.answered.clone();
+        let mut notes = self.head.clone();
+        for (cname, why) in self.cname_notes.iter().zip(&self.why) {
+            notes.extend(cname.iter().cloned());
+            notes.push(why.clone());
+        }
+        let endpoints: Vec<&EndpointConfig> =
+            self.order.iter().map(|index| &input.endpoints[*index]).collect();
+        let mut tail = Vec::new();
+        let staged = match input.active {
+            Some(active) => stage_removals(
+                &mut content,
+                active,
+                &endpoints,
+                &self.position,
+                input,
+                now_ms,
+                &mut tail,
+            ),
+            None => false,
+        };
+        let valid = match input.active {
+            Some(active) => check_change_valid(active, &content, limits::ZONE_RECORDS.default),
+            None => check_content_valid(&content, limits::ZONE_RECORDS.default),
+        };
+        if let Err(violation) = valid {
+            tail.push(format!(
+                "the planned content is not a servable zone ({violation}); the guard will \
+                 refuse it, fix the zone file"
             ));
         }
-        let (answer, why) = desired_answer(endpoint, input.health, input.active);
-        notes.push(why);
-        set_answer(&mut content, endpoint, &answer);
+        let mut summary = self.head.clone();
+        match input.active {
+            Some(active) => {
+                let changed: BTreeSet<usize> = active
+                    .changed_sets(&content)
+                    .iter()
+                    .filter_map(|set| self.position.get(&set.key.name).copied())
+                    .collect();
+                for at in changed {
+                    summary.extend(self.cname_notes[at].iter().cloned());
+                    summary.push(self.why[at].clone());
+                }
+            }
+            None => summary.extend(notes[self.head.len()..].iter().cloned()),
+        }
+        summary.extend(tail.iter().cloned());
+        notes.extend(tail);
+        Plan {
+            content,
+            notes,
+            summary,
+            staged,
+        }
     }
-    let staged = match input.active {
-        Some(active) => stage_removals(&mut content, active, endpoints, input, now_ms, notes),
-        None => false,
-    };
-    (content, staged)
+}
+
+/// The addresses whose verdict (healthy, unhealthy, none yet) differs between two views.
+fn changed_verdicts(before: &HealthView, now: &HealthView) -> Vec<IpAddr> {
+    let mut changed = Vec::new();
+    for (address, state) in &now.backends {
+        if before.healthy(address) != Some(state.healthy) {
+            changed.push(*address);
+        }
+    }
+    for address in before.backends.keys() {
+        if !now.backends.contains_key(address) {
+            changed.push(*address);
+        }
+    }
+    changed
+}
+
+/// Sets one endpoint's desired answer in `content`; returns why it answers that.
+fn answer_endpoint(
+    content: &mut ZoneContent,
+    endpoint: &EndpointConfig,
+    input: &PlanInput<'_>,
+) -> String {
+    let (answer, why) = desired_answer(endpoint, input.health, input.active);
+    set_answer(content, endpoint, &answer);
+    why
 }
 
 fn carry_static(
@@ -144,19 +321,17 @@ fn carry_static(
     content
 }
 
-/// The endpoints of this zone, one per name (the first wins), in name order.
-fn endpoints_in_zone<'a>(
-    input: &PlanInput<'a>,
-    notes: &mut Vec<String>,
-) -> Vec<&'a EndpointConfig> {
+/// The endpoints of this zone, one per name (the first wins), in name order, as indices
+/// into `input.endpoints`.
+fn endpoints_in_zone(input: &PlanInput<'_>, notes: &mut Vec<String>) -> Vec<usize> {
     let mut seen = BTreeSet::new();
     let mut endpoints = Vec::new();
-    for endpoint in input.endpoints {
+    for (index, endpoint) in input.endpoints.iter().enumerate() {
         if !input.zone_origin.zone_of(&endpoint.name) {
             continue;
         }
-        if seen.insert(endpoint.name.clone()) {
-            endpoints.push(endpoint);
+        if seen.insert(&endpoint.name) {
+            endpoints.push(index);
         } else {
             notes.push(format!(
                 "{}: configured twice, the first endpoint is used",
@@ -164,7 +339,7 @@ fn endpoints_in_zone<'a>(
             ));
         }
     }
-    endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+    endpoints.sort_by(|a, b| input.endpoints[*a].name.cmp(&input.endpoints[*b].name));
     endpoints
 }
 
@@ -254,13 +429,13 @@ fn stage_removals(
     content: &mut ZoneContent,
     active: &ZoneContent,
     endpoints: &[&EndpointConfig],
+    position: &BTreeMap<Name, usize>,
     input: &PlanInput<'_>,
     now_ms: u64,
     notes: &mut Vec<String>,
 ) -> bool {
     let policy = input.policy;
     let diff = ZoneDiff::between(active, content);
-    let endpoint_names: BTreeSet<&Name> = endpoints.iter().map(|e| &e.name).collect();
     // Removals the planner does not choose: static records, and endpoint-owned names' other
     // types. They spend the same budgets first.
     let fixed_at = |name: &Name| -> u64 {
@@ -269,7 +444,7 @@ fn stage_removals(
                 .removed
                 .iter()
                 .filter(|(rtype, _)| {
-                    !endpoint_names.contains(name)
+                    !position.contains_key(name)
                         || !matches!(rtype, RecordType::A | RecordType::AAAA)
                 })
                 .count() as u64
@@ -286,8 +461,8 @@ fn stage_removals(
     }
     let mut zone_budget = zone_allowance.saturating_sub(zone_fixed);
     let mut staged = false;
-    for endpoint in endpoints {
-        let Some(change) = diff.names.get(&endpoint.name) else {
+    for (name, change) in &diff.names {
+        let Some(endpoint) = position.get(name).map(|at| endpoints[*at]) else {
             continue;
         };
         let desired = endpoint.answers_in(content);

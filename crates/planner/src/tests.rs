@@ -354,3 +354,188 @@ fn the_same_input_gives_the_same_plan() {
     let view = health(&[(2, false), (4, false)]);
     assert_eq!(scenario.plan(&view, None, 9), scenario.plan(&view, None, 9));
 }
+
+mod incremental {
+    //! [`Planner`] remembers its last plan and works out only what changed; these rounds
+    //! hold it to [`plan`], which plans the zone whole every time.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One round's change of input before planning.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A backend's verdict changes (`None`: forgotten).
+        Verdict(u8, Option<bool>),
+        /// The last plan is applied: it becomes the active content.
+        Apply,
+        /// Someone else changed the active answer at an endpoint's name.
+        ActiveAnswer(usize, Vec<u8>),
+        /// The zone file is read again: equal content, not the same value.
+        ZoneFileReread,
+        /// An endpoint's floor changes in the config.
+        Floor(usize, usize),
+        /// Time passes (staging and velocity windows).
+        Wait(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (1u8..=8, prop::option::of(any::<bool>())).prop_map(|(b, v)| Step::Verdict(b, v)),
+            3 => Just(Step::Apply),
+            1 => (0usize..4, prop::collection::vec(1u8..=8, 0..4))
+                .prop_map(|(e, lasts)| Step::ActiveAnswer(e, lasts)),
+            1 => Just(Step::ZoneFileReread),
+            1 => (0usize..4, 1usize..=3).prop_map(|(e, floor)| Step::Floor(e, floor)),
+            1 => (0u64..120_000).prop_map(Step::Wait),
+        ]
+    }
+
+    /// Four endpoints sharing backends 1-8, one on a name with static records, checks and
+    /// all-down policies mixed.
+    fn endpoints() -> Vec<EndpointConfig> {
+        let backends = |lasts: &[u8], none: bool| -> Vec<BackendConfig> {
+            lasts
+                .iter()
+                .map(|&last| BackendConfig {
+                    address: ip(last),
+                    check: if none {
+                        Check::None
+                    } else {
+                        Check::Tcp(std::net::SocketAddr::new(ip(last), 80))
+                    },
+                    weight: u32::from(last != 8),
+                })
+                .collect()
+        };
+        let mut list = vec![
+            EndpointConfig::new(name("api.example.test."), backends(&[1, 2, 3], false)),
+            EndpointConfig::new(name("app.example.test."), backends(&[3, 4, 5, 8], true)),
+            EndpointConfig::new(name("www.example.test."), backends(&[5, 6], false)),
+            EndpointConfig::new(name("db.example.test."), backends(&[6, 7, 1], false)),
+        ];
+        list[2].all_down = AllDownPolicy::KeepLast;
+        list[3].min_answers = 2;
+        list
+    }
+
+    fn answer_sets(endpoint: &EndpointConfig, lasts: &[u8]) -> Vec<model::RecordSet> {
+        endpoint.record_sets(&ips(lasts))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn planning_round_after_round_gives_the_plan_of_the_whole_zone(
+            steps in prop::collection::vec(step(), 1..40),
+        ) {
+            let origin = origin();
+            let policy = GuardPolicy::default();
+            let mut static_content = static_zone();
+            let mut configs = endpoints();
+            let mut view = HealthView::new();
+            let mut active: Option<ZoneContent> = None;
+            let mut recent: Vec<Removal> = Vec::new();
+            let mut now_ms = 1_000;
+            let mut planner = Planner::new();
+            let mut last: Option<Plan> = None;
+            for step in steps {
+                match step {
+                    Step::Verdict(last_octet, Some(healthy)) => view.set(
+                        ip(last_octet),
+                        BackendState { healthy, since_ms: now_ms },
+                    ),
+                    Step::Verdict(last_octet, None) => {
+                        view.backends.remove(&ip(last_octet));
+                    }
+                    Step::Apply => {
+                        if let Some(planned) = &last {
+                            if let Some(before) = &active {
+                                recent.extend(ZoneDiff::between(before, &planned.content).removals(now_ms));
+                            }
+                            active = Some(planned.content.clone());
+                        }
+                    }
+                    Step::ActiveAnswer(at, lasts) => {
+                        if let Some(content) = active.as_mut() {
+                            let endpoint = &configs[at];
+                            content.remove_rrset(&endpoint.name, RecordType::A);
+                            for set in answer_sets(endpoint, &lasts) {
+                                content.put_rrset(set);
+                            }
+                        }
+                    }
+                    Step::ZoneFileReread => static_content = static_zone(),
+                    Step::Floor(at, floor) => configs[at].min_answers = floor,
+                    Step::Wait(ms) => now_ms += ms,
+                }
+                let input = PlanInput {
+                    zone_origin: &origin,
+                    static_content: &static_content,
+                    endpoints: &configs,
+                    health: &view,
+                    active: active.as_ref(),
+                    recent_removals: &recent,
+                    policy: &policy,
+                };
+                let remembered = planner.plan(&input, now_ms);
+                let whole = plan(&input, now_ms);
+                prop_assert_eq!(&remembered, &whole);
+                last = Some(remembered);
+            }
+        }
+    }
+
+    #[test]
+    fn a_verdict_changes_only_the_endpoints_that_serve_the_backend() {
+        let origin = origin();
+        let policy = GuardPolicy::default();
+        let static_content = static_zone();
+        let configs = endpoints();
+        let mut view = health(&[(1, true), (2, true), (3, true), (5, true), (6, true), (7, true)]);
+        let mut planner = Planner::new();
+        let first = planner_input_plan(&mut planner, &origin, &static_content, &configs, &view, None, &policy);
+        view.set(ip(7), BackendState { healthy: false, since_ms: 5 });
+        let second = planner_input_plan(
+            &mut planner,
+            &origin,
+            &static_content,
+            &configs,
+            &view,
+            Some(&first.content),
+            &policy,
+        );
+        let changed: Vec<_> = first
+            .content
+            .changed_sets(&second.content)
+            .iter()
+            .map(|set| set.key.name.to_string())
+            .collect();
+        assert_eq!(changed, vec!["db.example.test."]);
+        assert_eq!(second.summary.len(), 1, "{:?}", second.summary);
+        assert!(second.summary[0].starts_with("db.example.test.: 2 of 3"), "{:?}", second.summary);
+        assert_eq!(second.notes.len(), 4, "every endpoint's note: {:?}", second.notes);
+    }
+
+    fn planner_input_plan(
+        planner: &mut Planner,
+        origin: &Name,
+        static_content: &ZoneContent,
+        configs: &[EndpointConfig],
+        view: &HealthView,
+        active: Option<&ZoneContent>,
+        policy: &GuardPolicy,
+    ) -> Plan {
+        planner.plan(
+            &PlanInput {
+                zone_origin: origin,
+                static_content,
+                endpoints: configs,
+                health: view,
+                active,
+                recent_removals: &[],
+                policy,
+            },
+            10,
+        )
+    }
+}
