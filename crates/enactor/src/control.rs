@@ -13,7 +13,7 @@ use model::{
     limits, Breaker, Clock, EndpointConfig, Generation, GuardPolicy, HealthView, Name, Provenance,
     RefName, Removal, ZoneContent,
 };
-use planner::PlanInput;
+use planner::{PlanInput, Planner};
 use store::{actions, zone_key, BreakerChange, NewAuditEntry, Store, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -96,6 +96,8 @@ pub struct ControlLoop {
     ledger: Arc<RemovalLedger>,
     /// The active content of each zone, shared with the enactors.
     cache: Arc<ContentCache>,
+    /// Each zone's planner, which remembers its last plan (so a round costs what changed).
+    planners: Mutex<BTreeMap<String, Planner>>,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -123,6 +125,7 @@ impl ControlLoop {
             retired: Mutex::new(BTreeMap::new()),
             ledger: Arc::new(RemovalLedger::new()),
             cache: Arc::new(ContentCache::new()),
+            planners: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -222,7 +225,13 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(zone_key(&zone.origin), retired.clone());
-        let plan = planner::plan(
+        let mut planner = self
+            .planners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&zone_key(&zone.origin))
+            .unwrap_or_default();
+        let plan = planner.plan(
             &PlanInput {
                 zone_origin: &zone.origin,
                 static_content: &zone.static_content,
@@ -234,6 +243,10 @@ impl ControlLoop {
             },
             now_ms,
         );
+        self.planners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(zone_key(&zone.origin), planner);
         if let (Some(active), Some(generation)) = (&view.content, view.active) {
             if same_answers(&plan.content, active) {
                 // The plan's content shares the zone file's structure; the active content
@@ -285,7 +298,7 @@ impl ControlLoop {
                 content: plan.content,
                 base_content: view.content,
                 provenance: Provenance::Planner,
-                reason: plan.notes.join("; "),
+                reason: plan.summary.join("; "),
                 planned_at_ms: now_ms,
             });
             return ZoneRound::Published(published);

@@ -217,8 +217,11 @@ impl Memo {
             notes.extend(cname.iter().cloned());
             notes.push(why.clone());
         }
-        let endpoints: Vec<&EndpointConfig> =
-            self.order.iter().map(|index| &input.endpoints[*index]).collect();
+        let endpoints: Vec<&EndpointConfig> = self
+            .order
+            .iter()
+            .map(|index| &input.endpoints[*index])
+            .collect();
         let mut tail = Vec::new();
         let staged = match input.active {
             Some(active) => stage_removals(
@@ -245,14 +248,20 @@ impl Memo {
         let mut summary = self.head.clone();
         match input.active {
             Some(active) => {
-                let changed: BTreeSet<usize> = active
-                    .changed_sets(&content)
+                let sets = active.changed_sets(&content);
+                let changed: BTreeSet<usize> = sets
                     .iter()
                     .filter_map(|set| self.position.get(&set.key.name).copied())
                     .collect();
+                let zone_file = sets
+                    .iter()
+                    .any(|set| !self.position.contains_key(&set.key.name));
                 for at in changed {
                     summary.extend(self.cname_notes[at].iter().cloned());
                     summary.push(self.why[at].clone());
+                }
+                if zone_file {
+                    summary.push("records from the zone file changed".to_string());
                 }
             }
             None => summary.extend(notes[self.head.len()..].iter().cloned()),

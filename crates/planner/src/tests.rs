@@ -491,10 +491,31 @@ mod incremental {
         let policy = GuardPolicy::default();
         let static_content = static_zone();
         let configs = endpoints();
-        let mut view = health(&[(1, true), (2, true), (3, true), (5, true), (6, true), (7, true)]);
+        let mut view = health(&[
+            (1, true),
+            (2, true),
+            (3, true),
+            (5, true),
+            (6, true),
+            (7, true),
+        ]);
         let mut planner = Planner::new();
-        let first = planner_input_plan(&mut planner, &origin, &static_content, &configs, &view, None, &policy);
-        view.set(ip(7), BackendState { healthy: false, since_ms: 5 });
+        let first = planner_input_plan(
+            &mut planner,
+            &origin,
+            &static_content,
+            &configs,
+            &view,
+            None,
+            &policy,
+        );
+        view.set(
+            ip(7),
+            BackendState {
+                healthy: false,
+                since_ms: 5,
+            },
+        );
         let second = planner_input_plan(
             &mut planner,
             &origin,
@@ -512,8 +533,17 @@ mod incremental {
             .collect();
         assert_eq!(changed, vec!["db.example.test."]);
         assert_eq!(second.summary.len(), 1, "{:?}", second.summary);
-        assert!(second.summary[0].starts_with("db.example.test.: 2 of 3"), "{:?}", second.summary);
-        assert_eq!(second.notes.len(), 4, "every endpoint's note: {:?}", second.notes);
+        assert!(
+            second.summary[0].starts_with("db.example.test.: 2 of 3"),
+            "{:?}",
+            second.summary
+        );
+        assert_eq!(
+            second.notes.len(),
+            4,
+            "every endpoint's note: {:?}",
+            second.notes
+        );
     }
 
     fn planner_input_plan(

@@ -44,8 +44,10 @@ type NameSet = HashSet<Name, BuildHasherDefault<crate::nodes::NameHasher>>;
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Carried {
-    /// Fingerprints of the stale names (lower-cased wire format).
+    /// Fingerprints of the stale names (lower-cased wire format), besides `through_apex`.
     stale: FoldSet<u64>,
+    /// The carried table's names that mention the apex: stale in every carried version.
+    through_apex: std::sync::Arc<ThroughApex>,
     /// Answers of stale names in this version.
     fresh: AnswerTable,
     /// Names whose answers mention each name (key form), for answers encoded since the
@@ -67,7 +69,11 @@ impl Carried {
 
     /// Number of stale names.
     pub(crate) fn stale_names(&self) -> usize {
-        self.stale.len()
+        self.stale.len() + self.through_apex.fingerprints.len()
+    }
+
+    fn is_stale(&self, fingerprint: u64) -> bool {
+        self.stale.contains(&fingerprint) || self.through_apex.fingerprints.contains(&fingerprint)
     }
 
     /// Whether the answer to `name` (lower-cased wire format, labels starting at
@@ -79,7 +85,43 @@ impl Carried {
             .iter()
             .map(|start| usize::from(*start))
             .filter(|start| *start < apex_offset || *start == 0)
-            .any(|start| self.stale.contains(&template::fingerprint(&name[start..])))
+            .any(|start| self.is_stale(template::fingerprint(&name[start..])))
+    }
+}
+
+/// The names of a table whose answers mention the apex, directly or through other names
+/// (a CNAME to a CNAME whose chain ends without data): the apex SOA in them changes with
+/// every version, so every carried version leaves them to the library path. The same for
+/// every version carried from one table, so worked out once per table
+/// ([`AnswerTable::through_apex`]) instead of on every carry.
+#[derive(Debug, Default)]
+pub(crate) struct ThroughApex {
+    names: NameSet,
+    fingerprints: FoldSet<u64>,
+}
+
+impl ThroughApex {
+    pub(crate) fn of(table: &AnswerTable, apex: &Name) -> ThroughApex {
+        let mut names: NameSet = HashSet::default();
+        let mut work: Vec<&Name> = table.dependents_of(apex).iter().collect();
+        while let Some(name) = work.pop() {
+            if name != apex && names.insert(name.clone()) {
+                work.extend(table.dependents_of(name));
+            }
+        }
+        let mut wire = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES);
+        let fingerprints = names
+            .iter()
+            .map(|name| {
+                wire.clear();
+                fast::push_wire_lowercase(name, &mut wire);
+                template::fingerprint(&wire)
+            })
+            .collect();
+        ThroughApex {
+            names,
+            fingerprints,
+        }
     }
 }
 
@@ -174,35 +216,54 @@ pub(crate) fn carry(
     // names whose answers mention one. The apex changes with every version (its SOA
     // serial), and the answers that mention it are mostly CNAME chains ending without data:
     // they are marked stale and left to the library path rather than encoded anew for each
-    // version (at 200,000 names that was seconds of work per version).
+    // version (at 200,000 names that was seconds of work per version). Those the table
+    // knows are worked out once per table (`ThroughApex`); only the answers encoded since
+    // (`previous`) can add to them here.
     let apex = crate::snapshot::key(next.origin());
-    let dependents = |name: &Name| {
-        let known = table.dependents_of(name);
-        let recent = previous
+    let through_apex = table.through_apex(&apex);
+    let recent = |name: &Name| {
+        previous
             .and_then(|carried| carried.dependents.get(name))
             .map(Vec::as_slice)
-            .unwrap_or_default();
-        known.iter().chain(recent).cloned().collect::<Vec<Name>>()
+            .unwrap_or_default()
+    };
+    let dependents = |name: &Name| {
+        let known = table.dependents_of(name);
+        known
+            .iter()
+            .chain(recent(name))
+            .cloned()
+            .collect::<Vec<Name>>()
     };
     let mut stale_now: NameSet = HashSet::default();
     let mut work: Vec<Name> = changed.to_vec();
-    let mut through_apex: Vec<Name> = Vec::new();
     while let Some(name) = work.pop() {
-        if !stale_now.insert(name.clone()) {
-            continue;
-        }
-        if name == apex {
-            through_apex.extend(dependents(&name));
-        } else {
+        // The apex is stale itself (a question about it is answered anew), but what
+        // mentions it is left to the library path below, not encoded anew.
+        if stale_now.insert(name.clone()) && name != apex {
             work.extend(dependents(&name));
         }
     }
+    // Names that mention the apex through an answer encoded since the table, and not
+    // already known to: what they lead to is left to the library path too.
+    let mut through_recent: Vec<Name> = recent(&apex).to_vec();
+    if let Some(previous) = previous {
+        for (target, sources) in previous.dependents.iter() {
+            if through_apex.names.contains(target) {
+                through_recent.extend(sources.iter().cloned());
+            }
+        }
+    }
     let mut left_to_library: NameSet = HashSet::default();
-    while let Some(name) = through_apex.pop() {
-        if stale_now.contains(&name) || !left_to_library.insert(name.clone()) {
+    while let Some(name) = through_recent.pop() {
+        if name == apex
+            || stale_now.contains(&name)
+            || through_apex.names.contains(&name)
+            || !left_to_library.insert(name.clone())
+        {
             continue;
         }
-        through_apex.extend(dependents(&name));
+        through_recent.extend(dependents(&name));
     }
     let mut stale = previous
         .map(|carried| carried.stale.clone())
@@ -215,13 +276,22 @@ pub(crate) fn carry(
         stale.insert(template::fingerprint(&wire));
         stale_wire.insert(wire.clone());
     }
-    if over_limit(stale.len(), table.len(), 1) {
+    if over_limit(
+        stale.len() + through_apex.fingerprints.len(),
+        table.len(),
+        1,
+    ) {
         return None;
     }
     let mut fresh = AnswerTable::new(cname_chain_length);
     let mut dependents = crate::nodes::NameMap::default();
     if let Some(previous) = previous {
-        fresh.copy_where(&previous.fresh, |name| !stale_wire.contains(name));
+        fresh.copy_where(&previous.fresh, |name| {
+            !stale_wire.contains(name)
+                && !through_apex
+                    .fingerprints
+                    .contains(&template::fingerprint(name))
+        });
         dependents.clone_from(&previous.dependents);
     }
     for name in &stale_now {
@@ -242,6 +312,7 @@ pub(crate) fn carry(
     }
     let carried = Carried {
         stale,
+        through_apex,
         fresh,
         dependents,
         nxdomain: template::nxdomain_template(next, cname_chain_length),

@@ -768,12 +768,10 @@ impl Store for SqliteStore {
 
     fn change_counter(&self) -> Result<u64, StoreError> {
         let connection = self.lock();
+        // Asked every few milliseconds by a follower: the statement is prepared once.
         connection
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'change_counter'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
+            .prepare_cached("SELECT value FROM meta WHERE key = 'change_counter'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, i64>(0)))
             .map(unsigned)
             .map_err(|e| backend(&self.path, "reading the change counter", e))
     }
