@@ -357,6 +357,7 @@ async fn health_push(
     health
         .push(&reports)
         .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error))?;
+    tracing::debug!(reports = reports.len(), "health reports pushed");
     Ok(Json(HealthPushResponse {
         accepted: reports.len(),
     }))
