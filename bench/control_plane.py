@@ -10,6 +10,8 @@ Subcommands (bench/control-plane calls them; see there for the flow):
   config ...                   the dnsward TOML: [server], [api], [store], one [[zone]],
                                ENDPOINTS [[endpoint]]s with 2 backends each, check = "none"
   wait-start ...               time from a process start to its first good answer
+  settle ...                   waits until the started node is quiet (its first whole
+                               encoding done): rounds measure changes, not start-up
   rounds ...                   sequential down/up changes: latency, CPU per change, memory
   burst-prepare ...            push backend 1 of the burst's "up" endpoints down, wait
   burst ...                    RATE changes per second for SECS, each change's latency
@@ -472,6 +474,28 @@ def common_engine_args(args):
     return make_socket(loopback(args.dns)), Api(args.api, args.token)
 
 
+def cmd_settle(args):
+    """Waits (bounded) until the node used less than --max-rate CPU seconds per second over
+    a --window, i.e. finished what start-up left running in the background (the first
+    whole encoding of the zone's answers). Stores seconds since --start-ns and the memory."""
+    end = time.monotonic() + args.deadline
+    rate = None
+    while time.monotonic() < end:
+        cpu0, t0 = cpu_seconds(args.pid), time.monotonic()
+        time.sleep(args.window)
+        rate = (cpu_seconds(args.pid) - cpu0) / (time.monotonic() - t0)
+        if rate < args.max_rate:
+            break
+    settled = rate is not None and rate < args.max_rate
+    seconds = time.time_ns() / 1e9 - args.start_ns / 1e9
+    write_json(args.out, {"settled_s": seconds if settled else None, "last_rate": rate,
+                          "memory_kib": memory_kib(args.pid)})
+    if settled:
+        print(f"  settled {seconds:.2f} s after start (below {args.max_rate} CPU s/s over {args.window} s)")
+    else:
+        print(f"  not settled within {args.deadline:.0f} s (last {rate:.2f} CPU s/s); measuring anyway")
+
+
 def cmd_rounds(args):
     sock, api = common_engine_args(args)
     pid = args.pid
@@ -608,6 +632,11 @@ def cmd_report(args):
         soa = f"{ds['soa_s']:.3f} s" if ds.get("soa_s") is not None else "-"
         print(f"start-up to first answer   dnsward {ds['endpoint_s']:8.3f} s (ep0 with both backends; "
               f"SOA first at {soa})")
+    settle = load(f"{d}/settle.json")
+    if settle and settle.get("settled_s") is not None:
+        m = settle["memory_kib"]
+        print(f"  quiet (first whole encoding done) {settle['settled_s']:.2f} s after start; "
+              f"VmRSS {m.get('VmRSS', 0) / 1024:.0f} MiB, peak VmHWM {m.get('VmHWM', 0) / 1024:.0f} MiB")
     if ks:
         print(f"                           knot    {ks['soa_s']:8.3f} s (SOA, zone loaded)")
     if ds and ks:
@@ -751,6 +780,15 @@ def main():
         s.add_argument("--deadline", type=float, default=60)
         s.add_argument("--poll-cap", type=float, default=1000,
                        help="most answer-checking queries per second, all changes together")
+
+    s = sub.add_parser("settle")
+    s.add_argument("--pid", type=int, required=True)
+    s.add_argument("--start-ns", type=int, required=True)
+    s.add_argument("--max-rate", type=float, default=0.2)
+    s.add_argument("--window", type=float, default=1.0)
+    s.add_argument("--deadline", type=float, default=300)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_settle)
 
     s = sub.add_parser("rounds")
     engine(s)

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use enactor::ContentCache;
 use model::{Generation, Name};
 use server::{Catalog, ZoneSnapshot};
 use store::{watch_changes, Store, WatchHandle};
@@ -190,7 +191,15 @@ impl Encoder {
 }
 
 /// Loads every zone's active version now, then follows changes in the background.
-pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follower, CliError> {
+///
+/// `contents`: the node's own cache of committed content (`dnsward run`), which a whole
+/// load takes its content from when it holds the version (shared with the control plane,
+/// not read and decoded a second time); `None` reads every whole version from the store.
+pub async fn start(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    contents: Option<Arc<ContentCache>>,
+) -> Result<Follower, CliError> {
     let (mut changes, watch) = watch_changes(store.clone(), store::default_poll_interval());
     let encoder = Arc::new(Encoder::default());
     let thread = Arc::clone(&encoder);
@@ -200,7 +209,11 @@ pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follo
         .map_err(|error| CliError::Usage {
             message: format!("cannot start the answer encoder thread: {error}"),
         })?;
-    sync(store.clone(), catalog.clone(), encoder.clone()).await?;
+    let sources = Sources {
+        store: store.clone(),
+        contents,
+    };
+    sync(sources.clone(), catalog.clone(), encoder.clone()).await?;
     let follower = Arc::clone(&encoder);
     let task = tokio::spawn(async move {
         loop {
@@ -214,7 +227,8 @@ pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follo
             match event {
                 Ok(false) => break,
                 Ok(true) => {
-                    if let Err(error) = sync(store.clone(), catalog.clone(), follower.clone()).await
+                    if let Err(error) =
+                        sync(sources.clone(), catalog.clone(), follower.clone()).await
                     {
                         tracing::error!(%error, "could not follow the store; the last loaded versions keep serving");
                     }
@@ -230,19 +244,41 @@ pub async fn start(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Result<Follo
     })
 }
 
-async fn sync(
+/// Where versions come from: the store, and the node's cache of committed content if any.
+#[derive(Clone)]
+struct Sources {
     store: Arc<dyn Store>,
+    contents: Option<Arc<ContentCache>>,
+}
+
+impl Sources {
+    /// The whole content of a version.
+    fn content(
+        &self,
+        zone: &Name,
+        generation: Generation,
+    ) -> Result<model::ZoneContent, store::StoreError> {
+        match &self.contents {
+            Some(cache) => cache.content(self.store.as_ref(), zone, generation),
+            None => self.store.content(zone, generation),
+        }
+    }
+}
+
+async fn sync(
+    sources: Sources,
     catalog: Arc<Catalog>,
     encoder: Arc<Encoder>,
 ) -> Result<(), CliError> {
-    tokio::task::spawn_blocking(move || sync_blocking(store.as_ref(), &catalog, &encoder))
+    tokio::task::spawn_blocking(move || sync_blocking(&sources, &catalog, &encoder))
         .await
         .map_err(|error| CliError::Usage {
             message: format!("store follower task failed: {error}"),
         })?
 }
 
-fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Result<(), CliError> {
+fn sync_blocking(sources: &Sources, catalog: &Catalog, encoder: &Encoder) -> Result<(), CliError> {
+    let store = sources.store.as_ref();
     for ready in encoder.take_done() {
         bring_forward(store, catalog, encoder, &ready);
     }
@@ -258,7 +294,7 @@ fn sync_blocking(store: &dyn Store, catalog: &Catalog, encoder: &Encoder) -> Res
         .collect();
     for (zone, generation) in zones_to_load(&active, &served) {
         let started = std::time::Instant::now();
-        let loaded = match load(store, catalog, encoder, &zone, generation) {
+        let loaded = match load(sources, catalog, encoder, &zone, generation) {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(%zone, %generation, %error, "cannot load the active version; the previous one keeps serving");
@@ -384,12 +420,13 @@ struct Loaded {
 /// a whole build, else built from the whole content (after giving up any encoding of the
 /// zone in progress: no patch could bring it forward, and it would slow the load down).
 fn load(
-    store: &dyn Store,
+    sources: &Sources,
     catalog: &Catalog,
     encoder: &Encoder,
     zone: &Name,
     generation: Generation,
 ) -> Result<Loaded, store::StoreError> {
+    let store = sources.store.as_ref();
     let started = std::time::Instant::now();
     let served = catalog.find(zone).filter(|served| served.origin() == zone);
     if let Some(served) = served {
@@ -413,7 +450,7 @@ fn load(
         }
     }
     encoder.cancel(zone);
-    let content = store.content(zone, generation)?;
+    let content = sources.content(zone, generation)?;
     let read = started.elapsed();
     Ok(Loaded {
         snapshot: ZoneSnapshot::build_lookup(&content, generation),

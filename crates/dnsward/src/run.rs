@@ -83,7 +83,12 @@ async fn run_node(
         std::time::Duration::from_millis(AUDIT_TAIL_INTERVAL_MS),
     ));
     let catalog = Arc::new(Catalog::new());
-    let _follower = crate::follow::start(Arc::clone(&store), Arc::clone(&catalog)).await?;
+    let _follower = crate::follow::start(
+        Arc::clone(&store),
+        Arc::clone(&catalog),
+        Some(Arc::clone(control.control().cache())),
+    )
+    .await?;
     let server_config = ServerConfig {
         listen: config.server_listen,
         udp_payload_bytes: config.udp_payload_bytes,
