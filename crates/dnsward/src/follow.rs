@@ -167,6 +167,9 @@ impl Encoder {
             let ready = snapshot
                 .with_answers_reusing(previous.as_deref(), &|| self.lock().cancelled)
                 .map(Arc::new);
+            if let Some(ready) = &ready {
+                ready.prepare_carrying();
+            }
             drop((snapshot, previous));
             let mut state = self.lock();
             state.busy = None;

@@ -46,6 +46,6 @@ pub use version::{
     AuditEntry, ContentHash, Generation, Provenance, RefName, Refs, Version, VersionState,
 };
 pub use zone::{
-    decode_record_sets, decode_records, encode_rdata, ChangedSet, ContentError, RecordSet,
-    RrsetKey, ZoneContent,
+    decode_record_sets, decode_records, encode_rdata, ChangedSet, ContentBuilder, ContentError,
+    RecordSet, RrsetKey, ZoneContent,
 };

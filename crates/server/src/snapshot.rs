@@ -149,6 +149,15 @@ impl ZoneSnapshot {
         Some(next)
     }
 
+    /// Works out now what carrying this version's answers needs once per table (the names
+    /// that mention the apex, `crate::carried`), so that the first carry after an encoding
+    /// costs the change too. Nothing to do without pre-encoded answers.
+    pub fn prepare_carrying(&self) {
+        if self.answers.len() > 0 {
+            self.answers.through_apex(&key(self.origin()));
+        }
+    }
+
     /// For a version with carried answers, the number of names answered anew or on the
     /// library path instead of from the carried table.
     pub fn stale_names(&self) -> Option<usize> {

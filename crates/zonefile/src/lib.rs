@@ -24,7 +24,7 @@ use domain::base::rdata::ParseRecordData;
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use model::{ContentError, Name, Record, RecordSet, ZoneContent};
+use model::{ContentBuilder, ContentError, Name, Record, RecordSet, ZoneContent};
 
 /// Deepest `$INCLUDE` nesting followed; deeper includes are an error, not a loop.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
@@ -111,7 +111,7 @@ pub fn parse_str(
         Some(origin) => origin.clone(),
         None => zone_origin(text, file, &records)?,
     };
-    let mut content = ZoneContent::new(origin);
+    let mut content = ContentBuilder::new(origin);
     for scanned in records {
         let line = scanned.line;
         content
@@ -122,7 +122,7 @@ pub fn parse_str(
                 problem: problem.to_string(),
             })?;
     }
-    Ok(content)
+    Ok(content.finish())
 }
 
 /// The origin is the owner of the SOA record, or the `$ORIGIN` when there is no SOA.
