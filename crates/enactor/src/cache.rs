@@ -17,6 +17,10 @@ use store::{zone_key, Store, StoreError};
 #[derive(Debug, Default)]
 pub struct ContentCache {
     zones: Mutex<HashMap<String, (Generation, ZoneContent)>>,
+    /// Per zone, the content an enactor is committing now (its SOA serial not yet set):
+    /// a reader that sees the new version before the enactor remembers it (the store
+    /// follower, woken by the commit) takes it from here instead of a whole load.
+    committing: Mutex<HashMap<String, ZoneContent>>,
 }
 
 impl ContentCache {
@@ -41,6 +45,28 @@ impl ContentCache {
             return;
         }
         zones.insert(key, (version.generation, content));
+    }
+
+    /// Notes that `content` is being committed to `zone` now (see the `committing` field).
+    pub fn committing(&self, zone: &Name, content: &ZoneContent) {
+        self.lock_committing()
+            .insert(zone_key(zone), content.clone());
+    }
+
+    /// The content being committed, if it is `version`'s once the store has set its serial.
+    fn committed(&self, version: &Version) -> Option<ZoneContent> {
+        let committing = self
+            .lock_committing()
+            .get(&zone_key(&version.zone))
+            .cloned()?;
+        let content = committing.with_serial(version.serial);
+        (content.hash() == version.content_hash).then_some(content)
+    }
+
+    fn lock_committing(&self) -> std::sync::MutexGuard<'_, HashMap<String, ZoneContent>> {
+        self.committing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Replaces the cached content of `generation` with `content` when both hash the same
@@ -74,8 +100,12 @@ impl ContentCache {
                 }
             }
         }
-        let content = store.content(zone, generation)?;
         let version = store.version(zone, generation)?;
+        if let Some(content) = self.committed(&version) {
+            self.remember(&version, content.clone());
+            return Ok(content);
+        }
+        let content = store.content(zone, generation)?;
         self.remember(&version, content.clone());
         Ok(content)
     }

@@ -199,6 +199,9 @@ impl Enactor {
             let plan = Arc::clone(&plan);
             let actor = actor.clone();
             move |store| {
+                if let Some(cache) = &cache {
+                    cache.committing(&plan.zone, &plan.content);
+                }
                 let commit = Commit {
                     content: &plan.content,
                     base: plan.base,

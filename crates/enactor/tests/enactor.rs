@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use enactor::{
-    submit_operator_change, ControlConfig, ControlLoop, Enactor, GuardedPlan, OperatorChange,
-    OperatorError, Outcome, PlanBoard, RemovalLedger, ZonePlan, ZoneRound,
+    submit_operator_change, ContentCache, ControlConfig, ControlLoop, Enactor, GuardedPlan,
+    OperatorChange, OperatorError, Outcome, PlanBoard, RemovalLedger, ZonePlan, ZoneRound,
 };
 use guard::{GuardInput, Verdict};
 use model::endpoint::address_record_sets;
@@ -898,4 +898,54 @@ async fn removal_history_is_rebuilt_from_the_store_after_a_restart() {
         )
         .unwrap();
     assert!(later.is_empty(), "outside the window nothing counts");
+}
+
+/// A reader that sees a version before its enactor remembered it (the store follower, woken
+/// by the commit) takes the content being committed, but only when it hashes to the
+/// version's: anything else is read from the store.
+#[test]
+fn the_content_being_committed_is_served_only_when_it_is_the_versions() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let store = SqliteStore::open(&dir.path().join("store.db")).expect("the store opens");
+    let zone = name("example.test.");
+    let committed = content_with("www.example.test.", &[1, 2]);
+    fn commit(content: &ZoneContent, base: Option<Generation>) -> Commit<'_> {
+        Commit {
+            content,
+            base,
+            target: RefName::Active,
+            provenance: Provenance::Planner,
+            actor: "test",
+            reason: "test",
+            now_ms: 1,
+            automation: true,
+        }
+    }
+    let first = store.commit(commit(&committed, None)).expect("committed");
+
+    let cache = ContentCache::new();
+    cache.committing(&zone, &committed);
+    let read = cache
+        .content(&store, &zone, first.generation)
+        .expect("read");
+    assert_eq!(
+        read,
+        store.content(&zone, first.generation).expect("stored")
+    );
+    assert_eq!(read.serial(), Some(first.serial));
+
+    let other = content_with("www.example.test.", &[3]);
+    let second = store
+        .commit(commit(&other, Some(first.generation)))
+        .expect("committed");
+    let stale = ContentCache::new();
+    stale.committing(&zone, &committed);
+    let read = stale
+        .content(&store, &zone, second.generation)
+        .expect("read");
+    assert_eq!(
+        read,
+        store.content(&zone, second.generation).expect("stored")
+    );
+    assert_eq!(read.hash(), second.content_hash);
 }
