@@ -906,7 +906,7 @@ async fn removal_history_is_rebuilt_from_the_store_after_a_restart() {
 #[test]
 fn the_content_being_committed_is_served_only_when_it_is_the_versions() {
     let dir = tempfile::tempdir().expect("a scratch directory");
-    let store = SqliteStore::open(&dir.path().join("store.db")).expect("the store opens");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("the store opens");
     let zone = name("example.test.");
     let committed = content_with("www.example.test.", &[1, 2]);
     fn commit(content: &ZoneContent, base: Option<Generation>) -> Commit<'_> {
