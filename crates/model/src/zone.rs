@@ -11,11 +11,78 @@ use sha2::{Digest, Sha256};
 use crate::version::ContentHash;
 
 /// Key of a record set: owner name (compared case-insensitively, in canonical DNS order) and
-/// type.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// type. Made with [`RrsetKey::new`].
+///
+/// Compared, ordered and hashed by the name's canonical bytes (below), worked out once when
+/// the key is made: the same order and equality as comparing the names, at the cost of a
+/// byte comparison instead of a walk over labels (what every lookup and every change of a
+/// zone's content does a few dozen times).
+#[derive(Debug, Clone)]
 pub struct RrsetKey {
     pub name: Name,
     pub rtype: RecordType,
+    canonical: Box<[u8]>,
+}
+
+impl RrsetKey {
+    pub fn new(name: Name, rtype: RecordType) -> RrsetKey {
+        let canonical = canonical_bytes(&name);
+        RrsetKey {
+            name,
+            rtype,
+            canonical,
+        }
+    }
+}
+
+/// A name's bytes in the order and equality of [`Name`]'s own `Ord` (RFC 4034 §6.1,
+/// canonical DNS order, case-insensitive): a byte for fully-qualified or not (relative names
+/// first), then the labels from the root down, each lower-cased and closed by a 0 byte. Bytes
+/// 0 and 1 inside a label are written as 1 1 and 1 2, so a label's end sorts before any of
+/// its bytes and a shorter label before a longer one it begins.
+pub fn canonical_bytes(name: &Name) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(usize::from(name.len()) + 2);
+    out.push(u8::from(name.is_fqdn()));
+    for label in name.iter().rev() {
+        for byte in label {
+            match byte.to_ascii_lowercase() {
+                0 => out.extend_from_slice(&[1, 1]),
+                1 => out.extend_from_slice(&[1, 2]),
+                other => out.push(other),
+            }
+        }
+        out.push(0);
+    }
+    out.into_boxed_slice()
+}
+
+impl PartialEq for RrsetKey {
+    fn eq(&self, other: &RrsetKey) -> bool {
+        self.rtype == other.rtype && self.canonical == other.canonical
+    }
+}
+
+impl Eq for RrsetKey {}
+
+impl PartialOrd for RrsetKey {
+    fn partial_cmp(&self, other: &RrsetKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RrsetKey {
+    fn cmp(&self, other: &RrsetKey) -> std::cmp::Ordering {
+        self.canonical
+            .cmp(&other.canonical)
+            .then_with(|| self.rtype.cmp(&other.rtype))
+    }
+}
+
+impl std::hash::Hash for RrsetKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.canonical.hash(state);
+        self.rtype.hash(state);
+    }
 }
 
 /// All records of one owner name and type. The data is sorted by its wire encoding and holds
@@ -39,10 +106,7 @@ impl RecordSet {
     }
 
     pub fn key(&self) -> RrsetKey {
-        RrsetKey {
-            name: self.name.clone(),
-            rtype: self.rtype,
-        }
+        RrsetKey::new(self.name.clone(), self.rtype)
     }
 
     /// The set as resource records, in its normalised order.
@@ -201,10 +265,7 @@ impl ContentBuilder {
         let rtype = record.record_type();
         let set = self
             .sets
-            .entry(RrsetKey {
-                name: record.name.clone(),
-                rtype,
-            })
+            .entry(RrsetKey::new(record.name.clone(), rtype))
             .or_insert_with(|| RecordSet::new(record.name.clone(), rtype, record.ttl));
         set.ttl = set.ttl.min(record.ttl);
         set.insert(record.data);
@@ -329,10 +390,7 @@ impl ZoneContent {
     }
 
     pub fn remove_rrset(&mut self, name: &Name, rtype: RecordType) -> Option<RecordSet> {
-        let old = self.rrsets.remove(&RrsetKey {
-            name: name.clone(),
-            rtype,
-        })?;
+        let old = self.rrsets.remove(&RrsetKey::new(name.clone(), rtype))?;
         self.forget(&old);
         Some(Arc::unwrap_or_clone(old))
     }
@@ -344,23 +402,14 @@ impl ZoneContent {
 
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<&RecordSet> {
         self.rrsets
-            .get(&RrsetKey {
-                name: name.clone(),
-                rtype,
-            })
+            .get(&RrsetKey::new(name.clone(), rtype))
             .map(|set| &**set)
     }
 
     /// Every record set of one owner name, by type.
     pub fn sets_at<'a>(&'a self, name: &Name) -> impl Iterator<Item = &'a RecordSet> + 'a {
-        let low = RrsetKey {
-            name: name.clone(),
-            rtype: RecordType::from(0),
-        };
-        let high = RrsetKey {
-            name: name.clone(),
-            rtype: RecordType::from(u16::MAX),
-        };
+        let low = RrsetKey::new(name.clone(), RecordType::from(0));
+        let high = RrsetKey::new(name.clone(), RecordType::from(u16::MAX));
         self.rrsets.range(low..=high).map(|(_, set)| &**set)
     }
 
@@ -904,6 +953,40 @@ mod builder_tests {
     use super::*;
     use hickory_proto::rr::rdata::{A, TXT};
     use proptest::prelude::*;
+
+    fn label() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(prop::sample::select(b"aAbB-0".to_vec()), 1..4),
+            prop::collection::vec(any::<u8>(), 1..4),
+        ]
+    }
+
+    proptest! {
+        /// Keys order, compare and hash as their names and types do (the order hickory's
+        /// `Name` defines: canonical DNS order, case-insensitive, relative names first).
+        #[test]
+        fn keys_order_as_their_names_and_types(
+            a in (prop::collection::vec(label(), 0..4), any::<bool>(), 0u16..3),
+            b in (prop::collection::vec(label(), 0..4), any::<bool>(), 0u16..3),
+        ) {
+            let make = |(labels, fqdn, rtype): (Vec<Vec<u8>>, bool, u16)| {
+                let mut name = Name::from_labels(labels).unwrap();
+                name.set_fqdn(fqdn);
+                (name, RecordType::from(rtype))
+            };
+            let (a, b) = (make(a), make(b));
+            let (ka, kb) = (RrsetKey::new(a.0.clone(), a.1), RrsetKey::new(b.0.clone(), b.1));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b), "{:?} {:?}", a, b);
+            prop_assert_eq!(ka == kb, a == b);
+            let recased = RrsetKey::new(a.0.to_lowercase(), a.1);
+            prop_assert_eq!(&recased, &ka);
+            let hash = |key: &RrsetKey| {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
+            };
+            prop_assert_eq!(hash(&recased), hash(&ka));
+        }
+    }
 
     proptest! {
         /// Building at the end gives exactly the content inserting one record at a time
