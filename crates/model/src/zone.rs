@@ -41,7 +41,7 @@ impl RrsetKey {
 /// 0 and 1 inside a label are written as 1 1 and 1 2, so a label's end sorts before any of
 /// its bytes and a shorter label before a longer one it begins.
 pub fn canonical_bytes(name: &Name) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(usize::from(name.len()) + 2);
+    let mut out = Vec::with_capacity(name.len() + 2);
     out.push(u8::from(name.is_fqdn()));
     for label in name.iter().rev() {
         for byte in label {
