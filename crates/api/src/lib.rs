@@ -174,7 +174,17 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn zone_name(text: &str) -> Result<Name, ApiError> {
-    let mut name = Name::from_ascii(text).map_err(|error| {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed == "." {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "'{text}' is not a zone name: give the zone's name, e.g. example.test \
+                 (`dnsward status` lists the zones)"
+            ),
+        ));
+    }
+    let mut name = Name::from_ascii(trimmed).map_err(|error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("'{text}' is not a zone name: {error}"),
@@ -182,6 +192,30 @@ fn zone_name(text: &str) -> Result<Name, ApiError> {
     })?;
     name.set_fqdn(true);
     Ok(name)
+}
+
+/// Refuses a zone the store holds no version of: runbook commands act on zones that exist
+/// (by configuration or import) and never create one as a side effect (a typo'd name in
+/// `freeze` would otherwise leave a phantom zone behind).
+fn known_zone(store: &dyn Store, zone: &Name) -> Result<(), ApiError> {
+    if store.refs(zone)?.active.is_some() || !store.history(zone, 1)?.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = store
+        .zones()?
+        .into_iter()
+        .filter(|(_, refs)| refs.active.is_some())
+        .map(|(name, _)| name.to_ascii())
+        .collect();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such zone {zone}; known zones: {known}"),
+    ))
 }
 
 /// Runs a blocking store call off the async workers.
@@ -241,13 +275,8 @@ async fn history(
     let limit = HISTORY_PAGE.clamp(query.limit) as usize;
     let store = state.store.clone();
     let response = blocking(move || {
+        known_zone(store.as_ref(), &zone)?;
         let refs = store.refs(&zone)?;
-        if refs.active.is_none() && store.history(&zone, 1)?.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("zone {zone} is not in the store; `dnsward status` lists the zones"),
-            ));
-        }
         let versions = store.history(&zone, limit)?;
         let refusals = store.audit(&AuditQuery {
             zone: Some(zone.clone()),
@@ -304,6 +333,7 @@ async fn operator_change(
     .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
     let store = state.store.clone();
     let result = blocking(move || {
+        known_zone(store.as_ref(), &zone)?;
         let refs = store.refs(&zone)?;
         match operator.submit(&zone, content, &request.actor, &request.reason, request.force) {
             Ok(version) => Ok(HistoryEntry::from_version(&version, &model::Refs { active: Some(version.generation), ..refs })),
@@ -397,6 +427,7 @@ async fn version(
     let zone = zone_name(&zone)?;
     let store = state.store.clone();
     let entry = blocking(move || {
+        known_zone(store.as_ref(), &zone)?;
         let refs = store.refs(&zone)?;
         let version = store.version(&zone, Generation(generation))?;
         Ok(HistoryEntry::from_version(&version, &refs))
@@ -421,6 +452,7 @@ async fn diff(
     let zone = zone_name(&zone)?;
     let store = state.store.clone();
     let response = blocking(move || {
+        known_zone(store.as_ref(), &zone)?;
         let diff = operations::diff(
             store.as_ref(),
             &zone,
@@ -456,6 +488,7 @@ async fn rollback(
             reason: &request.reason,
             now_ms,
         };
+        known_zone(store.as_ref(), &zone)?;
         let version = operations::rollback(store.as_ref(), &zone, Generation(request.to), act)?;
         let refs = store.refs(&zone)?;
         let created = HistoryEntry::from_version(&version, &refs);
@@ -486,6 +519,7 @@ async fn change_breaker(
             reason: &request.reason,
             now_ms,
         };
+        known_zone(store.as_ref(), &zone)?;
         operation(store.as_ref(), &zone, act)?;
         zone_action_response(store.as_ref(), &zone, None)
     })
@@ -527,6 +561,7 @@ async fn pin(
     let store = state.store.clone();
     let now_ms = (state.now_ms)();
     let entry = blocking(move || {
+        known_zone(store.as_ref(), &zone)?;
         let generation = Generation(request.generation);
         operations::pin(
             store.as_ref(),

@@ -154,10 +154,10 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
 }
 
 pub fn history(args: HistoryArgs) -> Result<(), CliError> {
-    let zone = crate::zone_command::parse_name(&args.zone)?;
+    let zone = zone_path(&args.zone)?;
     let response: HistoryResponse = get(
         &args.api,
-        &format!("/v1/zones/{}/history?limit={}", zone.to_ascii(), args.limit),
+        &format!("/v1/zones/{zone}/history?limit={}", args.limit),
     )?;
     if args.api.json {
         return print_json(&response);
@@ -273,8 +273,19 @@ pub struct ApplyArgs {
     pub api: ApiArgs,
 }
 
+/// The zone argument of a runbook command, refused when empty or the root: no runbook
+/// command acts on the root by accident (`freeze ''` would otherwise freeze ".").
 fn zone_path(zone: &str) -> Result<String, CliError> {
-    Ok(crate::zone_command::parse_name(zone)?.to_ascii())
+    let trimmed = zone.trim();
+    if trimmed.is_empty() || trimmed == "." {
+        return Err(CliError::Usage {
+            message: format!(
+                "'{zone}' is not a zone name: give the zone's name, e.g. example.test \
+                 (`dnsward status` lists the zones)"
+            ),
+        });
+    }
+    Ok(crate::zone_command::parse_name(trimmed)?.to_ascii())
 }
 
 fn print_zone_action(

@@ -74,6 +74,7 @@ macro_rules! contract_suite {
                 a_thaw_releases_automation_and_thawing_twice_is_refused,
                 tripping_an_unknown_zone_creates_it_frozen,
                 breaker_entries_cannot_be_forged_through_append_audit,
+                a_zone_source_is_kept_per_zone_across_reopening_and_never_creates_a_zone,
                 $($extra,)*
             );
         }
@@ -1235,6 +1236,50 @@ pub fn tripping_an_unknown_zone_creates_it_frozen(backend: &dyn Backend) {
         .unwrap();
     assert_eq!(first.generation, Generation::FIRST);
     store.check_integrity().unwrap();
+}
+
+pub fn a_zone_source_is_kept_per_zone_across_reopening_and_never_creates_a_zone(
+    backend: &dyn Backend,
+) {
+    let store = backend.open();
+    let zone = fixtures::name("example.test.");
+    let other = fixtures::name("other.test.");
+    assert!(matches!(
+        store.set_zone_source(&zone, "file hash 1"),
+        Err(StoreError::Refused { .. })
+    ));
+    assert!(store.zones().unwrap().is_empty());
+    assert_eq!(store.zone_source(&zone).unwrap(), None);
+    store
+        .commit(fixtures::commit(
+            &fixtures::content("example.test.", 1, 2, 0),
+            None,
+            RefName::Active,
+        ))
+        .unwrap();
+    store
+        .commit(fixtures::commit(
+            &fixtures::content("other.test.", 1, 2, 0),
+            None,
+            RefName::Active,
+        ))
+        .unwrap();
+    store.set_zone_source(&zone, "file hash 1").unwrap();
+    store.set_zone_source(&zone, "file hash 2").unwrap();
+    assert_eq!(
+        store.zone_source(&fixtures::name("EXAMPLE.test.")).unwrap(),
+        Some("file hash 2".to_string())
+    );
+    assert_eq!(store.zone_source(&other).unwrap(), None);
+    drop(store);
+    let reopened = backend.open();
+    if reopened.refs(&zone).unwrap().active.is_some() {
+        assert_eq!(
+            reopened.zone_source(&zone).unwrap(),
+            Some("file hash 2".to_string())
+        );
+    }
+    reopened.check_integrity().unwrap();
 }
 
 pub fn breaker_entries_cannot_be_forged_through_append_audit(backend: &dyn Backend) {

@@ -185,6 +185,15 @@ pub trait Store: Send + Sync {
     /// changes.
     fn thaw_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError>;
 
+    /// What the zone's static records were last loaded from, as recorded by
+    /// [`Store::set_zone_source`] (the node records its zone file's content hash); `None`
+    /// when nothing was recorded or the zone is unknown.
+    fn zone_source(&self, zone: &Name) -> Result<Option<String>, StoreError>;
+
+    /// Records what the zone's static records were last loaded from. A zone without a
+    /// version is [`StoreError::Refused`]: recording a source never creates a zone.
+    fn set_zone_source(&self, zone: &Name, source: &str) -> Result<(), StoreError>;
+
     /// A number that changes whenever any ref of any zone moves, in this or another
     /// process. Followers poll it cheaply.
     fn change_counter(&self) -> Result<u64, StoreError>;
@@ -283,6 +292,15 @@ pub struct AuditQuery {
     /// Page size; `None` or out-of-bounds values are clamped to
     /// [`model::limits::AUDIT_PAGE`].
     pub limit: Option<usize>,
+}
+
+/// The refusal of [`Store::set_zone_source`] for a zone without a version.
+pub(crate) fn unknown_zone_source(zone: &Name) -> StoreError {
+    StoreError::Refused {
+        zone: zone.clone(),
+        reason: "the zone has no version yet; commit one before recording its source"
+            .to_string(),
+    }
 }
 
 /// The store's key for a zone: the lower-cased, fully qualified name.

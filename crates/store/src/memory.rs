@@ -58,6 +58,8 @@ struct ZoneState {
     refs: Refs,
     breaker: Breaker,
     versions: BTreeMap<Generation, StoredVersion>,
+    /// See [`Store::zone_source`].
+    source: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +290,7 @@ fn new_zone(display: &Name) -> ZoneState {
         refs: Refs::default(),
         breaker: Breaker::Closed,
         versions: BTreeMap::new(),
+        source: None,
     }
 }
 
@@ -662,6 +665,26 @@ impl Store for MemoryStore {
                 },
             );
             Ok(delete)
+        })
+    }
+
+    fn zone_source(&self, zone: &Name) -> Result<Option<String>, StoreError> {
+        let key = zone_key(zone);
+        self.call("reading the zone's source", |state| {
+            Ok(state.zones.get(&key).and_then(|zone| zone.source.clone()))
+        })
+    }
+
+    fn set_zone_source(&self, zone: &Name, source: &str) -> Result<(), StoreError> {
+        let key = zone_key(zone);
+        self.call("recording the zone's source", |state| {
+            match state.zones.get_mut(&key) {
+                Some(state) if state.next_generation > Generation::FIRST => {
+                    state.source = Some(source.to_string());
+                    Ok(())
+                }
+                _ => Err(crate::unknown_zone_source(zone)),
+            }
         })
     }
 

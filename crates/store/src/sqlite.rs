@@ -95,6 +95,11 @@ CREATE TABLE IF NOT EXISTS blobs (
     bytes BLOB NOT NULL,
     PRIMARY KEY (zone, hash)
 );
+-- what each zone's static records were last loaded from (Store::zone_source)
+CREATE TABLE IF NOT EXISTS zone_sources (
+    zone TEXT PRIMARY KEY REFERENCES zones (name),
+    source TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ms INTEGER NOT NULL,
@@ -724,6 +729,35 @@ impl Store for SqliteStore {
                 },
             )?;
             Ok(Ok(plan.delete))
+        })
+    }
+
+    fn zone_source(&self, zone: &Name) -> Result<Option<String>, StoreError> {
+        let key = zone_key(zone);
+        self.read("reading the zone's source", |tx| {
+            Ok(Ok(tx
+                .query_row(
+                    "SELECT source FROM zone_sources WHERE zone = ?1",
+                    [&key],
+                    |row| row.get(0),
+                )
+                .optional()?))
+        })
+    }
+
+    fn set_zone_source(&self, zone: &Name, source: &str) -> Result<(), StoreError> {
+        let key = zone_key(zone);
+        self.write("recording the zone's source", |tx| {
+            match zone_row(tx, &key)? {
+                Some(row) if row.next_generation > Generation::FIRST => {}
+                _ => return Ok(Err(crate::unknown_zone_source(zone))),
+            }
+            tx.execute(
+                "INSERT INTO zone_sources (zone, source) VALUES (?1, ?2) \
+                 ON CONFLICT (zone) DO UPDATE SET source = excluded.source",
+                params![key, source],
+            )?;
+            Ok(Ok(()))
         })
     }
 
