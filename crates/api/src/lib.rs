@@ -34,7 +34,7 @@ use operations::Act;
 use types::{
     ActionRequest, ApiErrorBody, AuditEntryBody, AuditResponse, DiffResponse, HealthPushRequest,
     HealthPushResponse, HistoryEntry, HistoryResponse, OperatorChangeRequest, PinRequest,
-    RollbackRequest, StatusResponse, ZoneActionResponse, ZoneStatus,
+    PlanRequest, PlanResponse, RollbackRequest, StatusResponse, ZoneActionResponse, ZoneStatus,
 };
 
 /// Where pushed health reports go (the health monitor).
@@ -47,16 +47,41 @@ pub trait HealthSink: Send + Sync {
 
 /// Guarded operator changes (the enactor's operator path).
 pub trait OperatorChanges: Send + Sync {
-    /// Submits content for a zone; refused changes trip the breaker and come back as
-    /// `Err(reasons)`.
+    /// Submits content for a zone, prepared against `base` (when given); refused changes
+    /// trip the breaker and come back as `Err(reasons)`; a zone that moved from `base` is
+    /// a conflict and trips nothing.
     fn submit(
         &self,
         zone: &Name,
         content: ZoneContent,
-        actor: &str,
-        reason: &str,
-        force: Option<String>,
+        submission: Submission<'_>,
     ) -> Result<model::Version, OperatorError>;
+
+    /// What submitting `content` would do now; writes nothing.
+    fn preview(&self, zone: &Name, content: ZoneContent) -> Result<Preview, OperatorError>;
+}
+
+/// Who submits an operator change, why, and against what.
+#[derive(Debug, Clone)]
+pub struct Submission<'a> {
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub force: Option<String>,
+    pub base: Option<Generation>,
+}
+
+/// What an operator change would do (see [`OperatorChanges::preview`]).
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub base: Option<Generation>,
+    pub accepted: bool,
+    /// Refused, but only floors stand in the way: `--force` would pass.
+    pub forcible: bool,
+    pub reasons: Vec<String>,
+    /// The sets the change puts, and the sets as they are now that it replaces or removes.
+    pub added: ZoneContent,
+    pub removed: ZoneContent,
+    pub endpoints_touched: Vec<Name>,
 }
 
 /// Why an operator change was not applied.
@@ -84,7 +109,12 @@ pub struct ApiState {
     pub catalog: Option<Arc<server::Catalog>>,
     /// Called after a thaw so automation re-plans at once.
     pub on_thaw: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// A zone's removals held back by the guard policy in its last plan (`status`).
+    pub deferred: Option<DeferredView>,
 }
+
+/// Reads a zone's removals held back by the guard policy (the control loop's last plan).
+pub type DeferredView = Arc<dyn Fn(&Name) -> Vec<model::Deferral> + Send + Sync>;
 
 /// Largest number of versions one history request returns.
 pub const HISTORY_PAGE: model::limits::Limit = model::limits::Limit {
@@ -103,6 +133,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/zones/{zone}/versions/{generation}", get(version))
         .route("/v1/zones/{zone}/diff", get(diff))
         .route("/v1/zones/{zone}/content", post(operator_change))
+        .route("/v1/zones/{zone}/plan", post(plan))
         .route("/v1/zones/{zone}/rollback", post(rollback))
         .route("/v1/zones/{zone}/freeze", post(freeze))
         .route("/v1/zones/{zone}/thaw", post(thaw))
@@ -236,14 +267,25 @@ async fn status(
 ) -> Result<Json<StatusResponse>, ApiError> {
     authorize(&state, &headers)?;
     let store = state.store.clone();
+    let deferred = state.deferred.clone();
     let zones = blocking(move || {
         let mut zones = Vec::new();
         for (zone, refs) in store.zones()? {
             let breaker = store.breaker(&zone)?;
-            let serial = match refs.active {
-                Some(generation) => Some(store.version(&zone, generation)?.serial),
-                None => None,
-            };
+            let active = refs
+                .active
+                .map(|generation| store.version(&zone, generation))
+                .transpose()?;
+            let serial = active.as_ref().map(|version| version.serial);
+            let forced = active
+                .as_ref()
+                .filter(|version| version.provenance == model::Provenance::Forced)
+                .map(|version| {
+                    format!(
+                        "forced below floor by {} (generation {}): {}",
+                        version.actor, version.generation, version.reason
+                    )
+                });
             zones.push(ZoneStatus {
                 zone: zone.to_ascii(),
                 active: refs.active.map(|g| g.0),
@@ -251,6 +293,14 @@ async fn status(
                 serial,
                 breaker: breaker.state_name().to_string(),
                 breaker_reason: types::breaker_reason(&breaker),
+                forced,
+                deferred: deferred
+                    .as_ref()
+                    .map(|deferred| deferred(&zone))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(types::DeferralBody::from_deferral)
+                    .collect(),
             });
         }
         Ok(zones)
@@ -335,7 +385,13 @@ async fn operator_change(
     let result = blocking(move || {
         known_zone(store.as_ref(), &zone)?;
         let refs = store.refs(&zone)?;
-        match operator.submit(&zone, content, &request.actor, &request.reason, request.force) {
+        let submission = Submission {
+            actor: &request.actor,
+            reason: &request.reason,
+            force: request.force.clone(),
+            base: request.base.map(Generation),
+        };
+        match operator.submit(&zone, content, submission) {
             Ok(version) => Ok(HistoryEntry::from_version(&version, &model::Refs { active: Some(version.generation), ..refs })),
             Err(OperatorError::Refused { reasons }) => Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -346,6 +402,59 @@ async fn operator_change(
     })
     .await?;
     Ok(Json(result))
+}
+
+async fn plan(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+    Json(request): Json<PlanRequest>,
+) -> Result<Json<PlanResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let zone = zone_name(&zone)?;
+    let Some(operator) = state.operator.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this node takes no operator changes",
+        ));
+    };
+    let content = zonefile::parse_str(
+        &request.zone_file,
+        std::path::Path::new("request"),
+        Some(&zone),
+    )
+    .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let store = state.store.clone();
+    let response = blocking(move || {
+        known_zone(store.as_ref(), &zone)?;
+        let preview = operator
+            .preview(&zone, content)
+            .map_err(|error| match error {
+                OperatorError::Store(error) => ApiError::from(error),
+                other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
+            })?;
+        let (added, removed) = operations::changed_lines(&preview.added, &preview.removed);
+        Ok(PlanResponse {
+            zone: zone.to_ascii(),
+            base: preview.base.map(|g| g.0),
+            verdict: match (preview.accepted, preview.forcible) {
+                (true, _) => "accept",
+                (false, true) => "refuse-unless-forced",
+                (false, false) => "refuse",
+            }
+            .to_string(),
+            reasons: preview.reasons,
+            added,
+            removed,
+            endpoints_touched: preview
+                .endpoints_touched
+                .iter()
+                .map(|name| name.to_ascii())
+                .collect(),
+        })
+    })
+    .await?;
+    Ok(Json(response))
 }
 
 async fn health_view(
@@ -747,6 +856,7 @@ mod tests {
         "/v1/zones/{zone}/versions/{generation}",
         "/v1/zones/{zone}/diff",
         "/v1/zones/{zone}/content",
+        "/v1/zones/{zone}/plan",
         "/v1/zones/{zone}/rollback",
         "/v1/zones/{zone}/freeze",
         "/v1/zones/{zone}/thaw",

@@ -103,6 +103,26 @@ pub struct Diff {
     pub removed: Vec<String>,
 }
 
+/// The records of `added` and of `removed` as zone-file lines, leaving out lines both
+/// hold (a set that changed keeps its unchanged records out of the diff).
+pub fn changed_lines(
+    added: &model::ZoneContent,
+    removed: &model::ZoneContent,
+) -> (Vec<String>, Vec<String>) {
+    let lines = |content: &model::ZoneContent| -> BTreeSet<String> {
+        zonefile::write(content)
+            .lines()
+            .filter(|line| !line.starts_with(';') && !line.starts_with('$'))
+            .map(str::to_string)
+            .collect()
+    };
+    let (new, old) = (lines(added), lines(removed));
+    (
+        new.difference(&old).cloned().collect(),
+        old.difference(&new).cloned().collect(),
+    )
+}
+
 pub fn diff(
     store: &dyn Store,
     zone: &Name,

@@ -24,6 +24,37 @@ pub struct ZoneStatus {
     /// `closed`, `tripped` or `thawed`.
     pub breaker: String,
     pub breaker_reason: Option<String>,
+    /// Set while the active version was forced below a floor by an operator (`apply
+    /// --force`): who, and why. Cleared by the next version, which restores the floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
+    /// Removals health asks for that the guard policy holds back: why each endpoint still
+    /// answers addresses it should not, and when that lifts.
+    #[serde(default)]
+    pub deferred: Vec<DeferralBody>,
+}
+
+/// One endpoint's removal held back by the guard policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeferralBody {
+    pub endpoint: String,
+    /// Addresses still served although health says they should go.
+    pub still_served: Vec<String>,
+    /// The limit holding them, with its value and configuration key.
+    pub why: String,
+    /// When the limit next lets one go (ms since the epoch); absent: at the next plan.
+    pub lifts_at_ms: Option<u64>,
+}
+
+impl DeferralBody {
+    pub fn from_deferral(deferral: &model::Deferral) -> DeferralBody {
+        DeferralBody {
+            endpoint: deferral.name.to_ascii(),
+            still_served: deferral.held.iter().map(ToString::to_string).collect(),
+            why: deferral.limit.clone(),
+            lifts_at_ms: deferral.lifts_at_ms,
+        }
+    }
 }
 
 /// The reason of a tripped breaker, if it is tripped.
@@ -163,6 +194,33 @@ pub struct OperatorChangeRequest {
     /// Break-glass: skip the floor check, with this reason (audited).
     #[serde(default)]
     pub force: Option<String>,
+    /// The active generation the change was prepared against (`apply --base`); refused
+    /// with a conflict when the zone moved since. `None`: whatever is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
+}
+
+/// Body of `POST /v1/zones/{zone}/plan`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlanRequest {
+    pub zone_file: String,
+}
+
+/// What an operator change would do: `dnsward plan`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlanResponse {
+    pub zone: String,
+    /// The active generation the plan was made against: `apply --base` it.
+    pub base: Option<u64>,
+    /// `accept`, `refuse`, or `refuse-unless-forced` (only floors stand in the way).
+    pub verdict: String,
+    /// Why not, when refused.
+    pub reasons: Vec<String>,
+    /// Records the change adds, and those it removes, one zone-file line each.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Protected names whose records it touches.
+    pub endpoints_touched: Vec<String>,
 }
 
 /// Who asks, and why: the body of freeze and thaw.

@@ -80,6 +80,11 @@ pub struct EndpointSettings {
     pub endpoint: EndpointConfig,
     pub zone: Name,
     pub health: HealthDefaults,
+    /// `replace_static = true`: the endpoint may take over static A, AAAA or CNAME records
+    /// at its name (otherwise such a collision is a configuration error).
+    pub replace_static: bool,
+    /// Where the `[[endpoint]]` is in the file (line, column), for errors found later.
+    pub at: (usize, usize),
 }
 
 /// Largest configuration file read; a bigger one is almost certainly not a config.
@@ -192,6 +197,8 @@ struct RawEndpoint {
     timeout_ms: Option<Spanned<u64>>,
     rise: Option<Spanned<u64>>,
     fall: Option<Spanned<u64>>,
+    #[serde(default)]
+    replace_static: bool,
     backends: Vec<Spanned<RawBackend>>,
 }
 
@@ -549,10 +556,13 @@ impl Checker<'_> {
             rise: self.limit_or(&raw.rise, limits::HEALTH_RISE, defaults.rise)?,
             fall: self.limit_or(&raw.fall, limits::HEALTH_FALL, defaults.fall)?,
         };
+        let at = self.error(span, String::new());
         Ok(EndpointSettings {
             endpoint,
             zone,
             health,
+            replace_static: raw.replace_static,
+            at: (at.line, at.column),
         })
     }
 

@@ -12,6 +12,7 @@
 mod backend;
 mod config;
 mod follow;
+mod node_lock;
 mod resolve_command;
 mod run;
 mod runbook;
@@ -69,6 +70,9 @@ enum Command {
     /// Submit a zone file as the zone's new content, judged by the guard (--force to override
     /// the floor, audited).
     Apply(runbook::ApplyArgs),
+    /// Show what `apply` of a zone file would do, without doing it: the records it adds and
+    /// removes, the protected names it touches, the guard's verdict, the apply command.
+    Plan(runbook::PlanArgs),
     /// A tiny HTTP backend for demos: 200 on /health until stopped.
     Backend(backend::BackendArgs),
     /// The validator alone: ask the node's servers over UDP and TCP and judge the answers
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         Command::Pin(args) => runbook::pin(args),
         Command::Timeline(args) => runbook::timeline(args),
         Command::Apply(args) => runbook::apply(args),
+        Command::Plan(args) => runbook::plan(args),
         Command::Backend(args) => backend::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Resolve(args) => resolve_command::run(args),

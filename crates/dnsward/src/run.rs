@@ -10,11 +10,12 @@ use clap::Args;
 use enactor::{ControlConfig, OperatorChange, ZonePlan};
 use health::{HealthMonitor, ProbeTarget, PushedReport};
 use model::rdata::{A, AAAA, NS, SOA};
-use model::{Clock, Hysteresis, Name, RData, Record, SystemClock, ZoneContent};
+use model::{Clock, Hysteresis, Name, RData, Record, RecordType, SystemClock, ZoneContent};
 use server::{Catalog, ServerConfig};
 use store::{SqliteStore, Store};
 
 use crate::config::{self, Config};
+use crate::node_lock::NodeLock;
 use crate::CliError;
 
 #[derive(Debug, Args)]
@@ -28,6 +29,8 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     let config = config::load(&args.config)?;
     let zones = zone_plans(&config)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path)?);
+    // Held while the node runs: `zone import` refuses to write around its guard.
+    let _serving = NodeLock::serving(&config.store_path, Some(&config.api_listen.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,6 +133,10 @@ async fn run_node(
         on_thaw: Some({
             let control = Arc::clone(&control);
             Arc::new(move || control.replan())
+        }),
+        deferred: Some({
+            let control = Arc::clone(&control);
+            Arc::new(move |zone: &Name| control.control().deferred(zone))
         }),
     };
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)
@@ -247,6 +254,9 @@ pub(crate) fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
             Some(file) => zonefile::read_file(file, Some(&zone.name))?,
             None => default_zone(&zone.name, config.server_listen.ip()),
         };
+        if let Some(file) = &zone.file {
+            refuse_collisions(config, &zone.name, file, &static_content)?;
+        }
         let endpoints = config
             .endpoints
             .iter()
@@ -260,6 +270,45 @@ pub(crate) fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
         });
     }
     Ok(plans)
+}
+
+/// An endpoint owns the A, AAAA and CNAME records at its name: static ones there would be
+/// replaced silently, so they are a configuration error unless the endpoint says
+/// `replace_static = true`.
+fn refuse_collisions(
+    config: &Config,
+    zone: &Name,
+    file: &std::path::Path,
+    content: &ZoneContent,
+) -> Result<(), CliError> {
+    for settings in config.endpoints.iter().filter(|s| &s.zone == zone) {
+        if settings.replace_static {
+            continue;
+        }
+        let name = &settings.endpoint.name;
+        let Some(rtype) = [RecordType::CNAME, RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .find(|rtype| content.get(name, *rtype).is_some())
+        else {
+            continue;
+        };
+        let line = zonefile::first_line_of(file, Some(zone), name, rtype)
+            .map(|line| format!(":{line}"))
+            .unwrap_or_default();
+        return Err(CliError::Config(config::ConfigError {
+            file: config.file.clone(),
+            line: settings.at.0,
+            column: settings.at.1,
+            reason: format!(
+                "endpoint {name} collides with the static {rtype} record at {}{line}: an \
+                 endpoint owns the A, AAAA and CNAME records of its name and would replace \
+                 it; remove the record from the zone file, or set replace_static = true on \
+                 the endpoint if health-driven answers should replace it",
+                file.display()
+            ),
+        }));
+    }
+    Ok(())
 }
 
 /// A zone without a file: SOA and NS naming `ns.ZONE`, which points at the server.
@@ -342,21 +391,24 @@ struct Operator {
     clock: Arc<dyn Clock>,
 }
 
+impl Operator {
+    fn endpoints(&self, zone: &Name) -> Vec<model::EndpointConfig> {
+        self.zones
+            .iter()
+            .find(|plan| &plan.origin == zone)
+            .map(|plan| plan.endpoints.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl OperatorChanges for Operator {
     fn submit(
         &self,
         zone: &Name,
         content: ZoneContent,
-        actor: &str,
-        reason: &str,
-        force: Option<String>,
+        submission: api::Submission<'_>,
     ) -> Result<model::Version, OperatorError> {
-        let endpoints = self
-            .zones
-            .iter()
-            .find(|plan| &plan.origin == zone)
-            .map(|plan| plan.endpoints.clone())
-            .unwrap_or_default();
+        let endpoints = self.endpoints(zone);
         enactor::submit_operator_change(
             self.store.as_ref(),
             OperatorChange {
@@ -364,9 +416,10 @@ impl OperatorChanges for Operator {
                 content: &content,
                 endpoints: &endpoints,
                 policy: &self.policy,
-                actor,
-                reason,
-                force,
+                actor: submission.actor,
+                reason: submission.reason,
+                force: submission.force,
+                base: submission.base,
                 now_ms: self.clock.now_ms(),
             },
         )
@@ -375,6 +428,38 @@ impl OperatorChanges for Operator {
                 reasons: reasons.join("; "),
             },
             enactor::OperatorError::Store(error) => OperatorError::Store(error),
+        })
+    }
+
+    fn preview(&self, zone: &Name, content: ZoneContent) -> Result<api::Preview, OperatorError> {
+        let endpoints = self.endpoints(zone);
+        let preview = enactor::preview_operator_change(
+            self.store.as_ref(),
+            OperatorChange {
+                zone,
+                content: &content,
+                endpoints: &endpoints,
+                policy: &self.policy,
+                actor: "plan",
+                reason: "preview",
+                force: None,
+                base: None,
+                now_ms: self.clock.now_ms(),
+            },
+        )?;
+        Ok(api::Preview {
+            base: preview.base,
+            accepted: preview.verdict.is_accept(),
+            forcible: preview.forcible,
+            reasons: preview
+                .verdict
+                .reasons()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            added: preview.added,
+            removed: preview.removed,
+            endpoints_touched: preview.endpoints_touched,
         })
     }
 }

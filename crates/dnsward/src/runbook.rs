@@ -3,7 +3,8 @@
 
 use api::types::{
     ActionRequest, ApiErrorBody, AuditResponse, DiffResponse, HistoryEntry, HistoryResponse,
-    OperatorChangeRequest, PinRequest, RollbackRequest, StatusResponse, ZoneActionResponse,
+    OperatorChangeRequest, PinRequest, PlanRequest, PlanResponse, RollbackRequest, StatusResponse,
+    ZoneActionResponse,
 };
 use clap::Args;
 use serde::de::DeserializeOwned;
@@ -149,6 +150,22 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         );
+        if let Some(forced) = &zone.forced {
+            println!("{:<28} {forced}", "");
+        }
+        for deferral in &zone.deferred {
+            let lifts = deferral
+                .lifts_at_ms
+                .map(|at| format!("; lifts at {}", format_time(at)))
+                .unwrap_or_else(|| "; at the next plan".to_string());
+            println!(
+                "{:<28} {}: still serving {} (removal deferred by the {}{lifts})",
+                "",
+                deferral.endpoint,
+                deferral.still_served.join(", "),
+                deferral.why
+            );
+        }
     }
     Ok(())
 }
@@ -269,6 +286,20 @@ pub struct ApplyArgs {
     /// Break-glass: allow going below a protected name's floor, with this reason (audited).
     #[arg(long, value_name = "REASON")]
     pub force: Option<String>,
+    /// The active generation the change was prepared against (printed by `dnsward plan`):
+    /// refused, nothing changed, when the zone moved since.
+    #[arg(long, value_name = "GENERATION")]
+    pub base: Option<u64>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The zone.
+    pub zone: String,
+    /// Zone file with the zone's new content.
+    pub file: std::path::PathBuf,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -413,6 +444,7 @@ pub fn apply(args: ApplyArgs) -> Result<(), CliError> {
         actor: crate::actor("apply"),
         reason: args.reason.clone(),
         force: args.force.clone(),
+        base: args.base,
     };
     let entry: HistoryEntry = post(&args.api, &format!("/v1/zones/{zone}/content"), &body)?;
     if args.api.json {
@@ -423,6 +455,68 @@ pub fn apply(args: ApplyArgs) -> Result<(), CliError> {
         entry.generation.map(|g| g.to_string()).unwrap_or_default(),
         entry.serial.map(|s| s.to_string()).unwrap_or_default()
     );
+    Ok(())
+}
+
+/// Shows what `apply` of the file would do, without doing it: the records it adds and
+/// removes against the active version, the protected names it touches, the guard's verdict,
+/// and the `apply` command that applies exactly this (with `--base`).
+pub fn plan(args: PlanArgs) -> Result<(), CliError> {
+    let zone = zone_path(&args.zone)?;
+    let zone_file = std::fs::read_to_string(&args.file).map_err(|source| CliError::Io {
+        path: args.file.clone(),
+        source,
+    })?;
+    let response: PlanResponse = post(
+        &args.api,
+        &format!("/v1/zones/{zone}/plan"),
+        &PlanRequest { zone_file },
+    )?;
+    if args.api.json {
+        return print_json(&response);
+    }
+    let base = response
+        .base
+        .map(|g| format!("generation {g}"))
+        .unwrap_or_else(|| "no version".to_string());
+    println!("zone {zone}: against the active {base}");
+    for line in &response.removed {
+        println!("-{line}");
+    }
+    for line in &response.added {
+        println!("+{line}");
+    }
+    if response.added.is_empty() && response.removed.is_empty() {
+        println!("(no difference)");
+    }
+    if !response.endpoints_touched.is_empty() {
+        println!(
+            "protected names touched: {}",
+            response.endpoints_touched.join(", ")
+        );
+    }
+    let file = args.file.display();
+    let base_arg = response
+        .base
+        .map(|g| format!(" --base {g}"))
+        .unwrap_or_default();
+    match response.verdict.as_str() {
+        "accept" => {
+            println!("guard: accepts");
+            println!("apply it with: dnsward apply {zone} {file}{base_arg} --reason \"...\"");
+        }
+        "refuse-unless-forced" => {
+            println!(
+                "guard: refuses unless forced: {}",
+                response.reasons.join("; ")
+            );
+            println!(
+                "only a floor stands in the way; if that is intended: dnsward apply {zone} \
+                 {file}{base_arg} --reason \"...\" --force \"why\" (freezes the zone)"
+            );
+        }
+        _ => println!("guard: refuses: {}", response.reasons.join("; ")),
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use model::Generation;
 use server::{Catalog, ServerConfig, ZoneSnapshot};
 use store::{SqliteStore, Store};
 
+use crate::node_lock::NodeLock;
 use crate::CliError;
 
 #[derive(Debug, Args)]
@@ -45,6 +46,14 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         Some(path) => Some(Arc::new(SqliteStore::open(path)?)),
         None => None,
     };
+    // --zone files go into the store only when no node serves it (their import skips the
+    // guard); then this process serves it like any node.
+    let importing = match &args.store {
+        Some(path) if !args.zones.is_empty() => {
+            Some(NodeLock::exclusive(path, "importing --zone files")?)
+        }
+        _ => None,
+    };
     for file in &args.zones {
         let content = zonefile::read_file(file, None)?;
         match &store {
@@ -61,6 +70,12 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             }
         }
     }
+    drop(importing);
+    let _serving = args
+        .store
+        .as_deref()
+        .map(|path| NodeLock::serving(path, None))
+        .transpose()?;
     // The parsed files and the builds' scratch are gone; give their pages back.
     server::release_free_memory();
     let udp_workers = match args.workers {

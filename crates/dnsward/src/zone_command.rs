@@ -6,11 +6,13 @@ use clap::{Args, Subcommand};
 use model::{Name, Provenance, RefName};
 use store::{Commit, SqliteStore, Store};
 
+use crate::node_lock::NodeLock;
 use crate::CliError;
 
 #[derive(Debug, Subcommand)]
 pub enum ZoneCommand {
-    /// Parse and validate a zone file; print a summary or the first error as FILE:LINE: reason.
+    /// Parse and validate a zone file; print a summary, or every error (up to 100) as
+    /// FILE:LINE: reason, with warnings (differing TTLs in a set, no $TTL).
     Check(CheckArgs),
     /// Store a zone file's content as a new version and make it active.
     Import(ImportArgs),
@@ -78,7 +80,38 @@ fn origin_arg(origin: &Option<String>) -> Result<Option<Name>, CliError> {
 }
 
 fn check(args: CheckArgs) -> Result<(), CliError> {
-    let content = zonefile::read_file(&args.file, origin_arg(&args.origin)?.as_ref())?;
+    let report = zonefile::check_file(&args.file, origin_arg(&args.origin)?.as_ref())?;
+    for warning in &report.warnings {
+        match warning.line {
+            Some(line) => eprintln!(
+                "{}:{line}: warning: {}",
+                warning.file.display(),
+                warning.message
+            ),
+            None => eprintln!("{}: warning: {}", warning.file.display(), warning.message),
+        }
+    }
+    for error in &report.errors {
+        eprintln!("{error}");
+    }
+    let Some(content) = report.content else {
+        return Err(CliError::Usage {
+            message: format!(
+                "{}: {} error{}{}",
+                args.file.display(),
+                report.errors.len(),
+                if report.errors.len() == 1 { "" } else { "s" },
+                if report.truncated {
+                    format!(
+                        " (stopped at {}; there may be more)",
+                        zonefile::MAX_CHECK_ERRORS
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    };
     println!(
         "{}: zone {} serial {} with {} records in {} sets: OK",
         args.file.display(),
@@ -124,6 +157,7 @@ pub fn import_content(
 
 fn import(args: ImportArgs) -> Result<(), CliError> {
     let content = zonefile::read_file(&args.file, origin_arg(&args.origin)?.as_ref())?;
+    let _alone = NodeLock::exclusive(&args.store, "zone import")?;
     let store = SqliteStore::open(&args.store)?;
     let reason = format!("{} ({})", args.reason, args.file.display());
     let (generation, created) = import_content(&store, &content, &reason)?;

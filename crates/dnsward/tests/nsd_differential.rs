@@ -225,14 +225,51 @@ impl IsResponse for hickory_proto::op::Metadata {
 }
 
 fn compare_all(transport: Transport) {
-    let zone_file = example_zone();
-    let nsd = start_nsd("example.test", &zone_file);
-    let zone_arg = zone_file.to_string_lossy().into_owned();
-    let dnsward = start_dnsward(&["serve", "--zone", &zone_arg], "example.test.");
-    let mut all = Vec::new();
     let mut queries: Vec<(&str, RecordType)> = QUERIES.to_vec();
     queries.push(("www.example.test.", RecordType::ANY));
-    for (name, rtype) in queries {
+    compare_zone("example.test", &example_zone(), &queries, transport);
+}
+
+/// Names below a DNAME, at its owner, leaving the zone through it, and overflowing a name.
+const DNAME_QUERIES: &[(&str, RecordType)] = &[
+    ("www.old.dname.test.", RecordType::A),
+    ("WwW.oLd.DnAmE.tEsT.", RecordType::A),
+    ("mail.old.dname.test.", RecordType::MX),
+    ("www.old.dname.test.", RecordType::TXT),
+    ("missing.old.dname.test.", RecordType::A),
+    ("deep.www.old.dname.test.", RecordType::A),
+    ("www.old.dname.test.", RecordType::CNAME),
+    ("www.old.dname.test.", RecordType::DNAME),
+    ("old.dname.test.", RecordType::DNAME),
+    ("old.dname.test.", RecordType::TXT),
+    ("old.dname.test.", RecordType::A),
+    ("a.b.away.dname.test.", RecordType::A),
+    ("new.dname.test.", RecordType::A),
+    (
+        "ddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd.long.dname.test.",
+        RecordType::A,
+    ),
+];
+
+#[test]
+fn dname_answers_equal_nsd_over_udp_and_tcp() {
+    let zone = common::repo_root().join("examples/zones/dname.test.zone");
+    for transport in [Transport::UdpEdns, Transport::Tcp] {
+        compare_zone("dname.test", &zone, DNAME_QUERIES, transport);
+    }
+}
+
+fn compare_zone(
+    zone: &str,
+    zone_file: &std::path::Path,
+    queries: &[(&str, RecordType)],
+    transport: Transport,
+) {
+    let nsd = start_nsd(zone, zone_file);
+    let zone_arg = zone_file.to_string_lossy().into_owned();
+    let dnsward = start_dnsward(&["serve", "--zone", &zone_arg], &format!("{zone}."));
+    let mut all = Vec::new();
+    for &(name, rtype) in queries {
         let ours = exchange(dnsward.addr, name, rtype, transport);
         let theirs = exchange(nsd.addr, name, rtype, transport);
         all.extend(differences(name, rtype, &ours, &theirs));

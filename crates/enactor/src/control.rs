@@ -10,8 +10,8 @@ use std::time::Duration;
 use guard::{GuardInput, Verdict};
 use model::endpoint::addresses_at;
 use model::{
-    limits, Breaker, Clock, EndpointConfig, Generation, GuardPolicy, HealthView, Name, Provenance,
-    RefName, Removal, ZoneContent,
+    limits, Breaker, Clock, Deferral, EndpointConfig, Generation, GuardPolicy, HealthView, Name,
+    Provenance, RefName, Removal, ZoneContent,
 };
 use planner::{PlanInput, Planner};
 use store::{actions, zone_key, BreakerChange, NewAuditEntry, Store, StoreError};
@@ -22,6 +22,7 @@ use crate::board::{GuardedPlan, PlanBoard};
 use crate::cache::ContentCache;
 use crate::enactor::{blocking, Enactor, Observer};
 use crate::removals::RemovalLedger;
+use crate::statics::{Start, StaticLayer};
 
 /// Actor name of the control loop in the audit log.
 pub const CONTROL_ACTOR: &str = "guard";
@@ -30,7 +31,8 @@ pub const CONTROL_ACTOR: &str = "guard";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZonePlan {
     pub origin: Name,
-    /// Records from the zone file (SOA and NS at least).
+    /// Records from the zone file (SOA and NS at least). The planner starts from them
+    /// merged with operator changes (see [`StaticLayer`]).
     pub static_content: ZoneContent,
     /// Protected names whose addresses follow health.
     pub endpoints: Vec<EndpointConfig>,
@@ -98,6 +100,10 @@ pub struct ControlLoop {
     cache: Arc<ContentCache>,
     /// Each zone's planner, which remembers its last plan (so a round costs what changed).
     planners: Mutex<BTreeMap<String, Planner>>,
+    /// Each zone's static records: the zone file merged with operator changes.
+    statics: Mutex<BTreeMap<String, StaticLayer>>,
+    /// Each zone's removals held back by the policy in its last plan.
+    deferred: Mutex<BTreeMap<String, Vec<Deferral>>>,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -126,6 +132,8 @@ impl ControlLoop {
             ledger: Arc::new(RemovalLedger::new()),
             cache: Arc::new(ContentCache::new()),
             planners: Mutex::new(BTreeMap::new()),
+            statics: Mutex::new(BTreeMap::new()),
+            deferred: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -225,6 +233,7 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(zone_key(&zone.origin), retired.clone());
+        let mut layer = self.static_layer(zone, &view);
         let mut planner = self
             .planners
             .lock()
@@ -234,7 +243,7 @@ impl ControlLoop {
         let plan = planner.plan(
             &PlanInput {
                 zone_origin: &zone.origin,
-                static_content: &zone.static_content,
+                static_content: layer.records(),
                 endpoints: &zone.endpoints,
                 health,
                 active: view.content.as_ref(),
@@ -247,8 +256,28 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(zone_key(&zone.origin), planner);
+        self.note_deferred(&zone.origin, &plan.deferred);
         if let (Some(active), Some(generation)) = (&view.content, view.active) {
             if same_answers(&plan.content, active) {
+                // The active version carries the static records: record their source, so a
+                // restart with the same zone file keeps operator changes.
+                if let Some(source) = layer.unrecorded_source().map(str::to_string) {
+                    let origin = zone.origin.clone();
+                    let recorded = blocking(&self.store, move |store| {
+                        store.set_zone_source(&origin, &source)
+                    })
+                    .await;
+                    match recorded {
+                        Ok(()) => {
+                            layer.recorded();
+                            tracing::info!(zone = %zone.origin, "the active version carries the zone file: recorded as the zone's source (a restart with this file keeps operator changes)");
+                        }
+                        Err(error) => {
+                            tracing::warn!(zone = %zone.origin, %error, "recording the zone file's source failed; the next round tries again")
+                        }
+                    }
+                }
+                self.keep_static_layer(zone, layer);
                 // The plan's content shares the zone file's structure; the active content
                 // read from the store does not. Keeping the plan's copy makes the next
                 // round's comparison cost the change, not the zone.
@@ -260,6 +289,7 @@ impl ControlLoop {
                 return ZoneRound::Unchanged;
             }
         }
+        self.keep_static_layer(zone, layer);
         if let Some(latest) = self.board.latest(&zone.origin) {
             // The same plan is already on the board. It is published again once it has gone
             // unapplied for a tick: every enactor takes a plan once, so a plan they all
@@ -321,6 +351,92 @@ impl ControlLoop {
         ZoneRound::Refused(verdict)
     }
 
+    /// The zone's static records for this round: made at the first round (from the zone
+    /// file, or the active version when the file is the source the store recorded), merged
+    /// with a zone file read again by a reload, and brought in line with versions made by
+    /// anyone but the planner.
+    fn static_layer(&self, zone: &ZonePlan, view: &ZoneView) -> StaticLayer {
+        let kept = self
+            .statics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&zone_key(&zone.origin));
+        let endpoint_names: Vec<Name> = zone.endpoints.iter().map(|e| e.name.clone()).collect();
+        let mut layer = match kept {
+            Some(mut layer) => {
+                let merged = layer.merge_file(&zone.static_content);
+                if merged > 0 {
+                    tracing::info!(zone = %zone.origin, sets = merged, "zone file read again: the record sets it changed replace the served ones; operator changes to other sets stay");
+                }
+                layer
+            }
+            None => {
+                let active = view.active.zip(view.content.as_ref());
+                let (layer, start) =
+                    StaticLayer::start(&zone.static_content, active, view.source.as_deref());
+                match start {
+                    Start::FirstLoad => {}
+                    Start::Unchanged => {
+                        tracing::info!(zone = %zone.origin, "the zone file is unchanged since it was last loaded: the active version's records are kept (operator changes included)")
+                    }
+                    Start::FileChanged { recorded: None } => {
+                        tracing::info!(zone = %zone.origin, "no zone file source recorded for this zone: the zone file's records are the static records")
+                    }
+                    Start::FileChanged { recorded: Some(_) } => {
+                        tracing::warn!(zone = %zone.origin, "the zone file changed since it was last loaded: its records replace the static records served (operator changes not in the file are dropped; put them in the file)")
+                    }
+                }
+                layer
+            }
+        };
+        if let (Some(generation), Some(content)) = (view.active, &view.content) {
+            let taken = layer.follow_active(generation, content, &endpoint_names);
+            if taken > 0 {
+                tracing::info!(zone = %zone.origin, %generation, sets = taken, "record sets changed by a version not made by the planner (operator, rollback, import) are kept in later plans");
+            }
+        }
+        layer
+    }
+
+    /// Removals the zone's last plan held back (empty when none): why an endpoint still
+    /// answers an address health says should go, and when the limit lifts.
+    pub fn deferred(&self, zone: &Name) -> Vec<Deferral> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&zone_key(zone))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Keeps the plan's deferrals and logs them when they change.
+    fn note_deferred(&self, zone: &Name, deferred: &[Deferral]) {
+        let mut all = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = all.entry(zone_key(zone)).or_default();
+        if known.as_slice() == deferred {
+            return;
+        }
+        for deferral in deferred.iter().filter(|d| !known.contains(d)) {
+            let held: Vec<String> = deferral.held.iter().map(ToString::to_string).collect();
+            tracing::info!(
+                %zone,
+                endpoint = %deferral.name,
+                still_served = %held.join(", "),
+                limit = %deferral.limit,
+                lifts_at_ms = ?deferral.lifts_at_ms,
+                "removal deferred: health says these should go, the guard policy holds them for a later plan"
+            );
+        }
+        *known = deferred.to_vec();
+    }
+
+    fn keep_static_layer(&self, zone: &ZonePlan, layer: StaticLayer) {
+        self.statics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(zone_key(&zone.origin), layer);
+    }
+
     async fn read_zone(
         &self,
         zone: &ZonePlan,
@@ -344,10 +460,12 @@ impl ControlLoop {
                 .map(|generation| cache.content(store, &origin, generation))
                 .transpose()?;
             let removals = ledger.recent(store, &origin, &endpoints, &policy, now_ms)?;
+            let source = store.zone_source(&origin)?;
             Ok(Ok(ZoneView {
                 active,
                 content,
                 removals,
+                source,
             }))
         })
         .await
@@ -359,6 +477,8 @@ struct ZoneView {
     active: Option<Generation>,
     content: Option<ZoneContent>,
     removals: Vec<Removal>,
+    /// What the store recorded as the zone's static records' source.
+    source: Option<String>,
 }
 
 /// Whether two contents answer the same (the SOA serial is the store's business).

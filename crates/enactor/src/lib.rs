@@ -18,6 +18,9 @@
 //!   [`promote_canary`] moves `active` to it by compare-and-swap from its base, only with the
 //!   validator's [`CanaryPassed`]; [`refuse_canary`] refuses a failed one and trips the
 //!   breaker.
+//! * [`StaticLayer`]: who owns which records. Endpoints own the address sets at their
+//!   names; every other set belongs to the zone file and the operator, and the planner
+//!   carries it over from the base version, so an operator's fix is not planned away.
 //! * [`RemovalLedger`]: recent removals for the velocity limit, derived from the store's
 //!   history, so a restart is at worst more conservative.
 //!
@@ -38,6 +41,7 @@ mod decision;
 mod enactor;
 mod operator;
 mod removals;
+mod statics;
 
 pub use board::{GuardedPlan, PlanBoard};
 pub use cache::ContentCache;
@@ -50,5 +54,8 @@ pub use control::{
 };
 pub use decision::{after_failure, decide, AfterFailure, Decision};
 pub use enactor::{Enactor, Observer, Outcome, Prepared};
-pub use operator::{submit_operator_change, OperatorChange, OperatorError};
+pub use operator::{
+    preview_operator_change, submit_operator_change, OperatorChange, OperatorError, OperatorPreview,
+};
 pub use removals::RemovalLedger;
+pub use statics::{source_of, Start, StaticLayer};

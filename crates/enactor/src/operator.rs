@@ -2,9 +2,11 @@
 //! A refusal freezes the zone like any other; only an explicit, audited override (`force`)
 //! may take a protected name below its floor.
 
-use guard::GuardInput;
-use model::{EndpointConfig, GuardPolicy, Name, Provenance, RefName, Version, ZoneContent};
-use store::{Commit, Store, StoreError};
+use guard::{GuardInput, Verdict};
+use model::{
+    EndpointConfig, Generation, GuardPolicy, Name, Provenance, RefName, Version, ZoneContent,
+};
+use store::{BreakerChange, Commit, Store, StoreError};
 
 use crate::control::record_refusal;
 use crate::removals::RemovalLedger;
@@ -21,7 +23,29 @@ pub struct OperatorChange<'a> {
     pub reason: &'a str,
     /// An override of the floor, with its reason; recorded with the version.
     pub force: Option<String>,
+    /// The active generation the change was prepared against (`apply --base`, what `plan`
+    /// showed): refused with a conflict, nothing tripped, when the zone moved since. `None`:
+    /// whatever is active.
+    pub base: Option<Generation>,
     pub now_ms: u64,
+}
+
+/// What an operator change would do, worked out without writing: the guard's verdict
+/// against the active version and the record sets it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorPreview {
+    /// The active generation the preview was made against (pass it as `--base`).
+    pub base: Option<Generation>,
+    /// The guard's verdict without an override.
+    pub verdict: Verdict,
+    /// The guard would accept it with `--force` (only floors stand in the way).
+    pub forcible: bool,
+    /// The record sets the change puts (new or changed) and those it replaces or removes,
+    /// as they are now.
+    pub added: ZoneContent,
+    pub removed: ZoneContent,
+    /// Protected names (endpoints) whose records the change touches.
+    pub endpoints_touched: Vec<Name>,
 }
 
 /// Why an operator change did not happen.
@@ -43,32 +67,27 @@ pub enum OperatorError {
 /// Judges `change` against the zone's active version and commits it as the operator
 /// (fenced on the active generation read here, not subject to the breaker). On refusal the
 /// breaker trips, the verdict is audited and nothing else changes.
+///
+/// With `force`, a change the guard refuses only for a floor is committed as
+/// [`Provenance::Forced`], after the zone is frozen (so automation does not plan it away
+/// before an operator thaws it); a change the guard accepts anyway is an ordinary operator
+/// change, and the override is not used.
 pub fn submit_operator_change(
     store: &dyn Store,
     change: OperatorChange<'_>,
 ) -> Result<Version, OperatorError> {
     let zone = change.zone;
-    let active = store.refs(zone)?.active;
-    let active_content = active
-        .map(|generation| store.content(zone, generation))
-        .transpose()?;
-    let recent =
-        RemovalLedger::new().recent(store, zone, change.endpoints, change.policy, change.now_ms)?;
-    let verdict = guard::judge(
-        &GuardInput {
-            origin: zone,
-            base: active,
-            active: active_content.as_ref(),
-            proposed: change.content,
-            proposed_base: active,
-            proposed_generation: None,
-            endpoints: change.endpoints,
-            recent_removals: &recent,
-            policy: change.policy,
-            operator_override: change.force.clone(),
-        },
-        change.now_ms,
-    );
+    let judged = Judged::read(store, &change)?;
+    let active = judged.active;
+    let judge = |operator_override| judged.judge(&change, operator_override);
+    let mut verdict = judge(None);
+    let mut forced = None;
+    if !verdict.is_accept() {
+        if let Some(force) = &change.force {
+            verdict = judge(Some(force.clone()));
+            forced = Some(force.as_str());
+        }
+    }
     if !verdict.is_accept() {
         let reasons: Vec<String> = verdict.reasons().iter().map(ToString::to_string).collect();
         let trip = verdict
@@ -88,21 +107,139 @@ pub fn submit_operator_change(
             reasons,
         });
     }
-    let reason = match &change.force {
-        Some(force) => format!(
-            "{} (operator override of the floor: {force})",
-            change.reason
-        ),
-        None => change.reason.to_string(),
+    let (provenance, reason) = match forced {
+        Some(force) => {
+            store.trip_breaker(BreakerChange {
+                zone,
+                reason: &format!(
+                    "forced below a floor by {}: {force}; thaw to resume automation, which \
+                     restores the floor",
+                    change.actor
+                ),
+                actor: change.actor,
+                now_ms: change.now_ms,
+            })?;
+            (
+                Provenance::Forced,
+                format!(
+                    "{} (operator override of the floor: {force})",
+                    change.reason
+                ),
+            )
+        }
+        None => (Provenance::Operator, change.reason.to_string()),
     };
     Ok(store.commit(Commit {
         content: change.content,
         base: active,
         target: RefName::Active,
-        provenance: Provenance::Operator,
+        provenance,
         actor: change.actor,
         reason: &reason,
         now_ms: change.now_ms,
         automation: false,
     })?)
+}
+
+/// What an operator change is judged against: the active version, read once.
+struct Judged {
+    active: Option<Generation>,
+    content: Option<ZoneContent>,
+    recent: Vec<model::Removal>,
+}
+
+impl Judged {
+    /// Reads the active version; a `base` the zone has moved from is a conflict.
+    fn read(store: &dyn Store, change: &OperatorChange<'_>) -> Result<Judged, StoreError> {
+        let zone = change.zone;
+        let active = store.refs(zone)?.active;
+        if let Some(base) = change.base {
+            if active != Some(base) {
+                return Err(StoreError::Conflict {
+                    zone: zone.clone(),
+                    reference: RefName::Active,
+                    expected: Some(base),
+                    actual: active,
+                });
+            }
+        }
+        let content = active
+            .map(|generation| store.content(zone, generation))
+            .transpose()?;
+        let recent = RemovalLedger::new().recent(
+            store,
+            zone,
+            change.endpoints,
+            change.policy,
+            change.now_ms,
+        )?;
+        Ok(Judged {
+            active,
+            content,
+            recent,
+        })
+    }
+
+    fn judge(&self, change: &OperatorChange<'_>, operator_override: Option<String>) -> Verdict {
+        guard::judge(
+            &GuardInput {
+                origin: change.zone,
+                base: self.active,
+                active: self.content.as_ref(),
+                proposed: change.content,
+                proposed_base: self.active,
+                proposed_generation: None,
+                endpoints: change.endpoints,
+                recent_removals: &self.recent,
+                policy: change.policy,
+                operator_override,
+            },
+            change.now_ms,
+        )
+    }
+}
+
+/// What `change` would do if submitted now: read-only (nothing judged is recorded, no
+/// breaker trips).
+pub fn preview_operator_change(
+    store: &dyn Store,
+    change: OperatorChange<'_>,
+) -> Result<OperatorPreview, StoreError> {
+    let judged = Judged::read(store, &change)?;
+    let verdict = judged.judge(&change, None);
+    let forcible = !verdict.is_accept()
+        && judged
+            .judge(&change, Some("preview".to_string()))
+            .is_accept();
+    let origin = change.zone.clone();
+    let empty = ZoneContent::new(origin.clone());
+    let before = judged.content.as_ref().unwrap_or(&empty);
+    let mut added = ZoneContent::new(origin.clone());
+    let mut removed = ZoneContent::new(origin);
+    let mut touched = Vec::new();
+    for set in before.changed_sets(change.content) {
+        if let Some(old) = set.old {
+            removed.put_rrset(old.clone());
+        }
+        if let Some(new) = set.new {
+            added.put_rrset(new.clone());
+        }
+        if let Some(endpoint) = change
+            .endpoints
+            .iter()
+            .find(|endpoint| endpoint.name == set.key.name)
+        {
+            if !touched.contains(&endpoint.name) {
+                touched.push(endpoint.name.clone());
+            }
+        }
+    }
+    Ok(OperatorPreview {
+        base: judged.active,
+        verdict,
+        forcible,
+        added,
+        removed,
+        endpoints_touched: touched,
+    })
 }

@@ -182,7 +182,10 @@ fn same_apart_from_serial(a: &model::RecordSet, b: &model::RecordSet) -> bool {
     let strip = |set: &model::RecordSet| {
         let mut content = ZoneContent::new(set.name.clone());
         content.put_rrset(set.clone());
-        content.with_serial(0).get(&set.name, RecordType::SOA).cloned()
+        content
+            .with_serial(0)
+            .get(&set.name, RecordType::SOA)
+            .cloned()
     };
     a.ttl == b.ttl && strip(a) == strip(b)
 }
@@ -245,7 +248,10 @@ mod tests {
         let (mut layer, start) = StaticLayer::start(&file, None, None);
         assert_eq!(start, Start::FirstLoad);
         let planned = zone(5, &[(WWW, [192, 0, 2, 10]), (APP, [10, 0, 0, 1])]);
-        assert_eq!(layer.follow_active(Generation(1), &planned, &[name(APP)]), 0);
+        assert_eq!(
+            layer.follow_active(Generation(1), &planned, &[name(APP)]),
+            0
+        );
         let fixed = zone(
             6,
             &[
@@ -288,7 +294,13 @@ mod tests {
 
     #[test]
     fn a_reloaded_file_replaces_the_sets_it_changed_and_keeps_operator_changes() {
-        let file = zone(1, &[(WWW, [192, 0, 2, 10]), ("mail.example.test.", [192, 0, 2, 25])]);
+        let file = zone(
+            1,
+            &[
+                (WWW, [192, 0, 2, 10]),
+                ("mail.example.test.", [192, 0, 2, 25]),
+            ],
+        );
         let (mut layer, _) = StaticLayer::start(&file, None, None);
         layer.follow_active(Generation(1), &file, &[]);
         let fixed = zone(
@@ -301,9 +313,18 @@ mod tests {
         );
         layer.follow_active(Generation(2), &fixed, &[]);
         layer.recorded();
-        let edited = zone(3, &[(WWW, [192, 0, 2, 10]), ("mail.example.test.", [192, 0, 2, 26])]);
+        let edited = zone(
+            3,
+            &[
+                (WWW, [192, 0, 2, 10]),
+                ("mail.example.test.", [192, 0, 2, 26]),
+            ],
+        );
         assert_eq!(layer.merge_file(&edited), 2, "the SOA serial and mail");
-        assert_eq!(addresses(layer.records(), "mail.example.test."), ["192.0.2.26"]);
+        assert_eq!(
+            addresses(layer.records(), "mail.example.test."),
+            ["192.0.2.26"]
+        );
         assert_eq!(
             addresses(layer.records(), WWW),
             ["192.0.2.10", "192.0.2.11"],
@@ -338,6 +359,10 @@ mod tests {
         let serial_only = file.with_serial(77);
         let (_, start) =
             StaticLayer::start(&serial_only, Some((Generation(4), &active)), Some(&source));
-        assert_eq!(start, Start::Unchanged, "the serial is the store's business");
+        assert_eq!(
+            start,
+            Start::Unchanged,
+            "the serial is the store's business"
+        );
     }
 }

@@ -827,6 +827,7 @@ async fn an_operator_change_below_the_floor_is_refused_frozen_and_audited_unless
         actor: "alice",
         reason: "take backend 2 out",
         force,
+        base: None,
         now_ms: world.clock.now_ms(),
     };
 
@@ -857,7 +858,11 @@ async fn an_operator_change_below_the_floor_is_refused_frozen_and_audited_unless
     )
     .expect("an audited override passes the floor");
     assert_eq!(world.active(), Some(forced.generation));
-    assert_eq!(forced.provenance, Provenance::Operator);
+    assert_eq!(forced.provenance, Provenance::Forced);
+    assert!(
+        !world.store.breaker(&zone).unwrap().allows_automation(),
+        "a forced version freezes the zone, so automation does not plan it away"
+    );
     let last_move = world
         .audit()
         .into_iter()

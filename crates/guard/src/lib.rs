@@ -49,8 +49,10 @@ pub struct GuardInput<'a> {
     /// Removals applied to this zone recently (by every enactor), for the velocity limit.
     pub recent_removals: &'a [Removal],
     pub policy: &'a GuardPolicy,
-    /// An operator's audited override, with its reason: the floor check is skipped, and
-    /// nothing else.
+    /// An operator's audited override, with its reason: what stands between a person and
+    /// deliberately draining a protected name is skipped (its floor, the share of its
+    /// records one version may remove, the removal velocity); the zone-wide change limit and
+    /// every validity rule still hold.
     pub operator_override: Option<String>,
 }
 
@@ -144,13 +146,22 @@ pub fn judge(input: &GuardInput<'_>, now_ms: u64) -> Verdict {
     }
     if let Some(active) = input.active {
         let diff = ZoneDiff::between(active, proposed);
-        violations.extend(bounded_change_violations(&diff, input.policy));
-        violations.extend(velocity_violations(
-            input.recent_removals,
-            &diff.removals(now_ms),
-            input.policy,
-            now_ms,
-        ));
+        let bounded = bounded_change_violations(&diff, input.policy);
+        if input.operator_override.is_none() {
+            violations.extend(bounded);
+            violations.extend(velocity_violations(
+                input.recent_removals,
+                &diff.removals(now_ms),
+                input.policy,
+                now_ms,
+            ));
+        } else {
+            violations.extend(
+                bounded
+                    .into_iter()
+                    .filter(|violation| matches!(violation, Violation::ChangesTooMuch { .. })),
+            );
+        }
     }
     reasons.extend(
         violations

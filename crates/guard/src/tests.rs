@@ -144,18 +144,27 @@ fn a_plan_that_empties_a_protected_name_is_refused() {
 }
 
 #[test]
-fn an_operator_override_skips_the_floor_check_and_nothing_else() {
+fn an_operator_override_skips_the_names_limits_and_not_the_zones() {
     let mut case = Case::new(4);
     case.operator_override = Some("decommissioning api".into());
     assert_eq!(
         case.judge(&zone_with_api(&[1]), &zone_with_api(&[])),
         Verdict::Accept
     );
+    // Draining the name whole passes its floor and its removal share, not the zone's
+    // change limit (this zone is small: api's four records are most of it).
+    let verdict = case.judge(&zone_with_api(&[1, 2, 3, 4]), &zone_with_api(&[]));
+    assert!(
+        matches!(verdict.reasons(), [Reason::ChangesTooMuch { .. }]),
+        "{verdict}"
+    );
+    case.operator_override = None;
     let verdict = case.judge(&zone_with_api(&[1, 2, 3, 4]), &zone_with_api(&[]));
     assert!(
         matches!(
             verdict.reasons(),
             [
+                Reason::BelowFloor { .. },
                 Reason::RemovesTooMuch { removed: 4, .. },
                 Reason::ChangesTooMuch { .. }
             ]

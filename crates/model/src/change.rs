@@ -38,6 +38,33 @@ pub struct Removal {
     pub at_ms: u64,
 }
 
+/// Addresses a plan keeps serving at an endpoint although health says they should go,
+/// because a limit of the guard policy holds their removal back (the planner stages it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub name: Name,
+    /// Still served, to be removed by a later plan.
+    pub held: Vec<std::net::IpAddr>,
+    /// Which limit holds them, in words, with its value.
+    pub limit: String,
+    /// When the limit next lets one of them go (ms since the epoch): the oldest removal in
+    /// the velocity window leaves it; `None` when the next plan may go on (a per-version
+    /// limit).
+    pub lifts_at_ms: Option<u64>,
+}
+
+impl GuardPolicy {
+    /// When the oldest removal at `name` within the window ending at `now_ms` leaves it.
+    pub fn velocity_lifts_at(&self, recent: &[Removal], name: &Name, now_ms: u64) -> Option<u64> {
+        let window_start = now_ms.saturating_sub(self.velocity_window_ms);
+        recent
+            .iter()
+            .filter(|removal| removal.name == *name && removal.at_ms > window_start)
+            .map(|removal| removal.at_ms.saturating_add(self.velocity_window_ms))
+            .min()
+    }
+}
+
 impl Default for GuardPolicy {
     fn default() -> GuardPolicy {
         GuardPolicy {

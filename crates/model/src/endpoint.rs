@@ -134,6 +134,14 @@ impl EndpointConfig {
     }
 }
 
+/// Whether the set `name`/`rtype` belongs to an endpoint named in `endpoints`: an endpoint
+/// owns the `A`, `AAAA` and `CNAME` sets at its name (the planner writes them from health);
+/// every other set belongs to the zone file and the operator.
+pub fn is_endpoint_owned(endpoints: &[Name], name: &Name, rtype: RecordType) -> bool {
+    matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME)
+        && endpoints.iter().any(|endpoint| endpoint == name)
+}
+
 /// `A` and `AAAA` record sets at `name` for `addresses` (empty sets are left out).
 pub fn address_record_sets(name: &Name, ttl: u32, addresses: &BTreeSet<IpAddr>) -> Vec<RecordSet> {
     let mut v4 = RecordSet::new(name.clone(), RecordType::A, ttl);

@@ -36,7 +36,7 @@ mod version;
 mod zone;
 
 pub use breaker::{Breaker, BreakerError, BREAKER_THAW, BREAKER_TRIP};
-pub use change::{GuardPolicy, NameDiff, Removal, ZoneDiff};
+pub use change::{Deferral, GuardPolicy, NameDiff, Removal, ZoneDiff};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use endpoint::{AllDownPolicy, BackendConfig, Check, EndpointConfig};
 pub use health::{observe, BackendState, HealthView, Hysteresis, ProbeState};

@@ -65,6 +65,10 @@ pub enum Provenance {
     Planner,
     /// Written by a person (break-glass edits, config changes).
     Operator,
+    /// Written by a person with an audited override of a floor (`apply --force REASON`):
+    /// the guard would have refused it. The validator reports its floor breach as a warning
+    /// instead of rolling it back, and `status` shows the zone as forced while it is active.
+    Forced,
     /// Old content restored as a new generation.
     Rollback { to: Generation },
     /// Dynamic update or other programmatic change.
@@ -78,6 +82,7 @@ impl Provenance {
             Provenance::Import => "import",
             Provenance::Planner => "planner",
             Provenance::Operator => "operator",
+            Provenance::Forced => "forced",
             Provenance::Rollback { .. } => "rollback",
             Provenance::Update => "update",
         }
@@ -89,6 +94,7 @@ impl Provenance {
             ("import", _) => Provenance::Import,
             ("planner", _) => Provenance::Planner,
             ("operator", _) => Provenance::Operator,
+            ("forced", _) => Provenance::Forced,
             ("rollback", Some(to)) => Provenance::Rollback { to },
             ("update", _) => Provenance::Update,
             _ => return None,
@@ -211,6 +217,7 @@ mod tests {
             Provenance::Import,
             Provenance::Planner,
             Provenance::Operator,
+            Provenance::Forced,
             Provenance::Rollback { to: Generation(4) },
             Provenance::Update,
         ] {

@@ -34,8 +34,8 @@ use std::net::IpAddr;
 use model::endpoint::address_record_sets;
 use model::invariants::{check_change_valid, check_content_valid};
 use model::{
-    limits, AllDownPolicy, Check, EndpointConfig, GuardPolicy, HealthView, Name, RecordType,
-    Removal, ZoneContent, ZoneDiff,
+    limits, AllDownPolicy, Check, Deferral, EndpointConfig, GuardPolicy, HealthView, Name,
+    RecordType, Removal, ZoneContent, ZoneDiff,
 };
 
 /// Everything a plan depends on, besides the time.
@@ -69,6 +69,8 @@ pub struct Plan {
     pub summary: Vec<String>,
     /// Some removals were held back by the policy and are left for later plans.
     pub staged: bool,
+    /// What was held back, per endpoint, and until when.
+    pub deferred: Vec<Deferral>,
 }
 
 /// Computes the desired content of the zone. Pure: same input and `now_ms`, same plan.
@@ -223,8 +225,9 @@ impl Memo {
             .map(|index| &input.endpoints[*index])
             .collect();
         let mut tail = Vec::new();
-        let staged = match input.active {
-            Some(active) => stage_removals(
+        let mut deferred = Vec::new();
+        if let Some(active) = input.active {
+            stage_removals(
                 &mut content,
                 active,
                 &endpoints,
@@ -232,9 +235,10 @@ impl Memo {
                 input,
                 now_ms,
                 &mut tail,
-            ),
-            None => false,
-        };
+                &mut deferred,
+            );
+        }
+        let staged = !deferred.is_empty();
         let valid = match input.active {
             Some(active) => check_change_valid(active, &content, limits::ZONE_RECORDS.default),
             None => check_content_valid(&content, limits::ZONE_RECORDS.default),
@@ -273,6 +277,7 @@ impl Memo {
             notes,
             summary,
             staged,
+            deferred,
         }
     }
 }
@@ -433,7 +438,9 @@ fn set_answer(content: &mut ZoneContent, endpoint: &EndpointConfig, answer: &BTr
     }
 }
 
-/// Holds back removals beyond what the policy allows now; returns whether any was held.
+/// Holds back removals beyond what the policy allows now; each endpoint held back is in
+/// `deferred`.
+#[allow(clippy::too_many_arguments)]
 fn stage_removals(
     content: &mut ZoneContent,
     active: &ZoneContent,
@@ -442,7 +449,8 @@ fn stage_removals(
     input: &PlanInput<'_>,
     now_ms: u64,
     notes: &mut Vec<String>,
-) -> bool {
+    deferred: &mut Vec<Deferral>,
+) {
     let policy = input.policy;
     let diff = ZoneDiff::between(active, content);
     // Removals the planner does not choose: static records, and endpoint-owned names' other
@@ -469,7 +477,6 @@ fn stage_removals(
         ));
     }
     let mut zone_budget = zone_allowance.saturating_sub(zone_fixed);
-    let mut staged = false;
     for (name, change) in &diff.names {
         let Some(endpoint) = position.get(name).map(|at| endpoints[*at]) else {
             continue;
@@ -486,15 +493,13 @@ fn stage_removals(
         // Known-unhealthy addresses go first; the rest (drained, unconfigured) after.
         removing.sort_by_key(|address| (input.health.healthy(address) != Some(false), *address));
         let fixed = fixed_at(&endpoint.name);
-        let allowed = policy
+        let by_name = policy
             .name_removal_allowance(change.old_records)
-            .saturating_sub(fixed)
-            .min(
-                policy
-                    .velocity_remaining(input.recent_removals, &endpoint.name, now_ms)
-                    .saturating_sub(fixed),
-            )
-            .min(zone_budget);
+            .saturating_sub(fixed);
+        let by_velocity = policy
+            .velocity_remaining(input.recent_removals, &endpoint.name, now_ms)
+            .saturating_sub(fixed);
+        let allowed = by_name.min(by_velocity).min(zone_budget);
         let removed_now = removing
             .len()
             .min(usize::try_from(allowed).unwrap_or(usize::MAX));
@@ -508,12 +513,44 @@ fn stage_removals(
                 removing.len(),
                 list(&held)
             ));
+            let (limit, lifts_at_ms) = if allowed == by_velocity {
+                (
+                    format!(
+                        "velocity limit: at most {} removals per name in {} ms \
+                         (guard.max_removals_per_window, guard.velocity_window_ms)",
+                        policy.max_removals_per_window, policy.velocity_window_ms
+                    ),
+                    policy.velocity_lifts_at(input.recent_removals, &endpoint.name, now_ms),
+                )
+            } else if allowed == by_name {
+                (
+                    format!(
+                        "removal limit: at most {} of {} records of a name per version \
+                         (guard.max_remove_fraction {})",
+                        by_name, change.old_records, policy.max_remove_fraction
+                    ),
+                    None,
+                )
+            } else {
+                (
+                    format!(
+                        "zone change limit: at most {zone_allowance} of the zone's {} records \
+                         changed per version (guard.max_change_fraction {})",
+                        diff.old_records, policy.max_change_fraction
+                    ),
+                    None,
+                )
+            };
             let answer: BTreeSet<IpAddr> = desired.union(&held).copied().collect();
             set_answer(content, endpoint, &answer);
-            staged = true;
+            deferred.push(Deferral {
+                name: endpoint.name.clone(),
+                held: held.into_iter().collect(),
+                limit,
+                lifts_at_ms,
+            });
         }
     }
-    staged
 }
 
 fn list(addresses: &BTreeSet<IpAddr>) -> String {

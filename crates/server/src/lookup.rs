@@ -10,7 +10,10 @@
 //!   picks the first of A, AAAA, SOA, MX, PTR in zone-file order, else the first other set;
 //!   we have no file order, so we prefer SOA, A, AAAA, MX, PTR in that order, else the
 //!   lowest other type (DNSKEY, RRSIG, NSEC last);
-//! * DS at a cut is answered by the parent side without authority NS.
+//! * DS at a cut is answered by the parent side without authority NS;
+//! * below a DNAME (RFC 6672), the DNAME and a CNAME synthesized from the query name (TTL of
+//!   the DNAME) are answered and followed like a CNAME; a substitution too long for a name
+//!   is YXDOMAIN with the DNAME. Data below a DNAME is occluded.
 
 use model::{Name, RData, Record, RecordType};
 
@@ -47,6 +50,10 @@ pub struct Lookup {
 enum Step {
     Data(Vec<Record>),
     Cname(Box<Record>, Name),
+    /// The DNAME above the name, the CNAME synthesized from it, and its target.
+    Dname(Box<Record>, Box<Record>, Name),
+    /// The substitution does not fit in a name (RFC 6672 §2.2).
+    TooLong(Box<Record>),
     NoData,
     NxDomain,
     Referral(Name),
@@ -87,6 +94,29 @@ pub fn lookup(
                 }
                 visited.push(target.clone());
                 name = target;
+            }
+            Step::Dname(dname, cname, target) => {
+                out.answers.push(vec![*dname]);
+                out.answers.push(vec![*cname]);
+                // Asked for the CNAME: the synthesized one is the answer (as NSD, nothing
+                // in authority).
+                let chain_full = out.answers.len() >= cname_chain_length;
+                if qtype == RecordType::CNAME
+                    || !zone.contains(&target)
+                    || visited.contains(&target)
+                    || chain_full
+                {
+                    out.kind = AnswerKind::ChainEnd;
+                    return out;
+                }
+                visited.push(target.clone());
+                name = target;
+            }
+            Step::TooLong(dname) => {
+                out.answers.push(vec![*dname]);
+                out.kind = AnswerKind::ChainEnd;
+                out.rcode = ResponseCode::YXDomain;
+                return out;
             }
             Step::NoData => {
                 out.kind = AnswerKind::NoData;
@@ -138,6 +168,15 @@ pub fn lookup(
 
 /// Resolution at one name: cuts first, then the node, then the wildcard (RFC 4592).
 fn step(zone: &ZoneSnapshot, name: &Name, qtype: RecordType) -> Step {
+    if let Some(dname) = zone.dname_above(name) {
+        // A cut above the DNAME comes first on the way down from the apex.
+        let cut_first = zone
+            .cut_above(name)
+            .is_some_and(|(cut, _)| cut.num_labels() < dname.name.num_labels());
+        if !cut_first {
+            return substitute(dname, name);
+        }
+    }
     if let Some((cut, node)) = zone.cut_above(name) {
         // DS at the cut belongs to the parent side (RFC 4035 §2.4); all else is a referral.
         let at_cut = cut == crate::snapshot::key(name);
@@ -158,6 +197,40 @@ fn step(zone: &ZoneSnapshot, name: &Name, qtype: RecordType) -> Step {
     match wildcard.as_ref().and_then(|w| zone.node(w)) {
         Some(node) => at_node(node, name, qtype, true),
         None => Step::NxDomain,
+    }
+}
+
+/// The DNAME's answer for `name` below its owner: the query name's labels above the owner
+/// put in front of the DNAME's target, as a synthesized CNAME (RFC 6672 §2.2, §3.2).
+fn substitute(dname: &Record, name: &Name) -> Step {
+    // The library has no DNAME type: its data is the target's uncompressed wire name.
+    let target = match &dname.data {
+        RData::Unknown { rdata, .. } => {
+            let mut decoder = hickory_proto::serialize::binary::BinDecoder::new(&rdata.anything);
+            <Name as hickory_proto::serialize::binary::BinDecodable>::read(&mut decoder)
+        }
+        _ => return Step::NoData,
+    };
+    let Ok(target) = target else {
+        return Step::NoData;
+    };
+    // The query name's own labels in lower case, as NSD writes them (the rest takes the
+    // question's case through name compression).
+    let prefix = usize::from(name.num_labels() - dname.name.num_labels());
+    let lower = name.to_lowercase();
+    let synthesized = Name::from_labels(lower.iter().take(prefix))
+        .and_then(|prefix| prefix.append_domain(&target));
+    match synthesized {
+        Ok(mut target) => {
+            target.set_fqdn(true);
+            let cname = Record::from_rdata(
+                name.clone(),
+                dname.ttl,
+                RData::CNAME(model::rdata::CNAME(target.clone())),
+            );
+            Step::Dname(Box::new(dname.clone()), Box::new(cname), target)
+        }
+        Err(_) => Step::TooLong(Box::new(dname.clone())),
     }
 }
 

@@ -65,6 +65,9 @@ pub struct ZoneSnapshot {
     patch: Option<(Generation, Arc<[Name]>)>,
     /// Some name below the apex is a zone cut (else no name lies below one).
     has_cuts: bool,
+    /// The zone has (or had, for a patched version) a DNAME: its queries take the library
+    /// path, which synthesizes CNAMEs below it (RFC 6672); nothing is pre-encoded.
+    has_dname: bool,
 }
 
 /// Lower-cased, fully qualified: the one form used as a key.
@@ -96,7 +99,12 @@ impl ZoneSnapshot {
                 .map(|set| (key(&set.name), set.rtype, set.records().collect())),
         );
         let has_cuts = nodes.iter().any(|(_, node)| node.is_cut);
-        ZoneSnapshot::from_nodes(origin, generation, nodes, has_cuts)
+        let has_dname = nodes
+            .iter()
+            .any(|(_, node)| node.rrset(RecordType::DNAME).is_some());
+        let mut snapshot = ZoneSnapshot::from_nodes(origin, generation, nodes, has_cuts);
+        snapshot.has_dname = has_dname;
+        snapshot
     }
 
     /// The next version of this zone from the sets that changed: `added` holds every set of
@@ -126,10 +134,16 @@ impl ZoneSnapshot {
                         .iter()
                         .any(|(t, r)| *t == RecordType::NS && !r.is_empty())
             });
+        let has_dname = self.has_dname
+            || changed.iter().any(|(_, sets)| {
+                sets.iter()
+                    .any(|(t, r)| *t == RecordType::DNAME && !r.is_empty())
+            });
         let nodes = self.nodes.patched(&self.origin, changed);
         let names: Arc<[Name]> = nodes.newest_layer_names().into();
         let mut next = ZoneSnapshot::from_nodes(self.origin.clone(), generation, nodes, has_cuts);
         next.patch = Some((self.generation, names));
+        next.has_dname = has_dname;
         next
     }
 
@@ -140,7 +154,7 @@ impl ZoneSnapshot {
     /// that can be carried: then encode the whole version.
     pub fn carry_answers(&self, from: &ZoneSnapshot) -> Option<ZoneSnapshot> {
         let (patched_from, changed) = self.patch.as_ref()?;
-        if *patched_from != from.generation || from.origin != self.origin {
+        if *patched_from != from.generation || from.origin != self.origin || self.has_dname {
             return None;
         }
         let (table, carried) = carried::carry(self, from, changed)?;
@@ -168,6 +182,9 @@ impl ZoneSnapshot {
     /// carried answers have half as many stale names as carrying allows (so that the
     /// encoding, done off the path to the wire, is ready before carrying stops).
     pub fn wants_encoding(&self) -> bool {
+        if self.has_dname {
+            return false;
+        }
         match &self.carried {
             Some(carried) => carried::over_limit(carried.stale_names(), self.answers.len(), 2),
             None => self.answers.len() == 0,
@@ -237,6 +254,7 @@ impl ZoneSnapshot {
             carried: None,
             patch: None,
             has_cuts,
+            has_dname: false,
         }
     }
 
@@ -260,6 +278,9 @@ impl ZoneSnapshot {
         previous: Option<&ZoneSnapshot>,
         superseded: &dyn Fn() -> bool,
     ) -> Option<ZoneSnapshot> {
+        if self.has_dname {
+            return Some(self.with_table(Arc::default(), self.nodes.clone()));
+        }
         let cname_chain_length = default_cname_chain_length();
         let reusable = previous.filter(|previous| {
             previous.origin == self.origin
@@ -326,6 +347,7 @@ impl ZoneSnapshot {
             carried: None,
             patch: self.patch.clone(),
             has_cuts: self.has_cuts,
+            has_dname: self.has_dname,
         }
     }
 
@@ -406,6 +428,22 @@ impl ZoneSnapshot {
     /// Whether `name` is at or below a zone cut; cheap for a zone without cuts.
     fn below_cut(&self, name: &Name) -> bool {
         self.has_cuts && self.cut_above(name).is_some()
+    }
+
+    /// The DNAME strictly above `name` (at or below the apex), nearest the apex first:
+    /// names below it are answered by substitution (RFC 6672 §2.3).
+    pub(crate) fn dname_above(&self, name: &Name) -> Option<&Record> {
+        if !self.has_dname {
+            return None;
+        }
+        let name = key(name);
+        let top = self.origin.num_labels();
+        (top..name.num_labels()).find_map(|labels| {
+            self.nodes
+                .get(&name.trim_to(usize::from(labels)))
+                .and_then(|node| node.rrset(RecordType::DNAME))
+                .and_then(|records| records.first())
+        })
     }
 
     /// The cut at or above `name` (below the apex), nearest the apex first, if any.

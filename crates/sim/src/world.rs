@@ -636,6 +636,7 @@ impl<'rt> World<'rt> {
                         actor: OPERATOR,
                         reason: "sim edit",
                         force: None,
+                        base: None,
                         now_ms,
                     },
                 );

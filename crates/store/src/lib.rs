@@ -298,8 +298,7 @@ pub struct AuditQuery {
 pub(crate) fn unknown_zone_source(zone: &Name) -> StoreError {
     StoreError::Refused {
         zone: zone.clone(),
-        reason: "the zone has no version yet; commit one before recording its source"
-            .to_string(),
+        reason: "the zone has no version yet; commit one before recording its source".to_string(),
     }
 }
 

@@ -83,6 +83,25 @@ pub enum Severity {
     Violation,
 }
 
+/// The findings of a round whose active version was forced below a floor by an operator
+/// (`apply --force`, [`model::Provenance::Forced`]): what the override allowed (a name
+/// below its floor, an answer that disagrees with health) is reported as a warning, not
+/// repaired; everything else stays as found.
+pub fn under_override(findings: Vec<Finding>) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .map(|mut finding| {
+            if matches!(
+                finding.kind,
+                FindingKind::BelowFloor { .. } | FindingKind::DisagreesWithHealth { .. }
+            ) {
+                finding.severity = Severity::Warning;
+            }
+            finding
+        })
+        .collect()
+}
+
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FindingKind {

@@ -253,6 +253,14 @@ impl Validator {
             health_tolerance: self.config.health_tolerance,
         };
         report.findings = check::check(&observations, &expectation, now_ms);
+        let forced = read
+            .active
+            .as_ref()
+            .and_then(|version| version.as_ref().ok())
+            .is_some_and(|version| version.provenance == model::Provenance::Forced);
+        if forced {
+            report.findings = check::under_override(std::mem::take(&mut report.findings));
+        }
         let ours: Vec<Observation> = observations
             .iter()
             .filter(|o| o.server == self.config.server)
@@ -345,7 +353,9 @@ impl Validator {
         .await?;
         match target {
             Ok(target) if serves_target(&ours, target) => {
-                let clean = !has_violation(&report.findings);
+                // A forced version is never a known good one: a rollback must not restore
+                // a name below its floor.
+                let clean = !has_violation(&report.findings) && !forced;
                 if let Some(newly) = good.observe(active, clean, now_ms) {
                     let previous = state.repair.pinned_by_us.replace(newly);
                     let zone_name = zone.origin.clone();

@@ -7,6 +7,8 @@
 //! * [`read_file`] / [`parse_str`]: RFC 1035 master files (with `$ORIGIN`, `$TTL`,
 //!   `$INCLUDE`) scanned by NLnet Labs' `domain`, whose errors carry line and column. Every
 //!   error names the file, the line and the reason ([`ZoneFileError`]).
+//! * [`check_file`]: every problem of a file in one run (bounded), each with its line,
+//!   zone-level ones included, and the warnings BIND and NSD give.
 //! * [`write`]: canonical text: one record per line, absolute names, record sets in canonical
 //!   DNS order. Writing is a pure function of content, so export → import → export is
 //!   byte-identical.
@@ -25,6 +27,10 @@ use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use model::{ContentBuilder, ContentError, Name, Record, RecordSet, ZoneContent};
+
+mod check;
+
+pub use check::{check_file, check_text, CheckReport, Problem, MAX_CHECK_ERRORS};
 
 /// Deepest `$INCLUDE` nesting followed; deeper includes are an error, not a loop.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
@@ -82,6 +88,23 @@ pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<ZoneContent, Zone
             problems,
         })
     }
+}
+
+/// The line of the first record of `name` and `rtype` in the zone file at `path` (`None`
+/// when the file cannot be read or has no such record).
+pub fn first_line_of(
+    path: &Path,
+    origin: Option<&Name>,
+    name: &Name,
+    rtype: model::RecordType,
+) -> Option<usize> {
+    let text = read_text(path).ok()?;
+    let mut records = Vec::new();
+    scan(&text, path, origin, 0, &mut records).ok()?;
+    records
+        .iter()
+        .find(|scanned| scanned.record.record_type() == rtype && scanned.record.name == *name)
+        .map(|scanned| scanned.line)
 }
 
 fn read_text(path: &Path) -> Result<String, ZoneFileError> {
