@@ -398,6 +398,16 @@ impl ControlLoop {
         layer
     }
 
+    /// The records the zone's plans start from (the zone file merged with operator
+    /// changes, see [`StaticLayer`]); `None` before the zone's first round.
+    pub fn static_records(&self, zone: &Name) -> Option<ZoneContent> {
+        self.statics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&zone_key(zone))
+            .map(|layer| layer.records().clone())
+    }
+
     /// Removals the zone's last plan held back (empty when none): why an endpoint still
     /// answers an address health says should go, and when the limit lifts.
     pub fn deferred(&self, zone: &Name) -> Vec<Deferral> {

@@ -416,10 +416,11 @@ impl<'rt> World<'rt> {
             )
             .ok()?;
         let health = self.health.borrow().clone();
+        let static_content = self.static_records();
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: origin,
-                static_content: &self.zone.static_content,
+                static_content: &static_content,
                 endpoints: &self.zone.endpoints,
                 health: &health,
                 active: content.as_ref(),
@@ -769,6 +770,14 @@ impl<'rt> World<'rt> {
         "calm: faults stop, stalled enactors resume".to_string()
     }
 
+    /// What the control loop plans from: the zone file with the operator's edits (records
+    /// no endpoint owns stay as an operator left them).
+    fn static_records(&self) -> ZoneContent {
+        self.control
+            .static_records(&self.zone.origin)
+            .unwrap_or_else(|| self.zone.static_content.clone())
+    }
+
     /// Converged when the planner, given the active content and no removal history, proposes
     /// nothing new: every endpoint answers what health asks for.
     pub(crate) fn converged(&self) -> bool {
@@ -776,10 +785,11 @@ impl<'rt> World<'rt> {
             return false;
         };
         let health = self.health.borrow().clone();
+        let static_content = self.static_records();
         let plan = planner::plan(
             &PlanInput {
                 zone_origin: &self.zone.origin,
-                static_content: &self.zone.static_content,
+                static_content: &static_content,
                 endpoints: &self.zone.endpoints,
                 health: &health,
                 active: Some(&active),
