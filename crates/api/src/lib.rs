@@ -109,12 +109,14 @@ pub struct ApiState {
     pub catalog: Option<Arc<server::Catalog>>,
     /// Called after a thaw so automation re-plans at once.
     pub on_thaw: Option<Arc<dyn Fn() + Send + Sync>>,
-    /// A zone's removals held back by the guard policy in its last plan (`status`).
-    pub deferred: Option<DeferredView>,
+    /// How a zone's last plan converges on health (`status`).
+    pub convergence: Option<ConvergenceView>,
 }
 
-/// Reads a zone's removals held back by the guard policy (the control loop's last plan).
-pub type DeferredView = Arc<dyn Fn(&Name) -> Vec<model::Deferral> + Send + Sync>;
+/// A zone's removals held back by the guard policy, and why each endpoint answers what it
+/// answers (the control loop's last plan).
+pub type ConvergenceView =
+    Arc<dyn Fn(&Name) -> (Vec<model::Deferral>, Vec<(Name, String)>) + Send + Sync>;
 
 /// Largest number of versions one history request returns.
 pub const HISTORY_PAGE: model::limits::Limit = model::limits::Limit {
@@ -267,7 +269,7 @@ async fn status(
 ) -> Result<Json<StatusResponse>, ApiError> {
     authorize(&state, &headers)?;
     let store = state.store.clone();
-    let deferred = state.deferred.clone();
+    let convergence = state.convergence.clone();
     let zones = blocking(move || {
         let mut zones = Vec::new();
         for (zone, refs) in store.zones()? {
@@ -286,6 +288,10 @@ async fn status(
                         version.actor, version.generation, version.reason
                     )
                 });
+            let (deferred, endpoints) = convergence
+                .as_ref()
+                .map(|convergence| convergence(&zone))
+                .unwrap_or_default();
             zones.push(ZoneStatus {
                 zone: zone.to_ascii(),
                 active: refs.active.map(|g| g.0),
@@ -295,11 +301,15 @@ async fn status(
                 breaker_reason: types::breaker_reason(&breaker),
                 forced,
                 deferred: deferred
-                    .as_ref()
-                    .map(|deferred| deferred(&zone))
-                    .unwrap_or_default()
                     .iter()
                     .map(types::DeferralBody::from_deferral)
+                    .collect(),
+                endpoints: endpoints
+                    .into_iter()
+                    .map(|(name, why)| types::EndpointWhy {
+                        endpoint: name.to_ascii(),
+                        why,
+                    })
                     .collect(),
             });
         }

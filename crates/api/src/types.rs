@@ -32,6 +32,17 @@ pub struct ZoneStatus {
     /// answers addresses it should not, and when that lifts.
     #[serde(default)]
     pub deferred: Vec<DeferralBody>,
+    /// Per endpoint, why it answers what it answers (healthy backends, not probed yet,
+    /// fewer than its floor and the all-down policy), from the last plan.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointWhy>,
+}
+
+/// Why one endpoint answers what it answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointWhy {
+    pub endpoint: String,
+    pub why: String,
 }
 
 /// One endpoint's removal held back by the guard policy.

@@ -134,9 +134,12 @@ async fn run_node(
             let control = Arc::clone(&control);
             Arc::new(move || control.replan())
         }),
-        deferred: Some({
+        convergence: Some({
             let control = Arc::clone(&control);
-            Arc::new(move |zone: &Name| control.control().deferred(zone))
+            Arc::new(move |zone: &Name| {
+                let convergence = control.control().convergence(zone);
+                (convergence.deferred, convergence.endpoints)
+            })
         }),
     };
     let api_listener = tokio::net::TcpListener::bind(config.api_listen)

@@ -153,6 +153,12 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
         if let Some(forced) = &zone.forced {
             println!("{:<28} {forced}", "");
         }
+        // Endpoints whose answer is not simply their healthy backends.
+        for endpoint in zone.endpoints.iter().filter(|endpoint| {
+            endpoint.why.contains("fewer than min_answers") || endpoint.why.contains("not probed")
+        }) {
+            println!("{:<28} {}", "", endpoint.why);
+        }
         for deferral in &zone.deferred {
             let lifts = deferral
                 .lifts_at_ms

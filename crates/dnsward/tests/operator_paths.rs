@@ -729,6 +729,14 @@ fn status_explains_a_deferred_removal_and_when_it_lifts() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as u64;
+    let why = &status["zones"][0]["endpoints"][0];
+    assert_eq!(why["endpoint"], APP, "{status}");
+    assert!(
+        why["why"]
+            .as_str()
+            .is_some_and(|why| why.contains("1 of 3 serving backends healthy")),
+        "{status}"
+    );
     let lifts = deferral["lifts_at_ms"].as_u64().expect("when it lifts");
     assert!(lifts > now_ms && lifts <= now_ms + 60_000, "{status}");
     node.wait_for(APP, &BACKENDS[1..]);
@@ -739,4 +747,52 @@ fn status_explains_a_deferred_removal_and_when_it_lifts() {
         "{text}"
     );
     node.assert_never_empty(None);
+}
+
+#[test]
+fn a_zones_first_version_waits_for_the_first_probes_instead_of_guessing() {
+    let up = std::net::TcpListener::bind("127.0.9.21:0").expect("bind a live backend");
+    let up_port = up.local_addr().expect("bound").port();
+    let down_port = std::net::TcpListener::bind("127.0.9.22:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::copy(common::example_zone(), dir.path().join("example.test.zone"))
+        .expect("copy the example zone");
+    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = format!(
+        "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{}\"\n\
+         [store]\npath = \"node.db\"\n\
+         [health]\ninterval_ms = 200\ntimeout_ms = 100\nrise = 2\nfall = 2\n\
+         [[zone]]\nname = \"example.test\"\nfile = \"example.test.zone\"\n\
+         [[endpoint]]\nname = \"app.example.test\"\nbackends = [\n\
+           {{ address = \"127.0.9.21\", check = \"tcp:127.0.9.21:{up_port}\" }},\n\
+           {{ address = \"127.0.9.22\", check = \"tcp:127.0.9.22:{down_port}\" }},\n]\n",
+        free_port()
+    );
+    std::fs::write(dir.path().join("dnsward.toml"), config).expect("write config");
+    let mut child = spawn_node(dir.path());
+    let mut first = None;
+    wait_until(
+        DEADLINE,
+        || {
+            first = dig(dns, APP).filter(|answer| !answer.is_empty());
+            first.is_some()
+        },
+        || {
+            format!(
+                "app never answered:\n{}",
+                std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
+            )
+        },
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(up);
+    assert_eq!(
+        first,
+        Some(["127.0.9.21".to_string()].into()),
+        "the first version serves what the probes found, not a guess"
+    );
 }

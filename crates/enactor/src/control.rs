@@ -79,6 +79,10 @@ pub enum ZoneRound {
     /// The guard refused the plan; the breaker tripped (unless the only reason was a stale
     /// base) and the verdict is in the audit log.
     Refused(Verdict),
+    /// The zone has no version yet and some backends with a check have no verdict: its
+    /// first version waits for their probes (at most
+    /// [`limits::CONTROL_FIRST_VERDICT_WAIT_MS`] after the loop started).
+    AwaitingProbes { unprobed: usize },
     /// The store could not be read; the next round tries again.
     Failed(String),
 }
@@ -102,8 +106,12 @@ pub struct ControlLoop {
     planners: Mutex<BTreeMap<String, Planner>>,
     /// Each zone's static records: the zone file merged with operator changes.
     statics: Mutex<BTreeMap<String, StaticLayer>>,
-    /// Each zone's removals held back by the policy in its last plan.
-    deferred: Mutex<BTreeMap<String, Vec<Deferral>>>,
+    /// Each zone's removals held back by the policy in its last plan, and why each endpoint
+    /// answers what it answers.
+    deferred: Mutex<BTreeMap<String, Convergence>>,
+    /// When the loop was made: a zone's first version waits for probe verdicts until
+    /// [`limits::CONTROL_FIRST_VERDICT_WAIT_MS`] after it.
+    started_ms: u64,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -121,6 +129,7 @@ impl ControlLoop {
         clock: Arc<dyn Clock>,
         replan: Arc<Notify>,
     ) -> ControlLoop {
+        let started_ms = clock.now_ms();
         ControlLoop {
             store,
             board,
@@ -134,6 +143,7 @@ impl ControlLoop {
             planners: Mutex::new(BTreeMap::new()),
             statics: Mutex::new(BTreeMap::new()),
             deferred: Mutex::new(BTreeMap::new()),
+            started_ms,
         }
     }
 
@@ -220,6 +230,13 @@ impl ControlLoop {
             Ok(Err(breaker)) => return ZoneRound::Frozen(breaker),
             Err(error) => return ZoneRound::Failed(error.to_string()),
         };
+        if view.active.is_none() {
+            let unprobed = unprobed_backends(&zone.endpoints, health);
+            let waited = now_ms.saturating_sub(self.started_ms);
+            if unprobed > 0 && waited < limits::CONTROL_FIRST_VERDICT_WAIT_MS.default {
+                return ZoneRound::AwaitingProbes { unprobed };
+            }
+        }
         // Retired endpoints stay protected while the active content still answers there.
         let retired: Vec<EndpointConfig> = retired
             .into_iter()
@@ -256,7 +273,7 @@ impl ControlLoop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(zone_key(&zone.origin), planner);
-        self.note_deferred(&zone.origin, &plan.deferred);
+        self.note_convergence(&zone.origin, &plan.deferred, &plan.endpoints);
         if let (Some(active), Some(generation)) = (&view.content, view.active) {
             if same_answers(&plan.content, active) {
                 // The active version carries the static records: record their source, so a
@@ -408,9 +425,10 @@ impl ControlLoop {
             .map(|layer| layer.records().clone())
     }
 
-    /// Removals the zone's last plan held back (empty when none): why an endpoint still
-    /// answers an address health says should go, and when the limit lifts.
-    pub fn deferred(&self, zone: &Name) -> Vec<Deferral> {
+    /// How the zone's last plan converges on health: the removals it held back (why an
+    /// endpoint still answers an address health says should go, and when the limit lifts)
+    /// and why each endpoint answers what it answers. Empty before the zone's first plan.
+    pub fn convergence(&self, zone: &Name) -> Convergence {
         self.deferred
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -419,14 +437,17 @@ impl ControlLoop {
             .unwrap_or_default()
     }
 
-    /// Keeps the plan's deferrals and logs them when they change.
-    fn note_deferred(&self, zone: &Name, deferred: &[Deferral]) {
+    /// Keeps the plan's convergence and logs deferrals when they change.
+    fn note_convergence(&self, zone: &Name, deferred: &[Deferral], endpoints: &[(Name, String)]) {
         let mut all = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
         let known = all.entry(zone_key(zone)).or_default();
-        if known.as_slice() == deferred {
+        if known.endpoints.as_slice() != endpoints {
+            known.endpoints = endpoints.to_vec();
+        }
+        if known.deferred.as_slice() == deferred {
             return;
         }
-        for deferral in deferred.iter().filter(|d| !known.contains(d)) {
+        for deferral in deferred.iter().filter(|d| !known.deferred.contains(d)) {
             let held: Vec<String> = deferral.held.iter().map(ToString::to_string).collect();
             tracing::info!(
                 %zone,
@@ -437,7 +458,7 @@ impl ControlLoop {
                 "removal deferred: health says these should go, the guard policy holds them for a later plan"
             );
         }
-        *known = deferred.to_vec();
+        known.deferred = deferred.to_vec();
     }
 
     fn keep_static_layer(&self, zone: &ZonePlan, layer: StaticLayer) {
@@ -482,6 +503,15 @@ impl ControlLoop {
     }
 }
 
+/// How a zone's last plan converges on health (see [`ControlLoop::convergence`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Convergence {
+    /// Removals held back by the guard policy.
+    pub deferred: Vec<Deferral>,
+    /// Per endpoint: why it answers what it answers.
+    pub endpoints: Vec<(Name, String)>,
+}
+
 /// What the control loop read of a zone in one round.
 struct ZoneView {
     active: Option<Generation>,
@@ -489,6 +519,17 @@ struct ZoneView {
     removals: Vec<Removal>,
     /// What the store recorded as the zone's static records' source.
     source: Option<String>,
+}
+
+/// Backends (serving, with a probe) that have no health verdict yet.
+fn unprobed_backends(endpoints: &[EndpointConfig], health: &HealthView) -> usize {
+    endpoints
+        .iter()
+        .flat_map(|endpoint| endpoint.serving_backends())
+        .filter(|backend| {
+            backend.check != model::Check::None && health.healthy(&backend.address).is_none()
+        })
+        .count()
 }
 
 /// Whether two contents answer the same (the SOA serial is the store's business).

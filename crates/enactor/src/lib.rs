@@ -49,8 +49,8 @@ pub use canary::{
     decide_promotion, promote_canary, refuse_canary, CanaryPassed, PromotionDecision,
 };
 pub use control::{
-    spawn, spawn_with, ControlConfig, ControlHandle, ControlLoop, SpawnOptions, ZonePlan,
-    ZoneRound, CONTROL_ACTOR,
+    spawn, spawn_with, ControlConfig, ControlHandle, ControlLoop, Convergence, SpawnOptions,
+    ZonePlan, ZoneRound, CONTROL_ACTOR,
 };
 pub use decision::{after_failure, decide, AfterFailure, Decision};
 pub use enactor::{Enactor, Observer, Outcome, Prepared};

@@ -247,6 +247,16 @@ pub const CONTROL_TICK_MS: Limit = Limit {
     max: 60_000,
 };
 
+/// How long a zone's first version waits for the first probe verdicts of its backends: a
+/// backend with a check is not published as healthy on a guess; past this bound, backends
+/// still unprobed are served (fail open) and the plan says so.
+pub const CONTROL_FIRST_VERDICT_WAIT_MS: Limit = Limit {
+    name: "control.first_verdict_wait_ms",
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+};
+
 /// Versions of a zone the control loop reads back to rebuild its removal history (velocity)
 /// after a restart; more than a window's worth is never needed.
 pub const CONTROL_HISTORY_VERSIONS: Limit = Limit {

@@ -71,6 +71,9 @@ pub struct Plan {
     pub staged: bool,
     /// What was held back, per endpoint, and until when.
     pub deferred: Vec<Deferral>,
+    /// Per endpoint of the zone, in name order: why it answers what it answers (healthy
+    /// backends, not probed yet, fewer than its floor and the all-down policy).
+    pub endpoints: Vec<(Name, String)>,
 }
 
 /// Computes the desired content of the zone. Pure: same input and `now_ms`, same plan.
@@ -272,12 +275,19 @@ impl Memo {
         }
         summary.extend(tail.iter().cloned());
         notes.extend(tail);
+        let endpoints = self
+            .order
+            .iter()
+            .zip(&self.why)
+            .map(|(index, why)| (input.endpoints[*index].name.clone(), why.clone()))
+            .collect();
         Plan {
             content,
             notes,
             summary,
             staged,
             deferred,
+            endpoints,
         }
     }
 }
@@ -379,8 +389,23 @@ fn desired_answer(
         .collect();
     let name = &endpoint.name;
     if healthy.len() >= endpoint.min_answers {
+        // Counted healthy without a verdict (first load, or already served): said so.
+        let unprobed: BTreeSet<IpAddr> = serving
+            .iter()
+            .filter(|b| b.check != Check::None && health.healthy(&b.address).is_none())
+            .map(|b| b.address)
+            .collect();
+        let unprobed = if unprobed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} of them not probed yet, served until a probe says otherwise: {}",
+                unprobed.len(),
+                list(&unprobed)
+            )
+        };
         let why = format!(
-            "{name}: {} of {} serving backends healthy: {}",
+            "{name}: {} of {} serving backends healthy: {}{unprobed}",
             healthy.len(),
             serving.len(),
             list(&healthy)

@@ -393,6 +393,9 @@ impl<'rt> World<'rt> {
                 format!("plan: refused ({verdict})")
             }
             ZoneRound::Failed(error) => format!("plan: failed ({})", first_clause(&error)),
+            ZoneRound::AwaitingProbes { unprobed } => {
+                format!("plan: waits for the first probes of {unprobed} backends")
+            }
         }
     }
 

@@ -88,6 +88,8 @@ pub fn check_text(text: &str, file: &Path, origin: Option<&Name>) -> CheckReport
         ));
     }
     let mut truncated = false;
+    // Stopped at an error it could not leave out: the records read are not the file's.
+    let mut incomplete = false;
     let records = loop {
         let working = lines.join("\n");
         let mut records = Vec::new();
@@ -99,9 +101,7 @@ pub fn check_text(text: &str, file: &Path, origin: Option<&Name>) -> CheckReport
                         file: at,
                         line,
                         reason,
-                    } if at == file => {
-                        Some((*line, noticed_line(reason).unwrap_or(*line).max(*line)))
-                    }
+                    } if at == file => Some((*line, entry_end(*line, reason))),
                     ZoneFileError::Record { file: at, line, .. } if at == file && *line > 0 => {
                         Some((*line, *line))
                     }
@@ -119,11 +119,17 @@ pub fn check_text(text: &str, file: &Path, origin: Option<&Name>) -> CheckReport
                         break Vec::new();
                     }
                     // An error in an included file or without a line: nothing to leave out.
-                    None => break Vec::new(),
+                    None => {
+                        incomplete = true;
+                        break Vec::new();
+                    }
                 }
             }
         }
     };
+    if truncated || incomplete {
+        return finish(errors, warnings, None, truncated);
+    }
     let origin = match origin {
         Some(origin) => Some(origin.clone()),
         None => zone_origin(&lines.join("\n"), file, &records).ok(),
@@ -216,10 +222,21 @@ fn directive(line: &str) -> Option<&str> {
         .filter(|word| word.starts_with('$'))
 }
 
-/// The line in a syntax error's "(noticed at LINE:COLUMN)".
-fn noticed_line(reason: &str) -> Option<usize> {
-    let at = reason.find("(noticed at ")? + "(noticed at ".len();
-    reason[at..].split(':').next()?.parse().ok()
+/// The last line of the entry a syntax error is about: where the scanner noticed it (its
+/// "(noticed at LINE:COLUMN)"), or the line before when it noticed it at the very start of
+/// a line (the end of a one-line entry); the entry's own line when it says nothing.
+fn entry_end(entry_line: usize, reason: &str) -> usize {
+    let noticed = reason.find("(noticed at ").and_then(|at| {
+        let mut parts = reason[at + "(noticed at ".len()..].split([':', ')']);
+        let line: usize = parts.next()?.parse().ok()?;
+        let column: usize = parts.next()?.parse().ok()?;
+        Some(if column <= 1 {
+            line.saturating_sub(1)
+        } else {
+            line
+        })
+    });
+    noticed.unwrap_or(entry_line).max(entry_line)
 }
 
 /// An error's message without its "FILE:LINE: " prefix (the problem carries both).
