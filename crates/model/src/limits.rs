@@ -93,6 +93,14 @@ pub const STORE_BUSY_TIMEOUT_MS: Limit = Limit {
     max: 60_000,
 };
 
+/// Errors one `dnsward zone check` reports before it stops reading.
+pub const ZONE_CHECK_ERRORS: Limit = Limit {
+    name: "zone.check_errors",
+    default: 100,
+    min: 1,
+    max: 100_000,
+};
+
 /// Records in one zone. Bounds memory of a snapshot and the work of one version.
 pub const ZONE_RECORDS: Limit = Limit {
     name: "zone.records",

@@ -15,8 +15,9 @@ use model::{ContentBuilder, ContentError, Name, RecordType, ZoneContent};
 
 use crate::{read_text, scan, zone_origin, ScannedLine, ZoneFileError};
 
-/// Most errors one check reports; past this it stops reading.
-pub const MAX_CHECK_ERRORS: usize = 100;
+/// Most errors one check reports; past this it stops reading
+/// ([`model::limits::ZONE_CHECK_ERRORS`]).
+pub const MAX_CHECK_ERRORS: usize = model::limits::ZONE_CHECK_ERRORS.default as usize;
 
 /// One problem of a zone file.
 #[derive(Debug, Clone, PartialEq, Eq)]
