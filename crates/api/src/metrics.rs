@@ -9,6 +9,10 @@ use std::sync::Mutex;
 use server::stats::{rcode_name, LATENCY_BOUNDS_MICROS};
 use server::QueryTotals;
 
+/// Log lines the node could not write (a closed or full standard error): dropped, never a
+/// panic, and counted here for `/metrics`.
+pub static LOG_WRITES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
 /// Counters of one node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -36,6 +40,18 @@ impl Metrics {
     /// Writes every counter and the given gauges.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
+        family(
+            &mut out,
+            "dnsward_log_writes_dropped_total",
+            "counter",
+            "Log lines dropped because standard error could not be written (closed pipe, full disk).",
+        );
+        sample(
+            &mut out,
+            "dnsward_log_writes_dropped_total",
+            &[],
+            LOG_WRITES_DROPPED.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
         family(
             &mut out,
             "dnsward_zone_active_generation",

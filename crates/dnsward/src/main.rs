@@ -18,9 +18,11 @@ mod run;
 mod runbook;
 mod serve;
 mod sim_command;
+mod supervise;
 mod validate;
 mod zone_command;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -120,7 +122,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogSink)
+        // A line that cannot be written is dropped and counted (LogSink), never reported
+        // with eprintln!, which panics on a closed standard error.
+        .log_internal_errors(false)
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
@@ -144,9 +149,29 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("dnsward: error: {error}");
+            // Not eprintln!: it panics when standard error is closed.
+            let _ = writeln!(std::io::stderr(), "dnsward: error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where log lines go: standard error, and nowhere when it cannot be written (a closed
+/// pipe, a full disk). Logging never fails and never panics: a dropped line is counted
+/// (`dnsward_log_writes_dropped_total` in `/metrics`).
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::io::stderr().write_all(buf).is_err() {
+            api::metrics::LOG_WRITES_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
 

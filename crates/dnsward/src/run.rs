@@ -26,6 +26,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
+    crate::supervise::exit_on_panic("dnsward run");
     let config = config::load(&args.config)?;
     let zones = zone_plans(&config)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path)?);

@@ -33,6 +33,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    crate::supervise::exit_on_panic("dnsward serve");
     if args.zones.is_empty() && args.store.is_none() {
         return Err(CliError::Usage {
             message: "nothing to serve: give --zone FILE... and/or --store PATH".into(),

@@ -61,6 +61,25 @@ pub const TCP_IDLE_TIMEOUT_MS: Limit = Limit {
     max: 120_000,
 };
 
+/// TCP connections one source address may hold. A new connection from a source at its
+/// cap takes the slot of that source's oldest idle connection (refused when none is idle),
+/// so one client can never hold the table (RFC 7766 §6.2.3).
+pub const TCP_CONNECTIONS_PER_SOURCE: Limit = Limit {
+    name: "server.tcp_connections_per_source",
+    default: 16,
+    min: 1,
+    max: 65_536,
+};
+
+/// The idle timeout of TCP connections while the table is at least half full (as NSD
+/// shortens its `tcp-timeout` under load): idle connections give way to new ones.
+pub const TCP_BUSY_IDLE_TIMEOUT_MS: Limit = Limit {
+    name: "server.tcp_busy_idle_timeout_ms",
+    default: 200,
+    min: 10,
+    max: 120_000,
+};
+
 /// Queries answered on one TCP connection before the server closes it.
 pub const TCP_QUERIES_PER_CONNECTION: Limit = Limit {
     name: "server.tcp_queries_per_connection",

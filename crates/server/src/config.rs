@@ -14,10 +14,15 @@ pub struct ServerConfig {
     pub udp_payload_bytes: u16,
     /// CNAMEs followed in one answer.
     pub cname_chain_length: usize,
-    /// Concurrent TCP connections; further connections wait to be accepted.
+    /// Concurrent TCP connections; when full, a new one takes the slot of the oldest idle
+    /// connection (refused when none is idle).
     pub tcp_connections: usize,
+    /// Connections one source address may hold ([`limits::TCP_CONNECTIONS_PER_SOURCE`]).
+    pub tcp_connections_per_source: usize,
     /// A TCP connection with no complete query for this long is closed.
     pub tcp_idle_timeout_ms: u64,
+    /// The idle timeout while the connection table is at least half full.
+    pub tcp_busy_idle_timeout_ms: u64,
     /// Queries answered on one TCP connection before it is closed.
     pub tcp_queries_per_connection: u64,
     /// UDP worker threads, each with its own `SO_REUSEPORT` socket; see [`UDP_WORKERS`].
@@ -50,7 +55,9 @@ impl ServerConfig {
             udp_payload_bytes: clamp_u16(limits::UDP_PAYLOAD_BYTES.default),
             cname_chain_length: clamp_usize(limits::CNAME_CHAIN_LENGTH.default),
             tcp_connections: clamp_usize(limits::TCP_CONNECTIONS.default),
+            tcp_connections_per_source: clamp_usize(limits::TCP_CONNECTIONS_PER_SOURCE.default),
             tcp_idle_timeout_ms: limits::TCP_IDLE_TIMEOUT_MS.default,
+            tcp_busy_idle_timeout_ms: limits::TCP_BUSY_IDLE_TIMEOUT_MS.default,
             tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION.default,
             udp_workers: default_udp_workers(),
         }
@@ -69,7 +76,13 @@ impl ServerConfig {
             tcp_connections: clamp_usize(
                 limits::TCP_CONNECTIONS.clamp(Some(self.tcp_connections as u64)),
             ),
+            tcp_connections_per_source: clamp_usize(
+                limits::TCP_CONNECTIONS_PER_SOURCE
+                    .clamp(Some(self.tcp_connections_per_source as u64)),
+            ),
             tcp_idle_timeout_ms: limits::TCP_IDLE_TIMEOUT_MS.clamp(Some(self.tcp_idle_timeout_ms)),
+            tcp_busy_idle_timeout_ms: limits::TCP_BUSY_IDLE_TIMEOUT_MS
+                .clamp(Some(self.tcp_busy_idle_timeout_ms)),
             tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION
                 .clamp(Some(self.tcp_queries_per_connection)),
             udp_workers: clamp_usize(UDP_WORKERS.clamp(Some(self.udp_workers as u64))),

@@ -35,6 +35,7 @@ mod net;
 mod nodes;
 mod snapshot;
 pub mod stats;
+mod tcp_table;
 mod template;
 mod udp_batch;
 mod wire;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::fast::answer_fast_counted;
 use crate::stats::{ServerCounters, StatsTransport};
+use crate::tcp_table::{Admitted, TcpTable};
 use crate::udp_batch::{self, Batch};
 use crate::wire::{respond, Transport};
 use crate::ServerError;
@@ -198,12 +198,8 @@ fn serve_udp(
 }
 
 async fn serve_tcp(listener: TcpListener, catalog: Arc<Catalog>, config: Arc<ServerConfig>) {
-    let permits = Arc::new(Semaphore::new(config.tcp_connections));
+    let table = Arc::new(TcpTable::new(&config));
     loop {
-        // Wait for a free slot before accepting: the connection limit holds at all times.
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -211,32 +207,47 @@ async fn serve_tcp(listener: TcpListener, catalog: Arc<Catalog>, config: Arc<Ser
                 continue;
             }
         };
+        // No slot (every connection busy, or this source at its cap with none idle): the
+        // connection is closed at once.
+        let Some(admitted) = table.admit(peer.ip()) else {
+            tracing::debug!(%peer, "tcp connection refused: no idle slot to give way");
+            continue;
+        };
         let catalog = Arc::clone(&catalog);
         let config = Arc::clone(&config);
+        let table = Arc::clone(&table);
         tokio::spawn(async move {
-            if let Err(error) = serve_connection(stream, &catalog, &config).await {
+            if let Err(error) = serve_connection(stream, &catalog, &config, &table, &admitted).await
+            {
                 tracing::debug!(%error, %peer, "tcp connection ended");
             }
-            drop(permit);
         });
     }
 }
 
 /// RFC 7766: length-prefixed messages, answered in order, until the client closes, goes
-/// idle, sends something unreadable or reaches the per-connection query limit.
+/// idle, sends something unreadable, reaches the per-connection query limit, or its slot
+/// goes to a new connection while it is idle (`crate::tcp_table`).
 async fn serve_connection(
     mut stream: TcpStream,
     catalog: &Catalog,
     config: &ServerConfig,
+    table: &TcpTable,
+    admitted: &Admitted,
 ) -> std::io::Result<()> {
-    let idle = config.tcp_idle_timeout();
     let mut message = Vec::new();
     for _ in 0..config.tcp_queries_per_connection {
+        admitted.idle();
+        let idle = table.idle_timeout();
         let mut prefix = [0u8; 2];
-        match tokio::time::timeout(idle, stream.read_exact(&mut prefix)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return Ok(()),
+        tokio::select! {
+            read = tokio::time::timeout(idle, stream.read_exact(&mut prefix)) => match read {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            },
+            () = admitted.evicted.notified() => return Ok(()),
         }
+        admitted.busy();
         let length = usize::from(u16::from_be_bytes(prefix));
         message.resize(length, 0);
         match tokio::time::timeout(idle, stream.read_exact(&mut message)).await {
