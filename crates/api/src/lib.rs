@@ -144,8 +144,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/timeline", get(timeline))
         .route("/v1/health", get(health_view).post(health_push))
         .route("/metrics", get(metrics_text))
+        // Zone files of large zones come in `apply` and `plan` bodies.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            usize::try_from(API_BODY_BYTES.default).unwrap_or(usize::MAX),
+        ))
         .with_state(state)
 }
+
+/// Largest request body the API reads (a whole zone file for `apply` and `plan`).
+pub const API_BODY_BYTES: model::limits::Limit = model::limits::Limit {
+    name: "api.body_bytes",
+    default: 256 << 20,
+    min: 1 << 10,
+    max: 4 << 30,
+};
 
 /// An error response: status and a JSON body that says what to do.
 pub struct ApiError {
@@ -192,10 +204,13 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.token else {
         return Ok(());
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is "Bearer".
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     if presented == Some(token.as_str()) {
         Ok(())
     } else {
@@ -385,6 +400,10 @@ async fn operator_change(
             "a reason is required for the audit log",
         ));
     }
+    require_reason(&request.actor, &request.reason)?;
+    if let Some(force) = &request.force {
+        bounded("override reason", force, API_REASON_BYTES)?;
+    }
     let content = zonefile::parse_str(
         &request.zone_file,
         std::path::Path::new("request"),
@@ -519,8 +538,43 @@ fn require_reason(actor: &str, reason: &str) -> Result<(), ApiError> {
             "an actor and a reason are required for the audit log",
         ));
     }
+    bounded("actor", actor, API_ACTOR_BYTES)?;
+    bounded("reason", reason, API_REASON_BYTES)
+}
+
+/// Refuses a text longer than its limit: the audit log is append-only, and what it keeps
+/// is read back by every timeline and history.
+fn bounded(what: &str, text: &str, limit: model::limits::Limit) -> Result<(), ApiError> {
+    if text.len() as u64 > limit.default {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the {what} has {} bytes, at most {} are kept ({}); say it shorter, with a \
+                 link to where the details are",
+                text.len(),
+                limit.default,
+                limit.name
+            ),
+        ));
+    }
     Ok(())
 }
+
+/// Longest reason (or override reason) an API request may give.
+pub const API_REASON_BYTES: model::limits::Limit = model::limits::Limit {
+    name: "api.reason_bytes",
+    default: 1024,
+    min: 1,
+    max: 65_536,
+};
+
+/// Longest actor name an API request may give.
+pub const API_ACTOR_BYTES: model::limits::Limit = model::limits::Limit {
+    name: "api.actor_bytes",
+    default: 256,
+    min: 1,
+    max: 4096,
+};
 
 fn zone_action_response(
     store: &dyn Store,

@@ -835,4 +835,38 @@ fn with_a_token_the_api_refuses_requests_without_it() {
         "{}",
         String::from_utf8_lossy(&with.stderr)
     );
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let response = ureq::get(&format!("{}/v1/status", node.api))
+            .header("Authorization", &format!("{scheme} s3cret"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("API reachable");
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+}
+
+#[test]
+fn the_api_keeps_reasons_short_so_the_audit_log_stays_readable() {
+    let lines = vec!["  { address = \"127.0.7.81\" },".to_string()];
+    let node = start_node_with(&lines, None);
+    wait_for_answer(
+        node.dns,
+        &["127.0.7.81".to_string()].into(),
+        CONVERGE_DEADLINE,
+    );
+    let long = "x".repeat(64 * 1024);
+    let (status, body) = post_json(
+        &format!("{}/v1/zones/example.test/freeze", node.api),
+        &serde_json::json!({"actor": "mallory", "reason": long}),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("api.reason_bytes"), "{body}");
+    assert_eq!(breaker(&node), "closed", "nothing was done");
+    assert!(
+        audit_entries(&node, "breaker-trip").is_empty(),
+        "nothing was written to the audit log"
+    );
 }

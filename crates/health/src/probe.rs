@@ -92,7 +92,17 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Head {
             return Head::Invalid;
         };
         if !(100..200).contains(&status) || status == 101 {
-            return Head::Final(status);
+            // Final only once its header section is complete (its blank line): a server
+            // that sends "200 OK" and never finishes its headers is not healthy, it is
+            // stuck, and the probe's timeout fails it.
+            loop {
+                match lines.next() {
+                    Some(line) if !line.ends_with(b"\n") => return Head::Incomplete,
+                    Some(line) if trim_line(line).is_empty() => return Head::Final(status),
+                    Some(_) => {}
+                    None => return Head::Incomplete,
+                }
+            }
         }
         // Skip the interim response's header fields up to its blank line.
         loop {
@@ -133,13 +143,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_status_of_a_complete_status_line_is_read() {
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n"), Head::Final(200));
+    fn the_status_of_a_complete_head_is_read() {
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n"), Head::Final(200));
         assert_eq!(
-            parse_head(b"HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n"),
+            parse_head(b"HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\nbody"),
             Head::Final(503)
         );
-        assert_eq!(parse_head(b"HTTP/1.1 204\n"), Head::Final(204));
+        assert_eq!(parse_head(b"HTTP/1.1 204\n\n"), Head::Final(204));
+    }
+
+    #[test]
+    fn a_status_whose_headers_never_end_is_not_yet_an_answer() {
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n"), Head::Incomplete);
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nServer: stuck\r\n"),
+            Head::Incomplete
+        );
     }
 
     #[test]
@@ -162,10 +181,10 @@ mod tests {
         let early_hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
         assert_eq!(parse_head(early_hints), Head::Incomplete);
         let mut full = early_hints.to_vec();
-        full.extend_from_slice(b"HTTP/1.1 500 Oops\r\n");
+        full.extend_from_slice(b"HTTP/1.1 500 Oops\r\n\r\n");
         assert_eq!(parse_head(&full), Head::Final(500));
         assert_eq!(
-            parse_head(b"HTTP/1.1 101 Switching\r\n"),
+            parse_head(b"HTTP/1.1 101 Switching\r\n\r\n"),
             Head::Final(101),
             "never asked for, so final and not 2xx"
         );

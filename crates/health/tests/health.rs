@@ -96,6 +96,8 @@ enum Answer {
     Status { delay: Duration },
     /// Read the request and never answer.
     Never,
+    /// Answer a 200 status line and never finish the headers.
+    StatusLineOnly,
 }
 
 /// A tiny HTTP/1.1 server that counts requests and how many it handles at once.
@@ -181,6 +183,12 @@ async fn serve(
         Answer::Never => {
             in_flight.fetch_sub(1, Ordering::SeqCst);
             // Hold the connection open until the prober gives up and closes it.
+            while matches!(stream.read(&mut buffer).await, Ok(read) if read > 0) {}
+        }
+        Answer::StatusLineOnly => {
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            // "200 OK", then nothing: the headers never end.
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n").await;
             while matches!(stream.read(&mut buffer).await, Ok(read) if read > 0) {}
         }
         Answer::Status { delay } => {
@@ -287,6 +295,23 @@ async fn an_http_backend_follows_its_status_code() {
     })
     .await;
     assert_eq!(monitor.counters().flips, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_backend_that_sends_200_and_never_finishes_its_headers_goes_down() {
+    let address = ip(25);
+    let mut backend = HttpBackend::start(address, Answer::StatusLineOnly, &[]).await;
+    let (_monitor, mut receiver) = start(vec![target(address, http_check(backend.addr), 1, 2)], 8);
+    let view = wait_for(&mut receiver, "verdict", |view| {
+        view.healthy(&address).is_some()
+    })
+    .await;
+    assert_eq!(
+        view.healthy(&address),
+        Some(false),
+        "a server stuck in its headers is down"
+    );
+    backend.wait_for_requests(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

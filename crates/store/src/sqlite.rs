@@ -24,6 +24,55 @@ use crate::{
 /// Version of the schema below; a file with another version is refused.
 const SCHEMA_VERSION: i64 = 4;
 
+/// A store file that exists but is empty (0 bytes, and no write-ahead log beside it) is
+/// not a new store: it is one that lost its content (truncated, a failed copy). Opening it
+/// would start over at generation 1 and the served serial would drop; it is refused.
+fn refuse_empty_file(path: &Path) -> Result<(), StoreError> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(()); // missing: a new store is created
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_bytes = std::fs::metadata(std::path::PathBuf::from(wal)).map_or(0, |m| m.len());
+    if metadata.is_file() && metadata.len() == 0 && wal_bytes == 0 {
+        return Err(StoreError::Backend {
+            location: path.display().to_string(),
+            operation: "opening the store".to_string(),
+            detail: "the file is empty (0 bytes): a store that lost its content, not a new \
+                     one; restore it from a backup, or remove the file to start a new store \
+                     (generations and serials start over)"
+                .to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A database with tables but none of ours belongs to something else: turning it into a
+/// store (WAL mode, our tables) would be silent and wrong. Checked before anything is
+/// written to it.
+fn refuse_foreign_database(path: &Path, connection: &Connection) -> Result<(), StoreError> {
+    let count = |sql: &str| -> Result<i64, StoreError> {
+        connection
+            .query_row(sql, [], |row| row.get(0))
+            .map_err(|error| backend(path, "reading the file's tables", error))
+    };
+    let tables = count("SELECT count(*) FROM sqlite_master WHERE type = 'table'")?;
+    let ours = count(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+    )?;
+    if tables > 0 && ours == 0 {
+        return Err(StoreError::Backend {
+            location: path.display().to_string(),
+            operation: "opening the store".to_string(),
+            detail: format!(
+                "the file is an SQLite database with {tables} tables and no dnsward schema: \
+                 not a dnsward store; give store.path a file of its own"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Brings a file of schema version 1 to version 2: the zone breaker's columns.
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE zones ADD COLUMN breaker_state TEXT NOT NULL DEFAULT 'closed';
@@ -137,11 +186,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        refuse_empty_file(&path)?;
         let fail = |operation: &str, error: rusqlite::Error| backend(&path, operation, error);
         let connection = Connection::open(&path).map_err(|e| fail("opening", e))?;
         connection
             .busy_timeout(Duration::from_millis(limits::STORE_BUSY_TIMEOUT_MS.default))
             .map_err(|e| fail("setting busy_timeout", e))?;
+        refuse_foreign_database(&path, &connection)?;
         let mode: String = connection
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(|e| fail("switching to WAL", e))?;
@@ -2438,6 +2489,54 @@ mod tests {
             store.check_integrity(),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn an_empty_or_foreign_file_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let Err(error) = SqliteStore::open(&empty) else {
+            panic!("an empty file is refused");
+        };
+        assert!(error.to_string().contains("the file is empty"), "{error}");
+        assert_eq!(
+            std::fs::metadata(&empty).unwrap().len(),
+            0,
+            "left as it was"
+        );
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let Err(error) = SqliteStore::open(&foreign) else {
+            panic!("a foreign database is refused");
+        };
+        assert!(error.to_string().contains("not a dnsward store"), "{error}");
+        let tables: i64 = Connection::open(&foreign)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1, "nothing added to it");
+        let mode: String = Connection::open(&foreign)
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "its journal mode untouched");
+
+        let not_sqlite = dir.path().join("text.db");
+        std::fs::write(&not_sqlite, b"this is a zone file, not a store\n").unwrap();
+        assert!(SqliteStore::open(&not_sqlite).is_err());
+
+        let new = dir.path().join("new.db");
+        SqliteStore::open(&new).expect("a missing file is a new store");
+        SqliteStore::open(&new).expect("and opens again");
     }
 
     #[test]
