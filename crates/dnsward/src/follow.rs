@@ -239,6 +239,8 @@ pub async fn start(
                 Err(_quiet) => encode_carried(&catalog, &follower),
             }
         }
+        // The store watcher is gone: nothing would bring new versions to the wire again.
+        crate::supervise::task_ended("store follower");
     });
     Ok(Follower {
         _watch: watch,

@@ -27,3 +27,13 @@ pub fn exit_on_panic(node: &'static str) {
         std::process::exit(EXIT_TASK_PANICKED);
     }));
 }
+
+/// A task the node cannot serve correctly without ended on its own (not by shutdown, which
+/// aborts it): logged, and the process exits with [`EXIT_TASK_PANICKED`] like a panic.
+pub fn task_ended(task: &'static str) -> ! {
+    tracing::error!(
+        task,
+        "a task of the node ended unexpectedly: exiting with status {EXIT_TASK_PANICKED} so the service manager restarts the node whole"
+    );
+    std::process::exit(EXIT_TASK_PANICKED);
+}
