@@ -111,6 +111,8 @@ pub struct ApiState {
     pub on_thaw: Option<Arc<dyn Fn() + Send + Sync>>,
     /// How a zone's last plan converges on health (`status`).
     pub convergence: Option<ConvergenceView>,
+    /// The address the API listens on: requests must name it as their Host.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// A zone's removals held back by the guard policy, and why each endpoint answers what it
@@ -200,7 +202,39 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The Host a request names must be this API's address (or `localhost` with its port on a
+/// loopback address): a page in a browser that a DNS rebinding pointed at the loopback
+/// address names its own host and is refused (421).
+fn check_host(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(listen) = state.listen.filter(|listen| !listen.ip().is_unspecified()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let port = listen.port();
+    let allowed = host == listen.to_string()
+        || (listen.ip().is_loopback()
+            && (host == format!("localhost:{port}")
+                || (listen.is_ipv4() && host == format!("127.0.0.1:{port}"))
+                || (listen.is_ipv6() && host == format!("[::1]:{port}"))));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "Host '{host}' is not this API (it listens on {listen}); ask it by its address"
+            ),
+        ))
+    }
+}
+
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_host(state, headers)?;
     let Some(token) = &state.token else {
         return Ok(());
     };

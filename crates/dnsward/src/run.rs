@@ -135,6 +135,7 @@ async fn run_node(
             let control = Arc::clone(&control);
             Arc::new(move || control.replan())
         }),
+        listen: Some(config.api_listen),
         convergence: Some({
             let control = Arc::clone(&control);
             Arc::new(move |zone: &Name| {

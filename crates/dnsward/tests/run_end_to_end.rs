@@ -849,7 +849,7 @@ fn with_a_token_the_api_refuses_requests_without_it() {
 }
 
 #[test]
-fn the_api_keeps_reasons_short_so_the_audit_log_stays_readable() {
+fn the_api_keeps_reasons_short_and_answers_only_its_own_host() {
     let lines = vec!["  { address = \"127.0.7.81\" },".to_string()];
     let node = start_node_with(&lines, None);
     wait_for_answer(
@@ -864,6 +864,15 @@ fn the_api_keeps_reasons_short_so_the_audit_log_stays_readable() {
     );
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("api.reason_bytes"), "{body}");
+    // A request that names another host (a DNS rebinding) is refused.
+    let response = ureq::post(&format!("{}/v1/zones/example.test/freeze", node.api))
+        .header("Host", "attacker.example:80")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(serde_json::json!({"actor": "mallory", "reason": "rebinding"}))
+        .expect("API reachable");
+    assert_eq!(response.status().as_u16(), 421);
     assert_eq!(breaker(&node), "closed", "nothing was done");
     assert!(
         audit_entries(&node, "breaker-trip").is_empty(),

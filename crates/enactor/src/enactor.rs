@@ -388,6 +388,11 @@ impl Enactor {
             } => {
                 tracing::info!(actor = %self.actor, zone = %outcome.zone(), %generation, %target, "applied")
             }
+            // A store that cannot take a commit (full disk, unwritable file) must be seen in
+            // the log, not only in the metrics: the served version stops moving.
+            Outcome::Failed { zone, error } => {
+                tracing::error!(actor = %self.actor, %zone, %error, "commit failed: the active version keeps serving; the plan is made again")
+            }
             other => tracing::debug!(actor = %self.actor, outcome = ?other, "plan not applied"),
         }
         if let Some(observer) = &self.observer {
