@@ -18,6 +18,7 @@ mod run;
 mod runbook;
 mod serve;
 mod sim_command;
+mod store_command;
 mod supervise;
 mod validate;
 mod zone_command;
@@ -53,6 +54,9 @@ enum Command {
     /// Zone files in and out of the store.
     #[command(subcommand)]
     Zone(zone_command::ZoneCommand),
+    /// Store files: `store check` verifies one, read-only.
+    #[command(subcommand)]
+    Store(store_command::StoreCommand),
     /// Show every zone's active generation, serial and breaker (needs a running node).
     Status(runbook::StatusArgs),
     /// List a zone's versions and refused plans, newest first (needs a running node).
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Run(args) => run::run(args),
         Command::Zone(command) => zone_command::run(command),
+        Command::Store(command) => store_command::run(command),
         Command::Status(args) => runbook::status(args),
         Command::History(args) => runbook::history(args),
         Command::Diff(args) => runbook::diff(args),

@@ -160,3 +160,63 @@ fn idle_tcp_connections_from_one_source_never_deny_tcp_to_others() {
     );
     drop(idle);
 }
+
+#[test]
+fn store_check_verifies_a_store_and_names_what_is_corrupt() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = dir.path().join("store.db");
+    let dnsward = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dnsward"))
+            .args(args)
+            .output()
+            .expect("run dnsward")
+    };
+    let store_arg = store.to_str().expect("utf-8 path");
+    let zone = common::example_zone();
+    let imported = dnsward(&[
+        "zone",
+        "import",
+        zone.to_str().expect("utf-8"),
+        "--store",
+        store_arg,
+    ]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+
+    let checked = dnsward(&["store", "check", "--store", store_arg]);
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        out.contains("zone example.test.: active 1, 1 versions verified") && out.contains("ok"),
+        "{out}"
+    );
+
+    rusqlite::Connection::open(&store)
+        .expect("open the store file")
+        .execute("UPDATE blobs SET bytes = X'00'", [])
+        .expect("flip the content");
+    let checked = dnsward(&["store", "check", "--store", store_arg]);
+    assert!(!checked.status.success(), "a corrupt store fails the check");
+    assert!(
+        String::from_utf8_lossy(&checked.stderr).contains("corrupt"),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let missing = dir.path().join("missing.db");
+    let checked = dnsward(&[
+        "store",
+        "check",
+        "--store",
+        missing.to_str().expect("utf-8"),
+    ]);
+    assert!(!checked.status.success());
+    assert!(!missing.exists(), "a check creates nothing");
+}
