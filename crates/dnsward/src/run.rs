@@ -123,8 +123,7 @@ async fn run_node(
         health: Some(Arc::new(MonitorSink(Arc::clone(&monitor)))),
         operator: Some(Arc::new(Operator {
             store: Arc::clone(&store),
-            zones,
-            policy: config.guard,
+            control: Arc::clone(&control),
             clock: Arc::clone(&clock),
         })),
         token: config.api_token.clone(),
@@ -391,18 +390,26 @@ impl HealthSink for MonitorSink {
 /// Operator changes judged by the same guard as automation.
 struct Operator {
     store: Arc<dyn Store>,
-    zones: Vec<ZonePlan>,
-    policy: model::GuardPolicy,
+    /// The running control loop, whose configuration (endpoints, guard policy) is the one
+    /// a reload last set: an operator change is judged by the same rules as automation now.
+    control: Arc<enactor::ControlHandle>,
     clock: Arc<dyn Clock>,
 }
 
 impl Operator {
     fn endpoints(&self, zone: &Name) -> Vec<model::EndpointConfig> {
-        self.zones
+        self.control
+            .control()
+            .config()
+            .zones
             .iter()
             .find(|plan| &plan.origin == zone)
             .map(|plan| plan.endpoints.clone())
             .unwrap_or_default()
+    }
+
+    fn policy(&self) -> model::GuardPolicy {
+        self.control.control().config().policy
     }
 }
 
@@ -414,13 +421,14 @@ impl OperatorChanges for Operator {
         submission: api::Submission<'_>,
     ) -> Result<model::Version, OperatorError> {
         let endpoints = self.endpoints(zone);
+        let policy = self.policy();
         enactor::submit_operator_change(
             self.store.as_ref(),
             OperatorChange {
                 zone,
                 content: &content,
                 endpoints: &endpoints,
-                policy: &self.policy,
+                policy: &policy,
                 actor: submission.actor,
                 reason: submission.reason,
                 force: submission.force,
@@ -438,13 +446,14 @@ impl OperatorChanges for Operator {
 
     fn preview(&self, zone: &Name, content: ZoneContent) -> Result<api::Preview, OperatorError> {
         let endpoints = self.endpoints(zone);
+        let policy = self.policy();
         let preview = enactor::preview_operator_change(
             self.store.as_ref(),
             OperatorChange {
                 zone,
                 content: &content,
                 endpoints: &endpoints,
-                policy: &self.policy,
+                policy: &policy,
                 actor: "plan",
                 reason: "preview",
                 force: None,

@@ -796,3 +796,46 @@ fn a_zones_first_version_waits_for_the_first_probes_instead_of_guessing() {
         "the first version serves what the probes found, not a guess"
     );
 }
+
+#[test]
+fn an_operator_change_is_judged_with_the_endpoints_of_the_last_reload() {
+    let mut node = Node::start();
+    let stale = node.export_with("stale.zone", "");
+    // A reload adds an endpoint of one backend; the export made before it has no records
+    // there. Removing one record of one is within the removal limits: only the new
+    // endpoint's floor stands in the way.
+    let config = std::fs::read_to_string(node.path("dnsward.toml")).expect("config");
+    std::fs::write(
+        node.path("dnsward.toml"),
+        format!(
+            "{config}\n[[endpoint]]\nname = \"new.example.test\"\nmin_answers = 1\n\
+             backends = [ {{ address = \"127.0.9.41\" }} ]\n"
+        ),
+    )
+    .expect("edit config");
+    let hangup = Command::new("kill")
+        .args(["-HUP", &node.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hangup.success());
+    node.wait_for("new.example.test.", &["127.0.9.41"]);
+
+    let applied = node.cli(&[
+        "apply",
+        "example.test",
+        stale.to_str().expect("utf-8 path"),
+        "--reason",
+        "stale export",
+    ]);
+    assert!(
+        !applied.status.success(),
+        "emptying the endpoint the reload added is refused"
+    );
+    assert!(
+        stderr(&applied).contains("below floor: new.example.test."),
+        "{}",
+        stderr(&applied)
+    );
+    node.wait_for("new.example.test.", &["127.0.9.41"]);
+    node.assert_never_empty(None);
+}
