@@ -422,12 +422,7 @@ async fn operator_change(
 ) -> Result<Json<HistoryEntry>, ApiError> {
     authorize(&state, &headers)?;
     let zone = zone_name(&zone)?;
-    let Some(operator) = state.operator.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "this node takes no operator changes",
-        ));
-    };
+    let operator = operator_path(&state)?;
     if request.reason.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -438,12 +433,7 @@ async fn operator_change(
     if let Some(force) = &request.force {
         bounded("override reason", force, API_REASON_BYTES)?;
     }
-    let content = zonefile::parse_str(
-        &request.zone_file,
-        std::path::Path::new("request"),
-        Some(&zone),
-    )
-    .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let content = request_zone(&request.zone_file, &zone)?;
     let store = state.store.clone();
     let result = blocking(move || {
         known_zone(store.as_ref(), &zone)?;
@@ -467,6 +457,22 @@ async fn operator_change(
     Ok(Json(result))
 }
 
+/// The node's guarded operator path, or 501 on a node without one.
+fn operator_path(state: &ApiState) -> Result<Arc<dyn OperatorChanges>, ApiError> {
+    state.operator.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this node takes no operator changes",
+        )
+    })
+}
+
+/// A zone file sent in a request body, parsed for `zone`.
+fn request_zone(text: &str, zone: &Name) -> Result<ZoneContent, ApiError> {
+    zonefile::parse_str(text, std::path::Path::new("request"), Some(zone))
+        .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))
+}
+
 async fn plan(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -475,18 +481,8 @@ async fn plan(
 ) -> Result<Json<PlanResponse>, ApiError> {
     authorize(&state, &headers)?;
     let zone = zone_name(&zone)?;
-    let Some(operator) = state.operator.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "this node takes no operator changes",
-        ));
-    };
-    let content = zonefile::parse_str(
-        &request.zone_file,
-        std::path::Path::new("request"),
-        Some(&zone),
-    )
-    .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let operator = operator_path(&state)?;
+    let content = request_zone(&request.zone_file, &zone)?;
     let store = state.store.clone();
     let response = blocking(move || {
         known_zone(store.as_ref(), &zone)?;

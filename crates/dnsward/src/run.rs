@@ -397,19 +397,16 @@ struct Operator {
 }
 
 impl Operator {
-    fn endpoints(&self, zone: &Name) -> Vec<model::EndpointConfig> {
-        self.control
-            .control()
-            .config()
+    /// The zone's endpoints and the guard policy of the control loop's current config.
+    fn rules(&self, zone: &Name) -> (Vec<model::EndpointConfig>, model::GuardPolicy) {
+        let config = self.control.control().config();
+        let endpoints = config
             .zones
             .iter()
             .find(|plan| &plan.origin == zone)
             .map(|plan| plan.endpoints.clone())
-            .unwrap_or_default()
-    }
-
-    fn policy(&self) -> model::GuardPolicy {
-        self.control.control().config().policy
+            .unwrap_or_default();
+        (endpoints, config.policy)
     }
 }
 
@@ -420,8 +417,7 @@ impl OperatorChanges for Operator {
         content: ZoneContent,
         submission: api::Submission<'_>,
     ) -> Result<model::Version, OperatorError> {
-        let endpoints = self.endpoints(zone);
-        let policy = self.policy();
+        let (endpoints, policy) = self.rules(zone);
         enactor::submit_operator_change(
             self.store.as_ref(),
             OperatorChange {
@@ -445,8 +441,7 @@ impl OperatorChanges for Operator {
     }
 
     fn preview(&self, zone: &Name, content: ZoneContent) -> Result<api::Preview, OperatorError> {
-        let endpoints = self.endpoints(zone);
-        let policy = self.policy();
+        let (endpoints, policy) = self.rules(zone);
         let preview = enactor::preview_operator_change(
             self.store.as_ref(),
             OperatorChange {

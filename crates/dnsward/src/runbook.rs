@@ -441,10 +441,7 @@ pub fn pin(args: PinArgs) -> Result<(), CliError> {
 
 pub fn apply(args: ApplyArgs) -> Result<(), CliError> {
     let zone = zone_path(&args.zone)?;
-    let zone_file = std::fs::read_to_string(&args.file).map_err(|source| CliError::Io {
-        path: args.file.clone(),
-        source,
-    })?;
+    let zone_file = read_zone_file(&args.file)?;
     let body = OperatorChangeRequest {
         zone_file,
         actor: crate::actor("apply"),
@@ -464,15 +461,19 @@ pub fn apply(args: ApplyArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+fn read_zone_file(path: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Shows what `apply` of the file would do, without doing it: the records it adds and
 /// removes against the active version, the protected names it touches, the guard's verdict,
 /// and the `apply` command that applies exactly this (with `--base`).
 pub fn plan(args: PlanArgs) -> Result<(), CliError> {
     let zone = zone_path(&args.zone)?;
-    let zone_file = std::fs::read_to_string(&args.file).map_err(|source| CliError::Io {
-        path: args.file.clone(),
-        source,
-    })?;
+    let zone_file = read_zone_file(&args.file)?;
     let response: PlanResponse = post(
         &args.api,
         &format!("/v1/zones/{zone}/plan"),

@@ -222,6 +222,24 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The operator's fix of every test here: the served zone, exported, with a third
+    /// address for `www`, applied; returns `www`'s addresses once it is on the wire.
+    fn apply_third_web_server(&self, reason: &str) -> [&'static str; 3] {
+        let fix = self.export_with("fix.zone", "www.example.test. 300 IN A 192.0.2.12");
+        self.cli_ok(&[
+            "apply",
+            "example.test",
+            fix.to_str().expect("utf-8 path"),
+            "--reason",
+            reason,
+        ]);
+        let fixed = ["192.0.2.10", "192.0.2.11", "192.0.2.12"];
+        self.wait_for(WWW, &fixed);
+        fixed
+    }
+}
+
 /// The example zone with `line` added.
 fn example_zone_with(line: &str) -> String {
     let text = std::fs::read_to_string(common::example_zone()).expect("example zone");
@@ -236,16 +254,7 @@ fn stderr(output: &Output) -> String {
 fn an_operator_fix_to_a_static_record_survives_later_plans_and_a_thaw() {
     let mut node = Node::start();
     node.cli_ok(&["freeze", "example.test", "--reason", "incident 42"]);
-    let fix = node.export_with("fix.zone", "www.example.test. 300 IN A 192.0.2.12");
-    node.cli_ok(&[
-        "apply",
-        "example.test",
-        fix.to_str().expect("utf-8 path"),
-        "--reason",
-        "incident 42: third web server",
-    ]);
-    let fixed = ["192.0.2.10", "192.0.2.11", "192.0.2.12"];
-    node.wait_for(WWW, &fixed);
+    let fixed = node.apply_third_web_server("incident 42: third web server");
 
     node.cli_ok(&["thaw", "example.test", "--reason", "incident 42 over"]);
     node.push(BACKENDS[0], false);
@@ -264,16 +273,7 @@ fn an_operator_fix_to_a_static_record_survives_later_plans_and_a_thaw() {
 #[test]
 fn a_zone_file_reload_changes_what_the_file_changed_and_keeps_operator_fixes() {
     let mut node = Node::start();
-    let fix = node.export_with("fix.zone", "www.example.test. 300 IN A 192.0.2.12");
-    node.cli_ok(&[
-        "apply",
-        "example.test",
-        fix.to_str().expect("utf-8 path"),
-        "--reason",
-        "third web server",
-    ]);
-    let fixed = ["192.0.2.10", "192.0.2.11", "192.0.2.12"];
-    node.wait_for(WWW, &fixed);
+    let fixed = node.apply_third_web_server("third web server");
 
     // The file gains a record elsewhere; a reload brings it in and keeps the fix.
     std::fs::write(
@@ -305,16 +305,7 @@ fn a_restart_with_an_unchanged_zone_file_keeps_operator_fixes() {
             )
         },
     );
-    let fix = node.export_with("fix.zone", "www.example.test. 300 IN A 192.0.2.12");
-    node.cli_ok(&[
-        "apply",
-        "example.test",
-        fix.to_str().expect("utf-8 path"),
-        "--reason",
-        "third web server",
-    ]);
-    let fixed = ["192.0.2.10", "192.0.2.11", "192.0.2.12"];
-    node.wait_for(WWW, &fixed);
+    let fixed = node.apply_third_web_server("third web server");
     let _ = node.child.kill();
     let _ = node.child.wait();
 

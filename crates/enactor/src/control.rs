@@ -108,7 +108,7 @@ pub struct ControlLoop {
     statics: Mutex<BTreeMap<String, StaticLayer>>,
     /// Each zone's removals held back by the policy in its last plan, and why each endpoint
     /// answers what it answers.
-    deferred: Mutex<BTreeMap<String, Convergence>>,
+    convergence: Mutex<BTreeMap<String, Convergence>>,
     /// When the loop was made: a zone's first version waits for probe verdicts until
     /// [`limits::CONTROL_FIRST_VERDICT_WAIT_MS`] after it.
     started_ms: u64,
@@ -142,7 +142,7 @@ impl ControlLoop {
             cache: Arc::new(ContentCache::new()),
             planners: Mutex::new(BTreeMap::new()),
             statics: Mutex::new(BTreeMap::new()),
-            deferred: Mutex::new(BTreeMap::new()),
+            convergence: Mutex::new(BTreeMap::new()),
             started_ms,
         }
     }
@@ -224,7 +224,16 @@ impl ControlLoop {
             .get(&zone_key(&zone.origin))
             .cloned()
             .unwrap_or_default();
-        let read = self.read_zone(zone, policy, &retired, now_ms).await;
+        // The recorded source matters only when the zone's static layer is made (its first
+        // round): not read again every round.
+        let needs_source = !self
+            .statics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&zone_key(&zone.origin));
+        let read = self
+            .read_zone(zone, policy, &retired, needs_source, now_ms)
+            .await;
         let view = match read {
             Ok(Ok(view)) => view,
             Ok(Err(breaker)) => return ZoneRound::Frozen(breaker),
@@ -429,7 +438,7 @@ impl ControlLoop {
     /// endpoint still answers an address health says should go, and when the limit lifts)
     /// and why each endpoint answers what it answers. Empty before the zone's first plan.
     pub fn convergence(&self, zone: &Name) -> Convergence {
-        self.deferred
+        self.convergence
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&zone_key(zone))
@@ -439,7 +448,10 @@ impl ControlLoop {
 
     /// Keeps the plan's convergence and logs deferrals when they change.
     fn note_convergence(&self, zone: &Name, deferred: &[Deferral], endpoints: &[(Name, String)]) {
-        let mut all = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self
+            .convergence
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let known = all.entry(zone_key(zone)).or_default();
         if known.endpoints.as_slice() != endpoints {
             known.endpoints = endpoints.to_vec();
@@ -473,6 +485,7 @@ impl ControlLoop {
         zone: &ZonePlan,
         policy: &GuardPolicy,
         retired: &[EndpointConfig],
+        needs_source: bool,
         now_ms: u64,
     ) -> Result<Result<ZoneView, Breaker>, StoreError> {
         let origin = zone.origin.clone();
@@ -491,7 +504,11 @@ impl ControlLoop {
                 .map(|generation| cache.content(store, &origin, generation))
                 .transpose()?;
             let removals = ledger.recent(store, &origin, &endpoints, &policy, now_ms)?;
-            let source = store.zone_source(&origin)?;
+            let source = if needs_source {
+                store.zone_source(&origin)?
+            } else {
+                None
+            };
             Ok(Ok(ZoneView {
                 active,
                 content,
@@ -517,7 +534,8 @@ struct ZoneView {
     active: Option<Generation>,
     content: Option<ZoneContent>,
     removals: Vec<Removal>,
-    /// What the store recorded as the zone's static records' source.
+    /// What the store recorded as the zone's static records' source (read only for a zone
+    /// whose static layer is not made yet).
     source: Option<String>,
 }
 
