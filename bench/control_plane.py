@@ -395,6 +395,9 @@ def cmd_config(args):
         "# bench/control-plane: written for one measurement",
         "[server]",
         f'listen = "127.0.0.1:{args.dns_port}"',
+        "# dnsperf and the prober load the server from one address: rate limiting off.",
+        "[server.rrl]",
+        "responses_per_second = 0",
         "[api]",
         f'listen = "127.0.0.1:{args.api_port}"',
     ]

@@ -168,6 +168,15 @@ fn render_queries(out: &mut String, queries: &QueryTotals) {
     const DROPPED: &str = "dnsward_dns_queries_dropped_total";
     family(out, DROPPED, "counter", "DNS messages that got no answer (not a query, too short for a header, or the answer could not be sent).");
     sample(out, DROPPED, &[], queries.dropped as f64);
+    const RRL: &str = "dnsward_dns_rrl_answers_total";
+    family(out, RRL, "counter", "UDP answers response rate limiting acted on: dropped, sent truncated (slipped), or sent in log-only mode although over the limit (would_limit).");
+    for (action, count) in [
+        ("dropped", queries.rrl_dropped),
+        ("slipped", queries.rrl_slipped),
+        ("would_limit", queries.rrl_would_limit),
+    ] {
+        sample(out, RRL, &[("action", action)], count as f64);
+    }
     const LATENCY: &str = "dnsward_dns_answer_duration_seconds";
     family(
         out,
@@ -260,7 +269,9 @@ mod tests {
                 zones: vec![("example.test.".to_string(), example)],
                 unmatched: [0; server::stats::RCODE_SLOTS],
                 dropped: 9,
+                rrl_slipped: 4,
                 latency: vec![(server::stats::StatsTransport::Udp, udp)],
+                ..QueryTotals::default()
             }),
             ..Gauges::default()
         };
@@ -270,6 +281,7 @@ mod tests {
             "dnsward_dns_answers_total{zone=\"example.test.\",rcode=\"NXDOMAIN\"} 4",
             "dnsward_dns_answers_total{zone=\"none\",rcode=\"NOERROR\"} 0",
             "dnsward_dns_queries_dropped_total 9",
+            "dnsward_dns_rrl_answers_total{action=\"slipped\"} 4",
             "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"0.000005\"} 2",
             "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"0.00005\"} 3",
             "dnsward_dns_answer_duration_seconds_bucket{transport=\"udp\",le=\"0.1\"} 3",

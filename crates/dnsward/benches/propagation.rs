@@ -144,7 +144,15 @@ fn main() {
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = pinned("PROPAGATION_SERVER_CORE", env!("CARGO_BIN_EXE_dnsward"));
     command
-        .args(["serve", "--workers", "1", "--store"])
+        // The probe asks one name every millisecond from one address: rate limiting off.
+        .args([
+            "serve",
+            "--workers",
+            "1",
+            "--rrl-responses-per-second",
+            "0",
+            "--store",
+        ])
         .arg(&path)
         .args(["--listen", &server.to_string()])
         .env(

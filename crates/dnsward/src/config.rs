@@ -27,6 +27,8 @@ pub struct Config {
     pub file: PathBuf,
     pub server_listen: SocketAddr,
     pub udp_payload_bytes: u16,
+    /// `[server.rrl]`: response rate limiting of UDP answers (on by default).
+    pub rrl: server::RrlConfig,
     pub api_listen: SocketAddr,
     pub api_token: Option<String>,
     pub store_path: PathBuf,
@@ -123,6 +125,21 @@ struct RawConfig {
 struct RawServer {
     listen: Option<Spanned<String>>,
     udp_payload_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    rrl: RawRrl,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRrl {
+    responses_per_second: Option<Spanned<u64>>,
+    slip: Option<Spanned<u64>>,
+    window_seconds: Option<Spanned<u64>>,
+    ipv4_prefix_length: Option<Spanned<u64>>,
+    ipv6_prefix_length: Option<Spanned<u64>>,
+    table_entries: Option<Spanned<u64>>,
+    log_only: Option<bool>,
+    exempt: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -324,6 +341,7 @@ impl Checker<'_> {
         let server_listen = self.address(&raw.server.listen, "127.0.0.1:5353", "server.listen")?;
         let udp_payload_bytes =
             self.limit(&raw.server.udp_payload_bytes, limits::UDP_PAYLOAD_BYTES)?;
+        let rrl = self.rrl(&raw.server.rrl)?;
         let api_listen = self.address(&raw.api.listen, "127.0.0.1:8053", "api.listen")?;
         if !api_listen.ip().is_loopback() && raw.api.token.is_none() {
             let span = raw.api.listen.as_ref().map(Spanned::span).unwrap_or(0..0);
@@ -396,6 +414,7 @@ impl Checker<'_> {
             file: self.path.to_path_buf(),
             server_listen,
             udp_payload_bytes: udp_payload_bytes as u16,
+            rrl,
             api_listen,
             api_token: raw.api.token,
             store_path,
@@ -405,6 +424,43 @@ impl Checker<'_> {
             zones,
             endpoints,
             validator,
+        })
+    }
+
+    fn rrl(&self, raw: &RawRrl) -> Result<server::RrlConfig, ConfigError> {
+        use server::rrl as r;
+        let mut exempt = Vec::new();
+        if let Some(list) = &raw.exempt {
+            if list.get_ref().len() as u64 > r::RRL_EXEMPT_PREFIXES.max {
+                return Err(self.error(
+                    list.span(),
+                    format!(
+                        "{} lists at most {} prefixes",
+                        r::RRL_EXEMPT_PREFIXES.name,
+                        r::RRL_EXEMPT_PREFIXES.max
+                    ),
+                ));
+            }
+            for prefix in list.get_ref() {
+                exempt.push(
+                    server::Prefix::parse(prefix.get_ref())
+                        .map_err(|reason| self.error(prefix.span(), reason))?,
+                );
+            }
+        }
+        Ok(server::RrlConfig {
+            responses_per_second: self
+                .limit(&raw.responses_per_second, r::RRL_RESPONSES_PER_SECOND)?
+                as u32,
+            slip: self.limit(&raw.slip, r::RRL_SLIP)? as u32,
+            window_seconds: self.limit(&raw.window_seconds, r::RRL_WINDOW_SECONDS)? as u32,
+            ipv4_prefix_length: self.limit(&raw.ipv4_prefix_length, r::RRL_IPV4_PREFIX_LENGTH)?
+                as u8,
+            ipv6_prefix_length: self.limit(&raw.ipv6_prefix_length, r::RRL_IPV6_PREFIX_LENGTH)?
+                as u8,
+            table_entries: self.limit(&raw.table_entries, r::RRL_TABLE_ENTRIES)? as usize,
+            log_only: raw.log_only.unwrap_or(false),
+            exempt,
         })
     }
 
@@ -617,6 +673,30 @@ mod tests {
             config.zones[0].file.as_deref(),
             Some(Path::new("/etc/dnsward/zones/example.test.zone"))
         );
+    }
+
+    #[test]
+    fn response_rate_limiting_is_on_by_default_and_configured_under_server_rrl() {
+        let config = parse_text(MINIMAL).unwrap();
+        assert_eq!(config.rrl, server::RrlConfig::default());
+        assert_eq!(config.rrl.responses_per_second, 200);
+        let text = format!(
+            "{MINIMAL}[server.rrl]\nresponses_per_second = 5\nslip = 0\nlog_only = true\n\
+             exempt = [\"192.0.2.0/24\", \"2001:db8::1\"]\n"
+        );
+        let config = parse_text(&text).unwrap();
+        assert_eq!(config.rrl.responses_per_second, 5);
+        assert_eq!(config.rrl.slip, 0);
+        assert!(config.rrl.log_only);
+        assert_eq!(config.rrl.exempt[1].to_string(), "2001:db8::1/128");
+        let error = parse_text(&format!(
+            "{MINIMAL}[server.rrl]\nexempt = [\"192.0.2.0/40\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(error.line, 4, "{error}");
+        assert!(error.reason.contains("0 to 32"), "{error}");
+        let error = parse_text(&format!("{MINIMAL}[server.rrl]\nslip = 11\n")).unwrap_err();
+        assert!(error.reason.contains("server.rrl.slip"), "{error}");
     }
 
     #[test]

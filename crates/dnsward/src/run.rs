@@ -96,6 +96,7 @@ async fn run_node(
     let server_config = ServerConfig {
         listen: config.server_listen,
         udp_payload_bytes: config.udp_payload_bytes,
+        rrl: config.rrl.clone(),
         ..ServerConfig::default()
     };
     let server = server::Server::bind(server_config, Arc::clone(&catalog)).await?;

@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// core this process may run on).
     #[arg(long)]
     pub workers: Option<u64>,
+    /// Response rate limiting: UDP answers per second per account (client /24 or /56,
+    /// response kind, name); 0 turns it off (benchmarks loading the server from one
+    /// address). Slip 2, window 15 s.
+    #[arg(long, value_name = "N", default_value_t = server::rrl::RRL_RESPONSES_PER_SECOND.default)]
+    pub rrl_responses_per_second: u64,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -85,10 +90,17 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             .map_err(|message| CliError::Usage { message })? as usize,
         None => server::default_udp_workers(),
     };
+    let responses_per_second = server::rrl::RRL_RESPONSES_PER_SECOND
+        .check(args.rrl_responses_per_second)
+        .map_err(|message| CliError::Usage { message })?;
     let config = ServerConfig {
         listen: args.listen,
         udp_payload_bytes: udp_payload_bytes as u16,
         udp_workers,
+        rrl: server::RrlConfig {
+            responses_per_second: responses_per_second as u32,
+            ..server::RrlConfig::default()
+        },
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

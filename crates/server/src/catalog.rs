@@ -149,7 +149,11 @@ impl Catalog {
     /// Every query counter as it stands now, for `/metrics`.
     pub fn query_totals(&self) -> QueryTotals {
         let zones = self.current.load();
+        let [rrl_dropped, rrl_slipped, rrl_would_limit] = self.counters.rrl();
         QueryTotals {
+            rrl_dropped,
+            rrl_slipped,
+            rrl_would_limit,
             zones: zones
                 .by_origin
                 .iter()

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use model::limits;
 
+use crate::rrl::RrlConfig;
+
 /// How the server listens and how much it does per query and per connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -27,6 +29,8 @@ pub struct ServerConfig {
     pub tcp_queries_per_connection: u64,
     /// UDP worker threads, each with its own `SO_REUSEPORT` socket; see [`UDP_WORKERS`].
     pub udp_workers: usize,
+    /// Response rate limiting of UDP answers (on by default; [`RrlConfig::off`]).
+    pub rrl: RrlConfig,
 }
 
 /// UDP worker threads. [`ServerConfig::new`] starts one per core the process may run on
@@ -60,6 +64,7 @@ impl ServerConfig {
             tcp_busy_idle_timeout_ms: limits::TCP_BUSY_IDLE_TIMEOUT_MS.default,
             tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION.default,
             udp_workers: default_udp_workers(),
+            rrl: RrlConfig::default(),
         }
     }
 
@@ -86,6 +91,7 @@ impl ServerConfig {
             tcp_queries_per_connection: limits::TCP_QUERIES_PER_CONNECTION
                 .clamp(Some(self.tcp_queries_per_connection)),
             udp_workers: clamp_usize(UDP_WORKERS.clamp(Some(self.udp_workers as u64))),
+            rrl: self.rrl.clamped(),
         }
     }
 

@@ -17,6 +17,7 @@
 //! * [`handle`]: bytes in, bytes out (or silence), pure apart from one catalog load: the
 //!   checks NSD 4.6 makes (FORMERR, NOTIMP, REFUSED, BADVERS), EDNS, 0x20 case, truncation.
 //! * [`Server`] / [`serve`]: the async shell binding UDP and TCP on one address.
+//! * [`rrl`]: response rate limiting of UDP answers (BIND's semantics), on by default.
 //! * [`stats`]: answers by zone and response code, silences and answer latency, counted on
 //!   the hot path without allocation and read through [`Catalog::query_totals`].
 //!
@@ -33,6 +34,7 @@ mod lookup;
 mod memory;
 mod net;
 mod nodes;
+pub mod rrl;
 mod snapshot;
 pub mod stats;
 mod tcp_table;
@@ -46,6 +48,7 @@ pub use fast::answer_fast;
 pub use lookup::{lookup, AnswerKind, Lookup};
 pub use memory::release_free_memory;
 pub use net::{serve, Server};
+pub use rrl::{Prefix, RrlConfig};
 pub use snapshot::ZoneSnapshot;
 pub use stats::QueryTotals;
 pub use wire::{handle, handle_with, Transport};

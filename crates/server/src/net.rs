@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::fast::answer_fast_counted;
-use crate::stats::{ServerCounters, StatsTransport};
+use crate::rrl::{self, RateLimiter, RrlAction};
+use crate::stats::{RrlCount, ServerCounters, StatsTransport};
 use crate::tcp_table::{Admitted, TcpTable};
 use crate::udp_batch::{self, Batch};
 use crate::wire::{respond, Transport};
@@ -79,13 +80,17 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::new();
+        let limiter = RateLimiter::new(&self.config.rrl).map(Arc::new);
         for (index, socket) in self.udp.into_iter().enumerate() {
             let catalog = Arc::clone(&self.catalog);
             let config = Arc::clone(&self.config);
             let stop = Arc::clone(&stop);
+            let limiter = limiter.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("dnsward-udp-{index}"))
-                .spawn(move || serve_udp(&socket, &catalog, &config, &stop, index));
+                .spawn(move || {
+                    serve_udp(&socket, &catalog, &config, limiter.as_deref(), &stop, index)
+                });
             match worker {
                 Ok(worker) => workers.push(worker),
                 Err(error) => tracing::error!(%error, "cannot start a udp worker"),
@@ -139,11 +144,12 @@ fn bind_udp(address: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket>
 
 /// One worker: a batch in, the catalog loaded once for it, every query answered by the
 /// hot path or else the library path and counted in the worker's own statistics shard,
-/// the batch out.
+/// charged to its account when rate limiting is on (`crate::rrl`), the batch out.
 fn serve_udp(
     socket: &UdpSocket,
     catalog: &Catalog,
     config: &ServerConfig,
+    limiter: Option<&RateLimiter>,
     stop: &AtomicBool,
     shard: usize,
 ) {
@@ -167,6 +173,7 @@ fn serve_udp(
             }
         }
         let received = Instant::now();
+        let now_ms = limiter.map_or(0, RateLimiter::now_ms);
         let zones = catalog.load();
         for index in 0..batch.len() {
             let (query, reply) = batch.slot(index);
@@ -190,10 +197,47 @@ fn serve_udp(
             } else {
                 counters.observe_latency(StatsTransport::Udp, shard, received.elapsed());
             }
+            let length = match (limiter, batch.peer(index)) {
+                (Some(limiter), Some(peer)) if length > 0 => {
+                    let (_, reply) = batch.slot(index);
+                    rate_limited(limiter, peer, reply, length, now_ms, counters, shard)
+                }
+                _ => length,
+            };
             batch.set_reply(index, length);
         }
         drop(zones);
         udp_batch::send(socket, &mut batch);
+    }
+}
+
+/// The length of `reply` after response rate limiting: unchanged, shortened to a
+/// truncated reply (slip), or 0 (dropped); counted.
+fn rate_limited(
+    limiter: &RateLimiter,
+    peer: std::net::IpAddr,
+    reply: &mut [u8],
+    length: usize,
+    now_ms: u64,
+    counters: &ServerCounters,
+    shard: usize,
+) -> usize {
+    let outcome = limiter.judge(peer, &reply[..length], now_ms);
+    match outcome.action {
+        RrlAction::Send => {
+            if outcome.would_limit {
+                counters.count_rrl(shard, RrlCount::WouldLimit);
+            }
+            length
+        }
+        RrlAction::Slip => {
+            counters.count_rrl(shard, RrlCount::Slipped);
+            rrl::slip_reply(reply, length)
+        }
+        RrlAction::Drop => {
+            counters.count_rrl(shard, RrlCount::Dropped);
+            0
+        }
     }
 }
 

@@ -156,7 +156,18 @@ pub struct ServerCounters {
     /// Queries that got no answer at all: not a query (QR set), shorter than a header, or
     /// an answer that could not be sent.
     dropped: [RcodeShard; STATS_SHARDS],
+    /// Response rate limiting: [dropped, slipped, would have been limited (log-only)].
+    rrl: [RcodeShard; STATS_SHARDS],
     latency: [LatencyHistogram; 2],
+}
+
+/// What response rate limiting did to an answer, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RrlCount {
+    Dropped = 0,
+    Slipped = 1,
+    /// Log-only mode sent an answer that would have been limited.
+    WouldLimit = 2,
 }
 
 impl ServerCounters {
@@ -169,6 +180,21 @@ impl ServerCounters {
             .iter()
             .map(|shard| shard.0[0].load(Ordering::Relaxed))
             .sum()
+    }
+
+    pub fn count_rrl(&self, shard: usize, what: RrlCount) {
+        self.rrl[shard % STATS_SHARDS].0[what as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Totals of [`RrlCount`]: dropped, slipped, would have been limited.
+    pub fn rrl(&self) -> [u64; 3] {
+        let mut totals = [0; 3];
+        for shard in &self.rrl {
+            for (total, counter) in totals.iter_mut().zip(&shard.0) {
+                *total += counter.load(Ordering::Relaxed);
+            }
+        }
+        totals
     }
 
     pub fn observe_latency(&self, transport: StatsTransport, shard: usize, latency: Duration) {
@@ -189,6 +215,11 @@ pub struct QueryTotals {
     pub unmatched: [u64; RCODE_SLOTS],
     /// Queries that got no answer.
     pub dropped: u64,
+    /// Response rate limiting: answers dropped, sent truncated (slipped), and sent in
+    /// log-only mode although they would have been limited.
+    pub rrl_dropped: u64,
+    pub rrl_slipped: u64,
+    pub rrl_would_limit: u64,
     /// Answer latency per transport.
     pub latency: Vec<(StatsTransport, LatencyTotals)>,
 }

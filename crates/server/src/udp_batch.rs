@@ -53,6 +53,11 @@ impl Batch {
         )
     }
 
+    /// The source address of the `index`th query.
+    pub(crate) fn peer(&self, index: usize) -> Option<std::net::IpAddr> {
+        self.peers.address(index)
+    }
+
     /// Marks the `index`th reply as `length` bytes long (0: no reply).
     pub(crate) fn set_reply(&mut self, index: usize, length: usize) {
         self.reply_lengths[index] = length.min(REPLY_BYTES);
@@ -80,6 +85,35 @@ mod linux {
             Peers {
                 addresses,
                 lengths: [0; BATCH],
+            }
+        }
+    }
+
+    impl Peers {
+        /// The `index`th peer's address, as the kernel wrote it.
+        pub(crate) fn address(&self, index: usize) -> Option<std::net::IpAddr> {
+            let storage = self.addresses.get(index)?;
+            let length = *self.lengths.get(index)? as usize;
+            match i32::from(storage.ss_family) {
+                libc::AF_INET if length >= size_of::<libc::sockaddr_in>() => {
+                    // SAFETY: the kernel wrote a sockaddr_in (family AF_INET, length
+                    // checked) at the start of this sockaddr_storage, which is larger and
+                    // aligned for every socket address type.
+                    let v4 = unsafe {
+                        &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                    };
+                    Some(std::net::IpAddr::from(
+                        u32::from_be(v4.sin_addr.s_addr).to_be_bytes(),
+                    ))
+                }
+                libc::AF_INET6 if length >= size_of::<libc::sockaddr_in6>() => {
+                    // SAFETY: as above, for a sockaddr_in6 (family AF_INET6).
+                    let v6 = unsafe {
+                        &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                    };
+                    Some(std::net::IpAddr::from(v6.sin6_addr.s6_addr))
+                }
+                _ => None,
             }
         }
     }
@@ -198,6 +232,16 @@ mod portable {
             Peers {
                 addresses: vec![None; BATCH],
             }
+        }
+    }
+
+    impl Peers {
+        pub(crate) fn address(&self, index: usize) -> Option<std::net::IpAddr> {
+            self.addresses
+                .get(index)
+                .copied()
+                .flatten()
+                .map(|peer| peer.ip())
         }
     }
 

@@ -18,17 +18,26 @@ pub const REPLY_DEADLINE: Duration = Duration::from_millis(300);
 /// A server on a loopback port serving [`example_zone`] (serial 7, generation 1); it stops
 /// when the returned sender is dropped.
 pub async fn start() -> (SocketAddr, Arc<Catalog>, tokio::sync::oneshot::Sender<()>) {
+    // These tests send many queries from one address; rate limiting has its own tests.
+    start_with(ServerConfig {
+        rrl: server::RrlConfig::off(),
+        ..ServerConfig::new(([127, 0, 0, 1], 0).into())
+    })
+    .await
+}
+
+/// [`start`] with `config` (its listen address is used as given).
+pub async fn start_with(
+    config: ServerConfig,
+) -> (SocketAddr, Arc<Catalog>, tokio::sync::oneshot::Sender<()>) {
     let catalog = Arc::new(Catalog::new());
     catalog.replace_zone(Arc::new(ZoneSnapshot::build(
         &example_zone(7),
         Generation(1),
     )));
-    let server = Server::bind(
-        ServerConfig::new(([127, 0, 0, 1], 0).into()),
-        Arc::clone(&catalog),
-    )
-    .await
-    .expect("loopback port 0 binds");
+    let server = Server::bind(config, Arc::clone(&catalog))
+        .await
+        .expect("loopback port 0 binds");
     let address = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async {
