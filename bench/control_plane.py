@@ -763,7 +763,7 @@ def main():
     s.add_argument("--api-port", type=int, required=True)
     s.add_argument("--endpoints", type=int, default=1000)
     s.add_argument("--validator", choices=("true", "false"), default="true")
-    s.add_argument("--token", default="")
+    s.add_argument("--token", default=os.environ.get("CONTROL_PLANE_TOKEN", ""))
     s.set_defaults(func=cmd_config)
 
     s = sub.add_parser("wait-start")

@@ -39,8 +39,9 @@ use types::{
 
 /// Where pushed health reports go (the health monitor).
 pub trait HealthSink: Send + Sync {
-    /// Applies reports; an error names addresses that are not configured backends.
-    fn push(&self, reports: &[(IpAddr, bool)]) -> Result<(), String>;
+    /// Applies reports; an error names addresses that are not configured backends. Returns
+    /// the reports that contradict the backend's own latest probes.
+    fn push(&self, reports: &[(IpAddr, bool)]) -> Result<Vec<IpAddr>, String>;
     /// The current view, for `GET /v1/health`.
     fn view(&self) -> model::HealthView;
 }
@@ -233,10 +234,41 @@ fn check_host(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// A request that only reads: open on a loopback API (any local process may look), the
+/// token required elsewhere.
+fn authorize_read(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     check_host(state, headers)?;
-    let Some(token) = &state.token else {
+    if state.listen.is_some_and(|listen| listen.ip().is_loopback()) {
         return Ok(());
+    }
+    bearer(state, headers).map(|_| ())
+}
+
+/// A request that changes something: the token is required, also on loopback. Returns the
+/// actor the audit log records: who authenticated (the token's holder), with what the
+/// client says about itself in brackets; never the body's word alone.
+fn authorize_write(
+    state: &ApiState,
+    headers: &HeaderMap,
+    claimed: &str,
+) -> Result<String, ApiError> {
+    check_host(state, headers)?;
+    bounded("actor", claimed, API_ACTOR_BYTES)?;
+    Ok(match bearer(state, headers)? {
+        Some(holder) if claimed.trim().is_empty() || claimed.trim() == holder => holder.into(),
+        Some(holder) => format!("{holder} (client: {})", claimed.trim()),
+        None => claimed.trim().to_string(),
+    })
+}
+
+/// The actor a valid token stands for.
+pub const TOKEN_HOLDER: &str = "operator";
+
+/// Checks the bearer token when the API has one: `Some(holder)` for a valid one, `None`
+/// when the API has no token (a library user's choice; `dnsward run` always has one).
+fn bearer(state: &ApiState, headers: &HeaderMap) -> Result<Option<&'static str>, ApiError> {
+    let Some(token) = &state.token else {
+        return Ok(None);
     };
     // The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is "Bearer".
     let presented = headers
@@ -245,14 +277,22 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|value| value.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    if presented == Some(token.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+    match presented {
+        Some(presented) if same_secret(presented.as_bytes(), token.as_bytes()) => {
+            Ok(Some(TOKEN_HOLDER))
+        }
+        _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token; pass --token or set DNSWARD_TOKEN",
-        ))
+            "missing or wrong bearer token: this request changes the node; pass --config \
+             (the node's configuration, whose token file the node wrote at its first start), \
+             --token-file or --token (or DNSWARD_CONFIG, DNSWARD_TOKEN_FILE, DNSWARD_TOKEN)",
+        )),
     }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn zone_name(text: &str) -> Result<Name, ApiError> {
@@ -316,7 +356,7 @@ async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let store = state.store.clone();
     let convergence = state.convergence.clone();
     let zones = blocking(move || {
@@ -379,7 +419,7 @@ async fn history(
     Path(zone): Path<String>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let zone = zone_name(&zone)?;
     let limit = HISTORY_PAGE.clamp(query.limit) as usize;
     let store = state.store.clone();
@@ -420,7 +460,7 @@ async fn operator_change(
     Path(zone): Path<String>,
     Json(request): Json<OperatorChangeRequest>,
 ) -> Result<Json<HistoryEntry>, ApiError> {
-    authorize(&state, &headers)?;
+    let actor = authorize_write(&state, &headers, &request.actor)?;
     let zone = zone_name(&zone)?;
     let operator = operator_path(&state)?;
     if request.reason.trim().is_empty() {
@@ -439,7 +479,7 @@ async fn operator_change(
         known_zone(store.as_ref(), &zone)?;
         let refs = store.refs(&zone)?;
         let submission = Submission {
-            actor: &request.actor,
+            actor: &actor,
             reason: &request.reason,
             force: request.force.clone(),
             base: request.base.map(Generation),
@@ -479,7 +519,7 @@ async fn plan(
     Path(zone): Path<String>,
     Json(request): Json<PlanRequest>,
 ) -> Result<Json<PlanResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_write(&state, &headers, "")?;
     let zone = zone_name(&zone)?;
     let operator = operator_path(&state)?;
     let content = request_zone(&request.zone_file, &zone)?;
@@ -520,7 +560,7 @@ async fn health_view(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<types::HealthViewBody>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let Some(health) = &state.health else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -535,7 +575,7 @@ async fn health_push(
     headers: HeaderMap,
     Json(request): Json<HealthPushRequest>,
 ) -> Result<Json<HealthPushResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    let actor = authorize_write(&state, &headers, "")?;
     let Some(health) = &state.health else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -552,12 +592,26 @@ async fn health_push(
         })?;
         reports.push((address, report.healthy));
     }
-    health
+    let contradicting = health
         .push(&reports)
         .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error))?;
-    tracing::debug!(reports = reports.len(), "health reports pushed");
+    tracing::debug!(reports = reports.len(), %actor, "health reports pushed");
+    for address in &contradicting {
+        let reported = reports
+            .iter()
+            .find(|(a, _)| a == address)
+            .map_or(
+                "?",
+                |(_, healthy)| if *healthy { "healthy" } else { "unhealthy" },
+            );
+        tracing::warn!(%address, reported, %actor, "a pushed health report contradicts the backend's latest probe; applied as pushed");
+    }
+    state
+        .metrics
+        .count_contradicting_health_reports(contradicting.len());
     Ok(Json(HealthPushResponse {
         accepted: reports.len(),
+        contradicting_probes: contradicting.iter().map(ToString::to_string).collect(),
     }))
 }
 
@@ -626,7 +680,7 @@ async fn version(
     headers: HeaderMap,
     Path((zone, generation)): Path<(String, u64)>,
 ) -> Result<Json<HistoryEntry>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let zone = zone_name(&zone)?;
     let store = state.store.clone();
     let entry = blocking(move || {
@@ -651,7 +705,7 @@ async fn diff(
     Path(zone): Path<String>,
     Query(query): Query<DiffQuery>,
 ) -> Result<Json<DiffResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let zone = zone_name(&zone)?;
     let store = state.store.clone();
     let response = blocking(move || {
@@ -680,14 +734,14 @@ async fn rollback(
     Path(zone): Path<String>,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Json<ZoneActionResponse>, ApiError> {
-    authorize(&state, &headers)?;
     require_reason(&request.actor, &request.reason)?;
+    let actor = authorize_write(&state, &headers, &request.actor)?;
     let zone = zone_name(&zone)?;
     let store = state.store.clone();
     let now_ms = (state.now_ms)();
     let response = blocking(move || {
         let act = Act {
-            actor: &request.actor,
+            actor: &actor,
             reason: &request.reason,
             now_ms,
         };
@@ -711,14 +765,14 @@ async fn change_breaker(
     request: ActionRequest,
     operation: BreakerOperation,
 ) -> Result<Json<ZoneActionResponse>, ApiError> {
-    authorize(state, headers)?;
     require_reason(&request.actor, &request.reason)?;
+    let actor = authorize_write(state, headers, &request.actor)?;
     let zone = zone_name(zone)?;
     let store = state.store.clone();
     let now_ms = (state.now_ms)();
     let response = blocking(move || {
         let act = Act {
-            actor: &request.actor,
+            actor: &actor,
             reason: &request.reason,
             now_ms,
         };
@@ -758,8 +812,8 @@ async fn pin(
     Path(zone): Path<String>,
     Json(request): Json<PinRequest>,
 ) -> Result<Json<HistoryEntry>, ApiError> {
-    authorize(&state, &headers)?;
     require_reason(&request.actor, &request.reason)?;
+    let actor = authorize_write(&state, &headers, &request.actor)?;
     let zone = zone_name(&zone)?;
     let store = state.store.clone();
     let now_ms = (state.now_ms)();
@@ -772,7 +826,7 @@ async fn pin(
             generation,
             request.pinned,
             Act {
-                actor: &request.actor,
+                actor: &actor,
                 reason: &request.reason,
                 now_ms,
             },
@@ -809,7 +863,7 @@ async fn audit(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let query = audit_query(&params)?;
     let store = state.store.clone();
     let entries = blocking(move || Ok(store.audit(&query)?)).await?;
@@ -846,7 +900,7 @@ async fn timeline(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let query = audit_query(&params)?;
     let scope = match &params.zone {
         Some(zone) => format!("zone {zone}"),
@@ -869,7 +923,7 @@ async fn metrics_text(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_read(&state, &headers)?;
     let store = state.store.clone();
     let mut gauges = blocking(move || {
         let mut gauges = Gauges::default();

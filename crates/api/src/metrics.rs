@@ -22,6 +22,8 @@ pub struct Metrics {
     audit_events: Mutex<BTreeMap<String, u64>>,
     /// The last audit sequence counted.
     pub audit_sequence: AtomicU64,
+    /// Pushed health reports that contradicted the backend's own latest probe.
+    contradicting_health_reports: AtomicU64,
 }
 
 impl Metrics {
@@ -37,9 +39,27 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    pub fn count_contradicting_health_reports(&self, count: usize) {
+        self.contradicting_health_reports
+            .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Writes every counter and the given gauges.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
+        family(
+            &mut out,
+            "dnsward_health_reports_contradicting_probes_total",
+            "counter",
+            "Pushed health reports that said the opposite of the backend's own latest probe (applied as pushed).",
+        );
+        sample(
+            &mut out,
+            "dnsward_health_reports_contradicting_probes_total",
+            &[],
+            self.contradicting_health_reports
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
         family(
             &mut out,
             "dnsward_log_writes_dropped_total",

@@ -162,6 +162,10 @@ pub struct HealthPushRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HealthPushResponse {
     pub accepted: usize,
+    /// Reported backends whose own latest probe says the opposite (applied all the same,
+    /// logged and counted in `dnsward_health_reports_contradicting_probes_total`).
+    #[serde(default)]
+    pub contradicting_probes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -30,7 +30,11 @@ pub struct Config {
     /// `[server.rrl]`: response rate limiting of UDP answers (on by default).
     pub rrl: server::RrlConfig,
     pub api_listen: SocketAddr,
+    /// `api.token`: the bearer token written in the configuration, if any.
     pub api_token: Option<String>,
+    /// `api.token_file`: where the token is kept when the configuration names none
+    /// (generated at the first start, mode 0600).
+    pub api_token_file: PathBuf,
     pub store_path: PathBuf,
     pub keep_last: usize,
     pub guard: GuardPolicy,
@@ -147,6 +151,7 @@ struct RawRrl {
 struct RawApi {
     listen: Option<Spanned<String>>,
     token: Option<String>,
+    token_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -343,14 +348,8 @@ impl Checker<'_> {
             self.limit(&raw.server.udp_payload_bytes, limits::UDP_PAYLOAD_BYTES)?;
         let rrl = self.rrl(&raw.server.rrl)?;
         let api_listen = self.address(&raw.api.listen, "127.0.0.1:8053", "api.listen")?;
-        if !api_listen.ip().is_loopback() && raw.api.token.is_none() {
-            let span = raw.api.listen.as_ref().map(Spanned::span).unwrap_or(0..0);
-            return Err(self.error(
-                span,
-                format!("api.listen = \"{api_listen}\" is not loopback; set api.token so the API requires a bearer token"),
-            ));
-        }
         let base = self.path.parent().unwrap_or(Path::new("."));
+        let api_token_file = base.join(raw.api.token_file.as_deref().unwrap_or("dnsward.token"));
         let store_path = base.join(raw.store.path.as_deref().unwrap_or("dnsward.db"));
         let keep_last = self.limit(&raw.store.keep_last, limits::KEEP_LAST_VERSIONS)? as usize;
         let health = HealthDefaults {
@@ -417,6 +416,7 @@ impl Checker<'_> {
             rrl,
             api_listen,
             api_token: raw.api.token,
+            api_token_file,
             store_path,
             keep_last,
             guard,
@@ -744,11 +744,19 @@ mod tests {
     }
 
     #[test]
-    fn a_public_api_without_token_is_rejected() {
-        let error =
-            parse_text(&format!("{MINIMAL}[api]\nlisten = \"0.0.0.0:8053\"\n")).unwrap_err();
-        assert!(error.reason.contains("token"), "{error}");
-        assert_eq!(error.line, 4);
+    fn the_api_token_file_defaults_beside_the_configuration() {
+        let config = parse_text(MINIMAL).unwrap();
+        assert_eq!(config.api_token, None);
+        assert_eq!(
+            config.api_token_file,
+            Path::new("/etc/dnsward/dnsward.token"),
+            "generated there at the first start; every change needs it"
+        );
+        let config = parse_text(&format!(
+            "{MINIMAL}[api]\nlisten = \"0.0.0.0:8053\"\ntoken_file = \"/run/dnsward/token\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.api_token_file, Path::new("/run/dnsward/token"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod serve;
 mod sim_command;
 mod store_command;
 mod supervise;
+mod token;
 mod validate;
 mod zone_command;
 

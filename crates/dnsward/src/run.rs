@@ -127,7 +127,7 @@ async fn run_node(
             control: Arc::clone(&control),
             clock: Arc::clone(&clock),
         })),
-        token: config.api_token.clone(),
+        token: Some(crate::token::for_node(&config)?),
         now_ms: Arc::new(move || clock.now_ms()),
         metrics: Arc::clone(&metrics),
         catalog: Some(catalog),
@@ -372,7 +372,7 @@ pub(crate) fn probe_targets(config: &Config) -> Vec<ProbeTarget> {
 struct MonitorSink(Arc<HealthMonitor>);
 
 impl HealthSink for MonitorSink {
-    fn push(&self, reports: &[(IpAddr, bool)]) -> Result<(), String> {
+    fn push(&self, reports: &[(IpAddr, bool)]) -> Result<Vec<IpAddr>, String> {
         self.0
             .push(
                 reports

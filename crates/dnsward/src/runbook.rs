@@ -18,13 +18,21 @@ pub struct ApiArgs {
     #[arg(
         long,
         global = true,
-        default_value = "http://127.0.0.1:8053",
+        default_value = DEFAULT_API,
         env = "DNSWARD_API"
     )]
     pub api: String,
-    /// Bearer token, when the API requires one.
-    #[arg(long, global = true, env = "DNSWARD_TOKEN")]
+    /// The node's configuration: the API address (`api.listen`) and token (`api.token`, or
+    /// the `api.token_file` the node wrote at its first start) come from it.
+    #[arg(long, global = true, env = "DNSWARD_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Bearer token (commands that change something need it; reads on a loopback API do
+    /// not).
+    #[arg(long, global = true, env = "DNSWARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the bearer token (e.g. the node's `api.token_file`).
+    #[arg(long, global = true, env = "DNSWARD_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -59,6 +67,39 @@ fn post<B: serde::Serialize, T: DeserializeOwned>(
     call(api, path, Some(body))
 }
 
+/// The API's address and token: `--token` first, then `--token-file`, then the
+/// configuration's (which also gives the address, unless `--api` was given explicitly).
+fn endpoint(api: &ApiArgs) -> Result<(String, Option<String>), CliError> {
+    let config = api
+        .config
+        .as_deref()
+        .map(crate::config::load)
+        .transpose()
+        .map_err(|error| CliError::Usage {
+            message: error.to_string(),
+        })?;
+    let base = match &config {
+        Some(config) if api.api == DEFAULT_API => format!("http://{}", config.api_listen),
+        _ => api.api.clone(),
+    };
+    let token = match (&api.token, &api.token_file, &config) {
+        (Some(token), _, _) => Some(token.clone()),
+        (None, Some(file), _) => Some(crate::token::read(file)?),
+        (None, None, Some(config)) => match &config.api_token {
+            Some(token) => Some(token.clone()),
+            None if config.api_token_file.exists() => {
+                Some(crate::token::read(&config.api_token_file)?)
+            }
+            None => None,
+        },
+        (None, None, None) => None,
+    };
+    Ok((base, token))
+}
+
+/// `--api`'s default.
+const DEFAULT_API: &str = "http://127.0.0.1:8053";
+
 /// GET (no body) or POST (JSON body) to the API; the JSON answer, or the API's error as a
 /// CLI error.
 fn call<B: serde::Serialize, T: DeserializeOwned>(
@@ -66,8 +107,9 @@ fn call<B: serde::Serialize, T: DeserializeOwned>(
     path: &str,
     body: Option<&B>,
 ) -> Result<T, CliError> {
-    let url = format!("{}{}", api.api.trim_end_matches('/'), path);
-    let authorization = api.token.as_ref().map(|token| format!("Bearer {token}"));
+    let (base, token) = endpoint(api)?;
+    let url = format!("{}{}", base.trim_end_matches('/'), path);
+    let authorization = token.map(|token| format!("Bearer {token}"));
     let sent = match body {
         None => {
             let mut request = ureq::get(&url).config().http_status_as_error(false).build();

@@ -79,6 +79,10 @@ fn a_node_whose_standard_error_closes_keeps_following_the_store_or_exits() {
     ] {
         let body = serde_json::json!({"reports": [{"address": address, "healthy": healthy}]});
         if ureq::post(&format!("{api}/v1/health"))
+            .header(
+                "Authorization",
+                &common::bearer(&dir.path().join("dnsward.toml")),
+            )
             .send_json(&body)
             .is_err()
         {

@@ -146,17 +146,20 @@ impl Node {
         Command::new(env!("CARGO_BIN_EXE_dnsward"))
             .args(args)
             .args(["--api", &self.api])
+            .arg("--config")
+            .arg(self.path("dnsward.toml"))
             .output()
             .expect("run dnsward CLI")
     }
 
     fn cli_ok(&self, args: &[&str]) -> String {
-        common::cli_at(&self.api, args)
+        common::cli_at(&self.api, &self.path("dnsward.toml"), args)
     }
 
     fn push(&self, address: &str, healthy: bool) {
         let body = serde_json::json!({"reports": [{"address": address, "healthy": healthy}]});
         let response = ureq::post(&format!("{}/v1/health", self.api))
+            .header("Authorization", &common::bearer(&self.path("dnsward.toml")))
             .send_json(&body)
             .expect("health push accepted");
         assert_eq!(response.status().as_u16(), 200);

@@ -224,7 +224,7 @@ fn node_log(node: &Node) -> String {
 }
 
 fn cli(node: &Node, args: &[&str]) -> String {
-    common::cli_at(&node.api, args)
+    common::cli_at(&node.api, &node.config, args)
 }
 
 fn breaker(node: &Node) -> String {
@@ -341,6 +341,7 @@ fn an_operator_change_below_the_floor_is_refused_and_the_answer_stays() {
         "reason": "replace the zone from the file",
     });
     let mut response = ureq::post(&format!("{}/v1/zones/example.test/content", node.api))
+        .header("Authorization", &common::bearer(&node.config))
         .config()
         .http_status_as_error(false)
         .build()
@@ -392,8 +393,18 @@ fn an_operator_change_below_the_floor_is_refused_and_the_answer_stays() {
     }
 }
 
-fn post_json(url: &str, body: &serde_json::Value) -> (u16, String) {
-    let mut response = ureq::post(url)
+/// POSTs `body` to `url` with the node's token.
+fn post_json(node: &Node, url: &str, body: &serde_json::Value) -> (u16, String) {
+    post_as(url, Some(&common::bearer(&node.config)), body)
+}
+
+/// POSTs `body` to `url` with this `Authorization` header (or none).
+fn post_as(url: &str, authorization: Option<&str>, body: &serde_json::Value) -> (u16, String) {
+    let mut request = ureq::post(url);
+    if let Some(authorization) = authorization {
+        request = request.header("Authorization", authorization);
+    }
+    let mut response = request
         .config()
         .http_status_as_error(false)
         .build()
@@ -427,6 +438,7 @@ fn pushed_health_reports_move_the_endpoint_and_unknown_backends_are_rejected() {
 
     let url = format!("{}/v1/health", node.api);
     let (status, _) = post_json(
+        &node,
         &url,
         &serde_json::json!({"reports": [{"address": "127.0.7.31", "healthy": false}]}),
     );
@@ -438,6 +450,7 @@ fn pushed_health_reports_move_the_endpoint_and_unknown_backends_are_rejected() {
     );
 
     let (status, body) = post_json(
+        &node,
         &url,
         &serde_json::json!({"reports": [{"address": "192.0.2.99", "healthy": false}]}),
     );
@@ -704,6 +717,8 @@ fn runbook_commands_drive_a_running_node() {
             "--api",
             &node.api,
         ])
+        .arg("--config")
+        .arg(&node.config)
         .output()
         .expect("run CLI");
     assert!(!output.status.success());
@@ -807,45 +822,155 @@ fn metrics_parse_as_prometheus_text() {
 }
 
 #[test]
-fn with_a_token_the_api_refuses_requests_without_it() {
+fn the_api_requires_the_generated_token_to_change_anything_and_audits_who_holds_it() {
     let lines = vec!["  { address = \"127.0.7.71\" },".to_string()];
-    let node = start_node_with(&lines, Some("s3cret"));
+    let node = start_node_with(&lines, None);
     wait_for_answer(
         node.dns,
         &["127.0.7.71".to_string()].into(),
         CONVERGE_DEADLINE,
     );
-    let without = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+    let token_file = node.config.with_file_name("dnsward.token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "only the service user reads the token");
+    }
+    // Reads stay open on loopback.
+    let status = Command::new(env!("CARGO_BIN_EXE_dnsward"))
         .args(["status", "--api", &node.api])
         .env_remove("DNSWARD_TOKEN")
+        .env_remove("DNSWARD_CONFIG")
         .output()
         .expect("run CLI");
-    assert!(!without.status.success());
-    let message = String::from_utf8_lossy(&without.stderr);
     assert!(
-        message.contains("401") && message.contains("token"),
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    // Every change needs the token, whatever the door.
+    let freeze = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args([
+            "freeze",
+            "example.test",
+            "--reason",
+            "no token",
+            "--api",
+            &node.api,
+        ])
+        .env_remove("DNSWARD_TOKEN")
+        .env_remove("DNSWARD_CONFIG")
+        .output()
+        .expect("run CLI");
+    assert!(!freeze.status.success());
+    let message = String::from_utf8_lossy(&freeze.stderr);
+    assert!(
+        message.contains("401") && message.contains("--config"),
         "{message}"
     );
-    let with = Command::new(env!("CARGO_BIN_EXE_dnsward"))
-        .args(["status", "--api", &node.api, "--token", "s3cret"])
-        .output()
-        .expect("run CLI");
+    let zone_text = std::fs::read_to_string(common::example_zone()).expect("example zone");
+    for (path, body) in [
+        (
+            "v1/health",
+            serde_json::json!({"reports": [{"address": "127.0.7.71", "healthy": false}]}),
+        ),
+        (
+            "v1/zones/example.test/content",
+            serde_json::json!({"zone_file": zone_text, "actor": "validator", "reason": "r", "force": "f"}),
+        ),
+        (
+            "v1/zones/example.test/rollback",
+            serde_json::json!({"actor": "validator", "reason": "r", "to": 1}),
+        ),
+        (
+            "v1/zones/example.test/thaw",
+            serde_json::json!({"actor": "validator", "reason": "r"}),
+        ),
+    ] {
+        let (status, answer) = post_as(&format!("{}/{path}", node.api), None, &body);
+        assert_eq!(status, 401, "{path}: {answer}");
+        let (status, answer) =
+            post_as(&format!("{}/{path}", node.api), Some("Bearer guess"), &body);
+        assert_eq!(status, 401, "{path}: {answer}");
+    }
+    assert_eq!(breaker(&node), "closed", "nothing was done");
+    // With the token (read from the node's configuration), the holder is the actor; what
+    // the client says about itself is kept beside it, never instead of it.
+    cli(
+        &node,
+        &["freeze", "example.test", "--reason", "maintenance"],
+    );
+    let (status, body) = post_json(
+        &node,
+        &format!("{}/v1/zones/example.test/thaw", node.api),
+        &serde_json::json!({"actor": "validator", "reason": "done"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let trips = audit_entries(&node, "breaker-trip");
+    let trip_actor = trips.last().expect("the freeze is audited")["actor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        trip_actor.starts_with("operator (client: ") && trip_actor.contains("via dnsward freeze"),
+        "{trip_actor}"
+    );
+    let thaws = audit_entries(&node, "breaker-thaw");
+    assert_eq!(
+        thaws.last().expect("the thaw is audited")["actor"],
+        "operator (client: validator)"
+    );
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (status, body) = post_as(
+            &format!("{}/v1/health", node.api),
+            Some(&format!("{scheme} {}", token.trim())),
+            &serde_json::json!({"reports": [{"address": "127.0.7.71", "healthy": true}]}),
+        );
+        assert_eq!(status, 200, "{scheme}: {body}");
+    }
+}
+
+#[test]
+fn a_configured_token_is_the_one_changes_need_and_is_not_written_to_a_file() {
+    let lines = vec!["  { address = \"127.0.7.72\" },".to_string()];
+    let node = start_node_with(&lines, Some("s3cret"));
+    wait_for_answer(
+        node.dns,
+        &["127.0.7.72".to_string()].into(),
+        CONVERGE_DEADLINE,
+    );
+    let freeze = |token: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dnsward"))
+            .args([
+                "freeze",
+                "example.test",
+                "--reason",
+                "r",
+                "--api",
+                &node.api,
+            ])
+            .args(token)
+            .env_remove("DNSWARD_TOKEN")
+            .output()
+            .expect("run CLI")
+    };
+    assert!(!freeze(&[]).status.success());
+    let with = freeze(&["--token", "s3cret"]);
     assert!(
         with.status.success(),
         "{}",
         String::from_utf8_lossy(&with.stderr)
     );
-    // The scheme is case-insensitive (RFC 9110 §11.1).
-    for scheme in ["bearer", "BEARER", "Bearer"] {
-        let response = ureq::get(&format!("{}/v1/status", node.api))
-            .header("Authorization", &format!("{scheme} s3cret"))
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
-            .expect("API reachable");
-        assert_eq!(response.status().as_u16(), 200, "{scheme}");
-    }
+    assert!(
+        !node.config.with_file_name("dnsward.token").exists(),
+        "a configured token is not written anywhere"
+    );
 }
 
 #[test]
@@ -859,6 +984,7 @@ fn the_api_keeps_reasons_short_and_answers_only_its_own_host() {
     );
     let long = "x".repeat(64 * 1024);
     let (status, body) = post_json(
+        &node,
         &format!("{}/v1/zones/example.test/freeze", node.api),
         &serde_json::json!({"actor": "mallory", "reason": long}),
     );

@@ -196,7 +196,7 @@ fn now_ms() -> u64 {
 }
 
 fn cli(node: &Node, args: &[&str]) -> String {
-    common::cli_at(&node.api, args)
+    common::cli_at(&node.api, &node.dir.path().join("dnsward.toml"), args)
 }
 
 /// Asks the main listener continuously; every answer must be non-empty.

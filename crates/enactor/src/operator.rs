@@ -107,6 +107,12 @@ pub fn submit_operator_change(
             reasons,
         });
     }
+    // A change while the zone is frozen is the operator's to make (they fix what froze
+    // it), but the audit log says so: the validator pins what it then serves.
+    let frozen = match store.breaker(zone)? {
+        model::Breaker::Tripped { reason, .. } => Some(reason),
+        _ => None,
+    };
     let (provenance, reason) = match forced {
         Some(force) => {
             store.trip_breaker(BreakerChange {
@@ -128,6 +134,10 @@ pub fn submit_operator_change(
             )
         }
         None => (Provenance::Operator, change.reason.to_string()),
+    };
+    let reason = match frozen {
+        Some(frozen) => format!("{reason} [committed while the zone was frozen: {frozen}]"),
+        None => reason,
     };
     Ok(store.commit(Commit {
         content: change.content,

@@ -874,6 +874,13 @@ async fn an_operator_change_below_the_floor_is_refused_frozen_and_audited_unless
         "{}",
         last_move.reason
     );
+    assert!(
+        last_move
+            .reason
+            .contains("committed while the zone was frozen: guard refused"),
+        "the refusal froze the zone, and the forced version says it came while frozen: {}",
+        last_move.reason
+    );
     world.store.check_integrity().unwrap();
 }
 

@@ -211,10 +211,14 @@ impl HealthMonitor {
     /// an error naming it. Later probe results of a probed backend count from the pushed
     /// verdict (it takes `rise` or `fall` results in a row to overturn it). Publishes when
     /// a verdict changed.
-    pub fn push(&self, reports: Vec<PushedReport>) -> Result<(), HealthError> {
+    /// Returns the reports that contradict the backend's own latest probes.
+    pub fn push(&self, reports: Vec<PushedReport>) -> Result<Vec<IpAddr>, HealthError> {
         let now_ms = (self.shared.clock)();
         let mut table = self.shared.lock_table();
-        let changed = table.push(&reports, now_ms)?;
+        let table::Pushed {
+            changed,
+            contradicting,
+        } = table.push(&reports, now_ms)?;
         let counters = &self.shared.counters;
         counters
             .reports_pushed
@@ -223,7 +227,7 @@ impl HealthMonitor {
             counters.flips.fetch_add(changed as u64, Ordering::Relaxed);
             self.shared.publish(&table);
         }
-        Ok(())
+        Ok(contradicting)
     }
 
     /// Replaces the targets (config reload). A target whose address and check are unchanged

@@ -30,6 +30,15 @@ pub(crate) enum ProbeOutcome {
     Changed,
 }
 
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// Backends whose verdict changed.
+    pub changed: usize,
+    /// Reports that contradict the backend's latest probes.
+    pub contradicting: Vec<IpAddr>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     entries: BTreeMap<IpAddr, Entry>,
@@ -122,8 +131,10 @@ impl Table {
     /// Applies pushed verdicts: all of them, or none when one names an unknown backend.
     /// A pushed verdict is authoritative: it sets the backend's state at once, and later
     /// probe results count from it (a run of `rise` or `fall` results is needed to overturn
-    /// it). Returns how many backends changed verdict.
-    pub fn push(&mut self, reports: &[PushedReport], now_ms: u64) -> Result<usize, HealthError> {
+    /// it). Returns how many backends changed verdict, and the reports that contradict the
+    /// backend's own latest probes (a probed backend whose last probe failed reported
+    /// healthy, or the other way round): applied all the same, and recorded as such.
+    pub fn push(&mut self, reports: &[PushedReport], now_ms: u64) -> Result<Pushed, HealthError> {
         if reports.len() > MAX_PUSHED_REPORTS {
             return Err(HealthError::TooManyReports {
                 count: reports.len(),
@@ -141,11 +152,21 @@ impl Table {
             });
         }
         let mut changed = 0;
+        let mut contradicting = Vec::new();
         for report in reports {
             // Checked above: every address has an entry.
             let Some(entry) = self.entries.get_mut(&report.address) else {
                 continue;
             };
+            let probed = entry.target.check != Check::None;
+            let last_probe_says = match (entry.state.successes, entry.state.failures) {
+                (0, 0) => None,
+                (_, 0) => Some(true),
+                _ => Some(false),
+            };
+            if probed && last_probe_says.is_some_and(|probe| probe != report.healthy) {
+                contradicting.push(report.address);
+            }
             let flips = entry.state.healthy != Some(report.healthy);
             entry.state = ProbeState {
                 healthy: Some(report.healthy),
@@ -160,7 +181,10 @@ impl Table {
                 }
             }
         }
-        Ok(changed)
+        Ok(Pushed {
+            changed,
+            contradicting,
+        })
     }
 
     fn take_epoch(&mut self) -> u64 {
@@ -337,10 +361,17 @@ mod tests {
             address: A,
             healthy: false,
         };
-        assert_eq!(table.push(&[report], 20), Ok(1));
+        // The last probe succeeded: the report is applied and recorded as contradicting it.
+        assert_eq!(
+            table.push(&[report], 20),
+            Ok(Pushed {
+                changed: 1,
+                contradicting: vec![A]
+            })
+        );
         assert_eq!(table.view().healthy(&A), Some(false));
         assert_eq!(
-            table.push(&[report], 25),
+            table.push(&[report], 25).map(|pushed| pushed.changed),
             Ok(0),
             "a repeated verdict changes nothing"
         );

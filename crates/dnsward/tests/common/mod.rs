@@ -169,6 +169,15 @@ pub fn start_dnsward_on(args: &[&str], zone: &str, port: u16) -> Process {
     process
 }
 
+/// The `Authorization` header value of the node whose configuration is `config`: its
+/// token, which the node wrote beside the configuration at its first start.
+pub fn bearer(config: &std::path::Path) -> String {
+    let file = config.with_file_name("dnsward.token");
+    let token = std::fs::read_to_string(&file)
+        .unwrap_or_else(|error| panic!("{}: {error}; has the node started?", file.display()));
+    format!("Bearer {}", token.trim())
+}
+
 /// A query message; `edns` is the advertised UDP payload size, `None` for no OPT record.
 pub fn query(name: &str, rtype: RecordType, edns: Option<u16>) -> Message {
     let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
@@ -266,12 +275,15 @@ pub fn dig(server: SocketAddr, name: &str) -> Option<std::collections::BTreeSet<
     )
 }
 
-/// Runs a `dnsward` runbook command against the node's API at `api` and returns its
-/// standard output; fails the test when the command fails.
-pub fn cli_at(api: &str, args: &[&str]) -> String {
+/// Runs a `dnsward` runbook command against the node's API at `api`, with the token of
+/// the node whose configuration is `config`, and returns its standard output; fails the
+/// test when the command fails.
+pub fn cli_at(api: &str, config: &std::path::Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
         .args(args)
         .args(["--api", api])
+        .arg("--config")
+        .arg(config)
         .output()
         .expect("run dnsward CLI");
     assert!(
