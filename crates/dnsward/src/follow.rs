@@ -198,10 +198,14 @@ impl Encoder {
 /// `contents`: the node's own cache of committed content (`dnsward run`), which a whole
 /// load takes its content from when it holds the version (shared with the control plane,
 /// not read and decoded a second time); `None` reads every whole version from the store.
+///
+/// `zone_files`: the configuration's zone files, served (with a loud error) for a zone none
+/// of whose stored versions verifies, when nothing of it is served yet.
 pub async fn start(
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     contents: Option<Arc<ContentCache>>,
+    zone_files: Vec<(Name, std::path::PathBuf)>,
 ) -> Result<Follower, CliError> {
     let (mut changes, watch) = watch_changes(store.clone(), store::default_poll_interval());
     let encoder = Arc::new(Encoder::default());
@@ -215,6 +219,12 @@ pub async fn start(
     let sources = Sources {
         store: store.clone(),
         contents,
+        zone_files: Arc::new(
+            zone_files
+                .into_iter()
+                .map(|(zone, file)| (store::zone_key(&zone), file))
+                .collect(),
+        ),
     };
     sync(sources.clone(), catalog.clone(), encoder.clone()).await?;
     let follower = Arc::clone(&encoder);
@@ -254,6 +264,8 @@ pub async fn start(
 struct Sources {
     store: Arc<dyn Store>,
     contents: Option<Arc<ContentCache>>,
+    /// Zone files by zone key: the last resort of [`fall_back`].
+    zone_files: Arc<BTreeMap<String, std::path::PathBuf>>,
 }
 
 impl Sources {
@@ -301,8 +313,12 @@ fn sync_blocking(sources: &Sources, catalog: &Catalog, encoder: &Encoder) -> Res
         let started = std::time::Instant::now();
         let loaded = match load(sources, catalog, encoder, &zone, generation) {
             Ok(loaded) => loaded,
-            Err(error) => {
+            Err(error) if catalog.find(&zone).is_some_and(|s| s.origin() == &zone) => {
                 tracing::error!(%zone, %generation, %error, "cannot load the active version; the previous one keeps serving");
+                continue;
+            }
+            Err(error) => {
+                fall_back(sources, catalog, &zone, generation, &error);
                 continue;
             }
         };
@@ -347,6 +363,73 @@ fn sync_blocking(sources: &Sources, catalog: &Catalog, encoder: &Encoder) -> Res
         }
     }
     Ok(())
+}
+
+/// Versions looked at, newest first, for one that verifies when the active one does not.
+const FALLBACK_VERSIONS: usize = 64;
+
+/// Nothing of `zone` is served and its active version cannot be read (it fails its hash,
+/// or its content is missing): serve the newest older version that verifies, or else the
+/// configuration's zone file, and say so loudly. A version that fails its check is never
+/// served; the operator rolls back to a verified one in-band.
+fn fall_back(
+    sources: &Sources,
+    catalog: &Catalog,
+    zone: &Name,
+    active: Generation,
+    error: &store::StoreError,
+) {
+    let history = sources
+        .store
+        .history(zone, FALLBACK_VERSIONS)
+        .unwrap_or_default();
+    for version in history.iter().filter(|v| v.generation < active) {
+        let Ok(content) = sources.content(zone, version.generation) else {
+            continue;
+        };
+        tracing::error!(
+            %zone,
+            %active,
+            serving = %version.generation,
+            serial = version.serial,
+            %error,
+            "THE ACTIVE VERSION CANNOT BE READ: serving the newest version that verifies instead. \
+             Roll back to it in-band (`dnsward rollback {zone} --to {} --reason ...`), then run \
+             `dnsward store check` and `dnsward store repair`",
+            version.generation
+        );
+        catalog.replace_zone(Arc::new(ZoneSnapshot::build_lookup(
+            &content,
+            version.generation,
+        )));
+        return;
+    }
+    let file = sources.zone_files.get(&store::zone_key(zone));
+    match file.map(|file| (file, zonefile::read_file(file, Some(zone)))) {
+        Some((file, Ok(content))) => {
+            tracing::error!(
+                %zone,
+                %active,
+                file = %file.display(),
+                %error,
+                "NO STORED VERSION OF THE ZONE VERIFIES: serving the configuration's zone file \
+                 (without endpoint records) until a verified version is active; restore the \
+                 store from a backup or `dnsward store repair` it, or `dnsward apply` a version"
+            );
+            catalog.replace_zone(Arc::new(ZoneSnapshot::build_lookup(
+                &content,
+                Generation(0),
+            )));
+        }
+        Some((file, Err(file_error))) => tracing::error!(
+            %zone, %active, %error, file = %file.display(), %file_error,
+            "NO STORED VERSION OF THE ZONE VERIFIES and its zone file cannot be read: the zone is not served"
+        ),
+        None => tracing::error!(
+            %zone, %active, %error,
+            "NO STORED VERSION OF THE ZONE VERIFIES and it has no zone file: the zone is not served"
+        ),
+    }
 }
 
 /// Serves an encoded version, or brings it forward to the newer version served meanwhile:

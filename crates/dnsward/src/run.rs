@@ -91,6 +91,11 @@ async fn run_node(
         Arc::clone(&store),
         Arc::clone(&catalog),
         Some(Arc::clone(control.control().cache())),
+        config
+            .zones
+            .iter()
+            .filter_map(|zone| Some((zone.name.clone(), zone.file.clone()?)))
+            .collect(),
     )
     .await?;
     let server_config = ServerConfig {

@@ -112,7 +112,9 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         })?;
     runtime.block_on(async move {
         let _follower = match store {
-            Some(store) => Some(crate::follow::start(store, catalog.clone(), None).await?),
+            Some(store) => {
+                Some(crate::follow::start(store, catalog.clone(), None, Vec::new()).await?)
+            }
             None => None,
         };
         let server = server::Server::bind(config, catalog).await?;

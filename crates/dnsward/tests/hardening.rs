@@ -224,3 +224,148 @@ fn store_check_verifies_a_store_and_names_what_is_corrupt() {
     assert!(!checked.status.success());
     assert!(!missing.exists(), "a check creates nothing");
 }
+
+/// A node on `dir/dnsward.toml` (the example zone, `app.example.test` on three pushed-health
+/// backends), logging to `dir/LOG`.
+fn start_corruption_node(dir: &std::path::Path, log: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .current_dir(dir)
+        .args(["run", "--config", "dnsward.toml"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).expect("log file"))
+        .spawn()
+        .expect("start dnsward run")
+}
+
+#[test]
+fn a_flipped_byte_in_the_active_version_never_reaches_the_wire_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::copy(common::example_zone(), dir.path().join("example.test.zone"))
+        .expect("copy the example zone");
+    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let api = format!("http://127.0.0.1:{}", free_port());
+    let config = dir.path().join("dnsward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"{}\"\n[store]\npath = \"node.db\"\n\
+             [[zone]]\nname = \"example.test\"\nfile = \"example.test.zone\"\n\
+             [[endpoint]]\nname = \"app.example.test\"\nbackends = [ {{ address = \"127.0.9.41\" }}, \
+             {{ address = \"127.0.9.42\" }}, {{ address = \"127.0.9.43\" }} ]\n",
+            api.trim_start_matches("http://")
+        ),
+    )
+    .expect("write config");
+    let runbook = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+            .args(args)
+            .args(["--api", &api])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run dnsward");
+        assert!(
+            output.status.success(),
+            "dnsward {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let set = |addresses: &[&str]| -> std::collections::BTreeSet<String> {
+        addresses.iter().map(|a| a.to_string()).collect()
+    };
+    let mut node = start_corruption_node(dir.path(), "first.log");
+    wait_until(
+        DEADLINE,
+        || dig(dns, APP) == Some(set(&["127.0.9.41", "127.0.9.42", "127.0.9.43"])),
+        || "the endpoint never answered".into(),
+    );
+    // Two backends go down one after the other: generations 2 and 3.
+    for (down, left) in [
+        ("127.0.9.41", set(&["127.0.9.42", "127.0.9.43"])),
+        ("127.0.9.42", set(&["127.0.9.43"])),
+    ] {
+        let body = serde_json::json!({"reports": [{"address": down, "healthy": false}]});
+        ureq::post(&format!("{api}/v1/health"))
+            .header("Authorization", &common::bearer(&config))
+            .send_json(&body)
+            .expect("health pushed");
+        wait_until(
+            DEADLINE,
+            || dig(dns, APP) == Some(left.clone()),
+            || format!("{down} never left the answer"),
+        );
+    }
+    // Frozen, so that automation cannot paper over the corruption with a new version.
+    runbook(&[
+        "freeze",
+        "example.test",
+        "--reason",
+        "before the disk goes bad",
+    ]);
+    let _ = node.kill();
+    let _ = node.wait();
+
+    // One flipped bit in the active version's stored content (SQLite's own checks pass).
+    let store = dir.path().join("node.db");
+    {
+        let db = rusqlite::Connection::open(&store).expect("open the store file");
+        let active: i64 = db
+            .query_row("SELECT active FROM zones", [], |row| row.get(0))
+            .expect("an active version");
+        assert_eq!(active, 3);
+        let mut bytes: Vec<u8> = db
+            .query_row(
+                "SELECT since_checkpoint FROM versions WHERE generation = ?1",
+                [active],
+                |row| row.get(0),
+            )
+            .expect("generation 3 is stored as changes since a checkpoint");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        db.execute(
+            "UPDATE versions SET since_checkpoint = ?1 WHERE generation = ?2",
+            rusqlite::params![bytes, active],
+        )
+        .expect("flip one bit");
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .expect("integrity check");
+        assert_eq!(check, "ok", "SQLite does not see it");
+    }
+
+    let mut node = start_corruption_node(dir.path(), "second.log");
+    // The corrupt version never reaches the wire: the newest version that verifies does.
+    wait_until(
+        DEADLINE,
+        || dig(dns, APP) == Some(set(&["127.0.9.42", "127.0.9.43"])),
+        || {
+            format!(
+                "the node does not serve the last verified version: {:?}\n{}",
+                dig(dns, APP),
+                std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default()
+            )
+        },
+    );
+    let log = std::fs::read_to_string(dir.path().join("second.log")).expect("log");
+    assert!(
+        log.contains("THE ACTIVE VERSION CANNOT BE READ") && log.contains("--to 2"),
+        "{log}"
+    );
+    // The way back is in-band: a rollback to the verified version.
+    runbook(&[
+        "rollback",
+        "example.test",
+        "--to",
+        "2",
+        "--reason",
+        "generation 3 fails its hash",
+    ]);
+    wait_until(
+        DEADLINE,
+        || served_serial(dns).is_some_and(|serial| serial % 100 >= 4),
+        || "the rollback's version is not served".into(),
+    );
+    assert_eq!(dig(dns, APP), Some(set(&["127.0.9.42", "127.0.9.43"])));
+    let _ = node.kill();
+    let _ = node.wait();
+}
