@@ -368,4 +368,44 @@ fn a_flipped_byte_in_the_active_version_never_reaches_the_wire_and_the_node_keep
     assert_eq!(dig(dns, APP), Some(set(&["127.0.9.42", "127.0.9.43"])));
     let _ = node.kill();
     let _ = node.wait();
+
+    // The store keeps failing its check until it is repaired into a new file.
+    let dnsward = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dnsward"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("run dnsward")
+    };
+    assert!(!dnsward(&["store", "check", "--store", "node.db"])
+        .status
+        .success());
+    let repaired = dnsward(&[
+        "store",
+        "repair",
+        "--store",
+        "node.db",
+        "--out",
+        "repaired.db",
+    ]);
+    let report = String::from_utf8_lossy(&repaired.stdout);
+    assert!(
+        repaired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repaired.stderr)
+    );
+    assert!(
+        report.contains("3 versions verified and copied, 1 dropped (3); active 4 -> 4"),
+        "{report}"
+    );
+    let checked = dnsward(&["store", "check", "--store", "repaired.db"]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        dir.path().join("node.db").is_file(),
+        "the damaged file is kept"
+    );
 }

@@ -33,6 +33,7 @@ pub mod changes;
 pub mod contract;
 mod error;
 mod memory;
+pub mod repair;
 mod sqlite;
 mod watch;
 

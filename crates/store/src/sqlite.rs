@@ -223,6 +223,19 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Every stored generation of `zone`, oldest first, whatever state its row is in (for
+    /// [`crate::repair`]).
+    pub fn generations(&self, zone: &Name) -> Result<Vec<Generation>, StoreError> {
+        let key = zone_key(zone);
+        self.read("listing generations", |tx| {
+            Ok(Ok(generations(
+                tx,
+                "SELECT generation FROM versions WHERE zone = ?1 ORDER BY generation",
+                [&key],
+            )?))
+        })
+    }
+
     fn create_schema(&self) -> Result<(), StoreError> {
         self.write("creating the schema", |tx| {
             tx.execute_batch(SCHEMA)?;
