@@ -160,9 +160,33 @@ async fn run_node(
     let api = axum::serve(api_listener, api::router(api_state))
         .with_graceful_shutdown(crate::serve::shutdown_signal());
     let dns = server.run(crate::serve::shutdown_signal());
+    // Nothing half-alive: a task that ends before shutdown ends the node (non-zero), so
+    // the service manager restarts it whole.
+    let supervised = async {
+        let mut every = tokio::time::interval(SUPERVISION_INTERVAL);
+        loop {
+            every.tick().await;
+            if control.has_ended_task() {
+                return "control loop or enactor";
+            }
+            if monitor.has_ended() {
+                return "health monitor";
+            }
+            if validator
+                .as_ref()
+                .is_some_and(crate::validate::Running::has_ended)
+            {
+                return "validator";
+            }
+            if audit_tail.is_finished() {
+                return "audit tail (metrics)";
+            }
+        }
+    };
     let result = tokio::select! {
         result = api => result.map_err(|source| CliError::Io { path: "api".into(), source }),
         result = dns => result.map_err(CliError::from),
+        task = supervised => crate::supervise::task_ended(task),
     };
     reloader.abort();
     audit_tail.abort();
@@ -176,6 +200,9 @@ async fn run_node(
     tracing::info!("stopped");
     result
 }
+
+/// How often `run` looks whether a task of the node ended before shutdown.
+const SUPERVISION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What a reload hands the running validator, with the addresses bound at start.
 struct ValidatorReload {

@@ -34,6 +34,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// Whether the validator or the canary listener ended.
+    pub fn has_ended(&self) -> bool {
+        self.validator.has_ended()
+            || self
+                ._canary
+                .as_ref()
+                .is_some_and(|(_, task)| task.is_finished())
+    }
+
     /// Hands a reloaded configuration to the running validator.
     pub fn reloader(&self) -> validator::ValidatorReloader {
         self.validator.reloader()

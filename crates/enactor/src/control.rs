@@ -616,6 +616,12 @@ pub struct ControlHandle {
 }
 
 impl ControlHandle {
+    /// Whether the control loop or an enactor ended (they run until shutdown): a node
+    /// without them would serve but never follow health again.
+    pub fn has_ended_task(&self) -> bool {
+        self.tasks.iter().any(JoinHandle::is_finished)
+    }
+
     /// Asks for a round now (e.g. after an operator thawed a zone).
     pub fn replan(&self) {
         self.replan.notify_one();

@@ -170,6 +170,15 @@ struct AtomicCounters {
 }
 
 impl HealthMonitor {
+    /// Whether the probe scheduler ended on its own (it runs until [`Self::shutdown`]).
+    pub fn has_ended(&self) -> bool {
+        self.scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(JoinHandle::is_finished)
+    }
+
     /// Starts watching `targets` (clamped to the health limits) and returns the monitor and
     /// a receiver of the view, which starts empty: no backend has a verdict yet.
     /// `clock` returns now in milliseconds (the seam tests and the simulation replace);

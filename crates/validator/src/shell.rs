@@ -920,6 +920,11 @@ impl ValidatorReloader {
 }
 
 impl ValidatorHandle {
+    /// Whether the validator's task ended (it runs until shutdown), or its probes did.
+    pub fn has_ended(&self) -> bool {
+        self.task.is_finished() || self.monitor.has_ended()
+    }
+
     pub fn reloader(&self) -> ValidatorReloader {
         ValidatorReloader {
             monitor: Arc::clone(&self.monitor),
