@@ -60,14 +60,26 @@ def write_config(directory, dns_port, api_port):
 
 
 def dig(port, name, rtype, timeout=1):
+    """The answer's records (rdata), or None when no reply came; a reply whose status is
+    not NOERROR is [] with the status kept in dig.last."""
     out = subprocess.run(
-        ["dig", "+short", f"+time={timeout}", "+tries=1", "@127.0.0.1", "-p", str(port), name, rtype],
+        ["dig", "+noall", "+comments", "+answer", f"+time={timeout}", "+tries=1", "@127.0.0.1", "-p", str(port), name, rtype],
         capture_output=True,
         text=True,
     ).stdout
-    if "timed out" in out or "connection refused" in out:
+    dig.last = out
+    # dig's own query coming back (its random source port was the server's port, which
+    # the server's SO_REUSEPORT group lets another socket of the same user share): not an
+    # answer of the server.
+    if "status:" not in out or "query response not set" in out:
         return None
-    return [line.strip() for line in out.splitlines() if line.strip() and not line.startswith(";")]
+    if "status: NOERROR" not in out:
+        return []
+    return [
+        " ".join(line.split()[4:])
+        for line in out.splitlines()
+        if line.strip() and not line.startswith(";")
+    ]
 
 
 def served_serial(port):
@@ -174,7 +186,7 @@ def kills(binary, count):
             answer = dig(dns_port, APP, "A")
             if answer == []:
                 empty += 1
-                print(f"kill {kill}: EMPTY answer for {APP}", flush=True)
+                print(f"kill {kill}: EMPTY answer for {APP}:\n{dig.last}", flush=True)
             if time.monotonic() >= deadline:
                 break
             time.sleep(rng.uniform(0.0, 0.05))

@@ -29,6 +29,7 @@
 mod carried;
 mod catalog;
 mod config;
+pub mod cookie;
 mod fast;
 mod lookup;
 mod memory;

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
+use crate::cookie::{self, CookieSecret};
 use crate::fast::answer_fast_counted;
 use crate::rrl::{self, RateLimiter, RrlAction};
 use crate::stats::{RrlCount, ServerCounters, StatsTransport};
@@ -35,6 +36,8 @@ pub struct Server {
     udp: Vec<UdpSocket>,
     tcp: TcpListener,
     local_addr: SocketAddr,
+    /// Key of the server cookies this server hands out (RFC 7873, RFC 9018).
+    cookies: Arc<CookieSecret>,
 }
 
 impl Server {
@@ -68,6 +71,7 @@ impl Server {
             udp,
             tcp,
             local_addr,
+            cookies: Arc::new(CookieSecret::random()),
         })
     }
 
@@ -86,10 +90,17 @@ impl Server {
             let config = Arc::clone(&self.config);
             let stop = Arc::clone(&stop);
             let limiter = limiter.clone();
+            let cookies = Arc::clone(&self.cookies);
             let worker = std::thread::Builder::new()
                 .name(format!("dnsward-udp-{index}"))
                 .spawn(move || {
-                    serve_udp(&socket, &catalog, &config, limiter.as_deref(), &stop, index)
+                    let shell = UdpShell {
+                        catalog: &catalog,
+                        config: &config,
+                        limiter: limiter.as_deref(),
+                        cookies: &cookies,
+                    };
+                    serve_udp(&socket, &shell, &stop, index)
                 });
             match worker {
                 Ok(worker) => workers.push(worker),
@@ -100,6 +111,7 @@ impl Server {
             self.tcp,
             Arc::clone(&self.catalog),
             Arc::clone(&self.config),
+            Arc::clone(&self.cookies),
         ));
         shutdown.await;
         stop.store(true, Ordering::Relaxed);
@@ -145,14 +157,13 @@ fn bind_udp(address: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket>
 /// One worker: a batch in, the catalog loaded once for it, every query answered by the
 /// hot path or else the library path and counted in the worker's own statistics shard,
 /// charged to its account when rate limiting is on (`crate::rrl`), the batch out.
-fn serve_udp(
-    socket: &UdpSocket,
-    catalog: &Catalog,
-    config: &ServerConfig,
-    limiter: Option<&RateLimiter>,
-    stop: &AtomicBool,
-    shard: usize,
-) {
+fn serve_udp(socket: &UdpSocket, shell: &UdpShell<'_>, stop: &AtomicBool, shard: usize) {
+    let UdpShell {
+        catalog,
+        config,
+        limiter,
+        cookies,
+    } = *shell;
     let counters = catalog.counters();
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
@@ -174,16 +185,33 @@ fn serve_udp(
         }
         let received = Instant::now();
         let now_ms = limiter.map_or(0, RateLimiter::now_ms);
+        let now_s = unix_seconds();
         let zones = catalog.load();
         for index in 0..batch.len() {
+            let peer = batch.peer(index);
             let (query, reply) = batch.slot(index);
+            // Queries with options (a COOKIE among them) never take the hot path.
+            let mut cookie_verified = false;
             let length = match answer_fast_counted(query, &zones, config, reply) {
                 Some((length, zone)) => {
                     zone.count(shard, crate::stats::reply_rcode(reply));
                     length
                 }
                 None => match respond(query, Transport::Udp, &zones, config) {
-                    Some(answered) if answered.reply.len() <= reply.len() => {
+                    Some(mut answered) if answered.reply.len() <= reply.len() => {
+                        if let (Some(peer), Some(cookie)) = (peer, cookie::query_cookie(query)) {
+                            cookie_verified = cookie::verified(cookies, &cookie, peer, now_s);
+                            let limit =
+                                cookie::udp_limit(query, config.udp_payload_bytes).min(reply.len());
+                            cookie::add_to_reply(
+                                &mut answered.reply,
+                                cookies,
+                                &cookie,
+                                peer,
+                                now_s,
+                                limit,
+                            );
+                        }
                         let length = answered.reply.len();
                         reply[..length].copy_from_slice(&answered.reply);
                         count(counters, &answered, shard);
@@ -197,8 +225,9 @@ fn serve_udp(
             } else {
                 counters.observe_latency(StatsTransport::Udp, shard, received.elapsed());
             }
-            let length = match (limiter, batch.peer(index)) {
-                (Some(limiter), Some(peer)) if length > 0 => {
+            let length = match (limiter, peer) {
+                // A verified server cookie proves the source address: never limited.
+                (Some(limiter), Some(peer)) if length > 0 && !cookie_verified => {
                     let (_, reply) = batch.slot(index);
                     rate_limited(limiter, peer, reply, length, now_ms, counters, shard)
                 }
@@ -209,6 +238,24 @@ fn serve_udp(
         drop(zones);
         udp_batch::send(socket, &mut batch);
     }
+}
+
+/// What every UDP worker shares.
+#[derive(Clone, Copy)]
+struct UdpShell<'a> {
+    catalog: &'a Catalog,
+    config: &'a ServerConfig,
+    limiter: Option<&'a RateLimiter>,
+    cookies: &'a CookieSecret,
+}
+
+/// Seconds since the Unix epoch (the server cookies' clock).
+fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX)
+        })
 }
 
 /// The length of `reply` after response rate limiting: unchanged, shortened to a
@@ -241,7 +288,12 @@ fn rate_limited(
     }
 }
 
-async fn serve_tcp(listener: TcpListener, catalog: Arc<Catalog>, config: Arc<ServerConfig>) {
+async fn serve_tcp(
+    listener: TcpListener,
+    catalog: Arc<Catalog>,
+    config: Arc<ServerConfig>,
+    cookies: Arc<CookieSecret>,
+) {
     let table = Arc::new(TcpTable::new(&config));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -260,9 +312,16 @@ async fn serve_tcp(listener: TcpListener, catalog: Arc<Catalog>, config: Arc<Ser
         let catalog = Arc::clone(&catalog);
         let config = Arc::clone(&config);
         let table = Arc::clone(&table);
+        let cookies = Arc::clone(&cookies);
         tokio::spawn(async move {
-            if let Err(error) = serve_connection(stream, &catalog, &config, &table, &admitted).await
-            {
+            let shell = TcpShell {
+                catalog: &catalog,
+                config: &config,
+                table: &table,
+                cookies: &cookies,
+                peer: peer.ip(),
+            };
+            if let Err(error) = serve_connection(stream, &shell, &admitted).await {
                 tracing::debug!(%error, %peer, "tcp connection ended");
             }
         });
@@ -274,11 +333,10 @@ async fn serve_tcp(listener: TcpListener, catalog: Arc<Catalog>, config: Arc<Ser
 /// goes to a new connection while it is idle (`crate::tcp_table`).
 async fn serve_connection(
     mut stream: TcpStream,
-    catalog: &Catalog,
-    config: &ServerConfig,
-    table: &TcpTable,
+    shell: &TcpShell<'_>,
     admitted: &Admitted,
 ) -> std::io::Result<()> {
+    let TcpShell { config, table, .. } = *shell;
     let mut message = Vec::new();
     for _ in 0..config.tcp_queries_per_connection {
         admitted.idle();
@@ -298,7 +356,7 @@ async fn serve_connection(
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return Ok(()),
         }
-        let Some(reply) = answer_tcp(&message, catalog, config) else {
+        let Some(reply) = answer_tcp(&message, shell) else {
             continue;
         };
         // Replies are at most 65535 bytes: the encoder's buffer is bounded by u16::MAX.
@@ -313,17 +371,45 @@ async fn serve_connection(
 
 /// One TCP message answered from one load of the catalog (not held across the write) and
 /// counted.
-fn answer_tcp(message: &[u8], catalog: &Catalog, config: &ServerConfig) -> Option<Vec<u8>> {
+fn answer_tcp(message: &[u8], shell: &TcpShell<'_>) -> Option<Vec<u8>> {
+    let TcpShell {
+        catalog,
+        config,
+        cookies,
+        peer,
+        ..
+    } = *shell;
     let received = Instant::now();
     let counters = catalog.counters();
     let zones = catalog.load();
-    let Some(answered) = respond(message, Transport::Tcp, &zones, config) else {
+    let Some(mut answered) = respond(message, Transport::Tcp, &zones, config) else {
         counters.count_dropped(TCP_STATS_SHARD);
         return None;
     };
+    if let Some(cookie) = cookie::query_cookie(message) {
+        let limit = usize::from(u16::MAX);
+        cookie::add_to_reply(
+            &mut answered.reply,
+            cookies,
+            &cookie,
+            peer,
+            unix_seconds(),
+            limit,
+        );
+    }
     count(counters, &answered, TCP_STATS_SHARD);
     counters.observe_latency(StatsTransport::Tcp, TCP_STATS_SHARD, received.elapsed());
     Some(answered.reply)
+}
+
+/// What one TCP connection's task needs.
+#[derive(Clone, Copy)]
+struct TcpShell<'a> {
+    catalog: &'a Catalog,
+    config: &'a ServerConfig,
+    table: &'a TcpTable,
+    cookies: &'a CookieSecret,
+    peer: std::net::IpAddr,
 }
 
 /// Counts an answer of the library path under its zone, or as unmatched.

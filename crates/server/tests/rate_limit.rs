@@ -193,3 +193,78 @@ async fn log_only_mode_answers_everything_and_counts_what_it_would_limit() {
     );
     assert_eq!(totals.rrl_dropped + totals.rrl_slipped, 0);
 }
+
+/// [`amplifying_query`] with an OPT carrying a COOKIE option (client cookie, and the
+/// server cookie when given).
+fn query_with_cookie(id: u16, client: [u8; 8], server: &[u8]) -> Vec<u8> {
+    let mut packet = amplifying_query(id);
+    packet[11] = 1; // ARCOUNT
+    let option_bytes = 8 + server.len();
+    packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    packet.extend_from_slice(&((4 + option_bytes) as u16).to_be_bytes());
+    packet.extend_from_slice(&10u16.to_be_bytes());
+    packet.extend_from_slice(&(option_bytes as u16).to_be_bytes());
+    packet.extend_from_slice(&client);
+    packet.extend_from_slice(server);
+    packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_presents_our_server_cookie_is_never_rate_limited() {
+    let (server, _catalog, _stop) = start_with(limited(RATE, false)).await;
+    let socket = socket_on([127, 0, 4, 1], server).await;
+    let client = [7, 6, 5, 4, 3, 2, 1, 0];
+    let mut buffer = vec![0u8; 65_535];
+    socket
+        .send(&query_with_cookie(1, client, &[]))
+        .await
+        .expect("send");
+    let length = tokio::time::timeout(REPLY_DEADLINE, socket.recv(&mut buffer))
+        .await
+        .expect("a reply")
+        .expect("recv");
+    let cookie = server::cookie::query_cookie(&buffer[..length])
+        .expect("the answer carries our cookie (RFC 7873 §5.2.1)");
+    assert_eq!(cookie.client, client, "the client cookie is echoed");
+    assert_eq!(cookie.server.len(), 16, "an RFC 9018 server cookie");
+    // Far above the rate, with the cookie: every answer is full.
+    let mut full = 0;
+    for id in 0..200u16 {
+        socket
+            .send(&query_with_cookie(id, client, &cookie.server))
+            .await
+            .expect("send");
+        if let Ok(Ok(length)) = tokio::time::timeout(REPLY_DEADLINE, socket.recv(&mut buffer)).await
+        {
+            if buffer[2] & 0x02 == 0 && u16::from_be_bytes([buffer[6], buffer[7]]) == 2 {
+                full += 1;
+            }
+            assert!(length > 400);
+        }
+    }
+    assert_eq!(
+        full, 200,
+        "a verified cookie proves the source: nothing limited"
+    );
+    // A forged server cookie proves nothing: the same burst is limited.
+    let mut forged = cookie.server.clone();
+    forged[15] ^= 1;
+    let started = Instant::now();
+    for id in 0..200u16 {
+        socket
+            .send(&query_with_cookie(id, client, &forged))
+            .await
+            .expect("send");
+    }
+    let mut full_forged = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout(REPLY_DEADLINE, socket.recv(&mut buffer)).await {
+        if buffer[2] & 0x02 == 0 {
+            full_forged += 1;
+        }
+    }
+    let allowed = (f64::from(RATE) * (started.elapsed().as_secs_f64() + 1.0)).ceil() as usize;
+    assert!(
+        full_forged <= allowed,
+        "{full_forged} full answers to a forged cookie (at most {allowed})"
+    );
+}
