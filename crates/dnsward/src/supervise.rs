@@ -12,6 +12,10 @@ pub const EXIT_TASK_PANICKED: i32 = 70;
 /// Makes every panic in this process end it with [`EXIT_TASK_PANICKED`] after logging it.
 pub fn exit_on_panic(node: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
+        // A library's panic on one bad input, turned into that input's error.
+        if model::contained::active() {
+            return;
+        }
         let thread = std::thread::current()
             .name()
             .unwrap_or("unnamed")

@@ -27,6 +27,7 @@
 pub mod breaker;
 mod change;
 pub mod clock;
+pub mod contained;
 pub mod endpoint;
 pub mod health;
 pub mod invariants;

@@ -94,7 +94,13 @@ pub fn check_text(text: &str, file: &Path, origin: Option<&Name>) -> CheckReport
     let records = loop {
         let working = lines.join("\n");
         let mut records = Vec::new();
-        match scan(&working, file, origin, 0, &mut records) {
+        match scan(
+            &working,
+            file,
+            origin,
+            (0, crate::Includes::Follow),
+            &mut records,
+        ) {
             Ok(()) => break records,
             Err(error) => {
                 let blank = match &error {

@@ -100,7 +100,7 @@ pub fn first_line_of(
 ) -> Option<usize> {
     let text = read_text(path).ok()?;
     let mut records = Vec::new();
-    scan(&text, path, origin, 0, &mut records).ok()?;
+    scan(&text, path, origin, (0, Includes::Follow), &mut records).ok()?;
     records
         .iter()
         .find(|scanned| scanned.record.record_type() == rtype && scanned.record.name == *name)
@@ -128,8 +128,27 @@ pub fn parse_str(
     file: &Path,
     origin: Option<&Name>,
 ) -> Result<ZoneContent, ZoneFileError> {
+    parse_with(text, file, origin, Includes::Follow)
+}
+
+/// [`parse_str`] for text from the network (the API's `apply` and `plan`): `$INCLUDE` is
+/// an error, never a read of the host's files.
+pub fn parse_untrusted(
+    text: &str,
+    name: &Path,
+    origin: Option<&Name>,
+) -> Result<ZoneContent, ZoneFileError> {
+    parse_with(text, name, origin, Includes::Refuse)
+}
+
+fn parse_with(
+    text: &str,
+    file: &Path,
+    origin: Option<&Name>,
+    includes: Includes,
+) -> Result<ZoneContent, ZoneFileError> {
     let mut records = Vec::new();
-    scan(text, file, origin, 0, &mut records)?;
+    scan(text, file, origin, (0, includes), &mut records)?;
     let origin = match origin {
         Some(origin) => origin.clone(),
         None => zone_origin(text, file, &records)?,
@@ -173,11 +192,19 @@ fn first_dollar_origin(text: &str) -> Option<&str> {
     })
 }
 
+/// Whether `$INCLUDE` is followed: in files an operator wrote, yes; in text that came over
+/// the network, no (it would read files of the node's host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Includes {
+    Follow,
+    Refuse,
+}
+
 fn scan(
     text: &str,
     file: &Path,
     origin: Option<&Name>,
-    depth: usize,
+    (depth, includes): (usize, Includes),
     out: &mut Vec<ScannedLine>,
 ) -> Result<(), ZoneFileError> {
     let mut zonefile = Zonefile::from(text);
@@ -189,8 +216,18 @@ fn scan(
     let mut entry_start = 0;
     loop {
         let line = lines.line_of_entry(text, entry_start);
-        let entry = zonefile
-            .next_entry()
+        // The scanner panics on some inputs (a quoted string at the very end of the text
+        // or in an unclosed parenthesis, domain 0.12.3): that entry's error, not a crash.
+        let entry = model::contained::contained(|| zonefile.next_entry())
+            .map_err(|_| {
+                record_error(
+                    file,
+                    line,
+                    "the zone-file reader cannot read this entry; is a quote or parenthesis \
+                     left open at the end?"
+                        .into(),
+                )
+            })?
             .map_err(|error| syntax_error(file, line, &error))?;
         entry_start = zonefile.current_offset();
         match entry {
@@ -210,6 +247,15 @@ fn scan(
                 path,
                 origin: include_origin,
             }) => {
+                if includes == Includes::Refuse {
+                    return Err(record_error(
+                        file,
+                        line,
+                        "$INCLUDE is not allowed here (the text came over the API and would \
+                         read files of the node's host); put the records in the text"
+                            .into(),
+                    ));
+                }
                 if depth + 1 > MAX_INCLUDE_DEPTH {
                     return Err(record_error(
                         file,
@@ -227,7 +273,7 @@ fn scan(
                     &included_text,
                     &included,
                     included_origin.as_ref(),
-                    depth + 1,
+                    (depth + 1, includes),
                     out,
                 )?;
             }
@@ -394,7 +440,9 @@ fn write_set(set: &RecordSet, out: &mut String) {
             "{}\t{}\tIN\t{}\t{}\n",
             record.name,
             record.ttl,
-            set.rtype,
+            // domain's mnemonic, or TYPEnnn (RFC 3597) for a type it has no name for:
+            // what its reader reads back.
+            Rtype::from_int(u16::from(set.rtype)),
             Presentation(&record)
         ));
     }
