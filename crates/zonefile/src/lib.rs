@@ -438,7 +438,7 @@ fn write_set(set: &RecordSet, out: &mut String) {
     for record in set.records() {
         out.push_str(&format!(
             "{}\t{}\tIN\t{}\t{}\n",
-            record.name,
+            presentation_name(&record.name),
             record.ttl,
             // domain's mnemonic, or TYPEnnn (RFC 3597) for a type it has no name for:
             // what its reader reads back.
@@ -446,6 +446,30 @@ fn write_set(set: &RecordSet, out: &mut String) {
             Presentation(&record)
         ));
     }
+}
+
+/// A name in zone-file syntax (RFC 1035 §5.1): special characters escaped with a
+/// backslash, bytes outside printable ASCII as `\DDD` in decimal. (hickory's `Display`
+/// writes some bytes in octal, which reads back as other bytes.)
+fn presentation_name(name: &Name) -> String {
+    if name.is_root() {
+        return ".".into();
+    }
+    let mut out = String::new();
+    for label in name.iter() {
+        for &byte in label {
+            match byte {
+                b'.' | b';' | b'\\' | b'(' | b')' | b'"' | b'@' | b'$' => {
+                    out.push('\\');
+                    out.push(char::from(byte));
+                }
+                0x21..=0x7e => out.push(char::from(byte)),
+                _ => out.push_str(&format!("\\{byte:03}")),
+            }
+        }
+        out.push('.');
+    }
+    out
 }
 
 /// RDATA in presentation format, through `domain`'s writer (hickory's Display is not

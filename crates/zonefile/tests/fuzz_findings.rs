@@ -40,3 +40,13 @@ fn zone_text_from_the_network_may_not_include_files_of_the_host() {
         "{error}"
     );
 }
+
+#[test]
+fn an_owner_name_with_bytes_outside_printable_ascii_is_written_in_decimal_escapes() {
+    let text = "t. 60 IN SOA a. b. 1 1 1 1 1\nt\\127t\\.x\\ y.t. 60 TXT \"x\"\n";
+    let content = zonefile::parse_str(text, Path::new("u.zone"), Some(&origin())).unwrap();
+    let written = zonefile::write(&content);
+    assert!(written.contains("t\\127t\\.x\\032y.t."), "{written}");
+    let again = zonefile::parse_str(&written, Path::new("w.zone"), Some(&origin())).unwrap();
+    assert_eq!(again, content);
+}
