@@ -482,7 +482,8 @@ impl fmt::Display for Presentation<'_> {
         let rtype = Rtype::from_int(u16::from(self.0.record_type()));
         let mut parser = domain::dep::octseq::Parser::from_ref(rdata.as_slice());
         match ZoneRecordData::<&[u8], ParsedName<&[u8]>>::parse_rdata(rtype, &mut parser) {
-            Ok(Some(data)) => write!(f, "{data}"),
+            // Only when the typed form holds every byte (trailing bytes would be lost).
+            Ok(Some(data)) if parser.remaining() == 0 => write!(f, "{data}"),
             // Data that domain cannot parse is still written losslessly (RFC 3597).
             _ => {
                 write!(f, "\\# {}", rdata.len())?;

@@ -50,3 +50,14 @@ fn an_owner_name_with_bytes_outside_printable_ascii_is_written_in_decimal_escape
     let again = zonefile::parse_str(&written, Path::new("w.zone"), Some(&origin())).unwrap();
     assert_eq!(again, content);
 }
+
+#[test]
+fn record_data_with_bytes_past_its_typed_form_is_written_losslessly() {
+    // A DNAME whose data is a name and then more bytes (read from RFC 3597 syntax).
+    let text =
+        "t. 60 IN SOA a. b. 1 1 1 1 1\nd.t. 60 IN DNAME \\# 14 076578616d706c6500036e657400\n";
+    let content = zonefile::parse_str(text, Path::new("u.zone"), Some(&origin())).unwrap();
+    let written = zonefile::write(&content);
+    let again = zonefile::parse_str(&written, Path::new("w.zone"), Some(&origin())).unwrap();
+    assert_eq!(again, content, "{written}");
+}
