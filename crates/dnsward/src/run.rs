@@ -289,7 +289,18 @@ pub(crate) fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
     for zone in &config.zones {
         let static_content = match &zone.file {
             Some(file) => zonefile::read_file(file, Some(&zone.name))?,
-            None => default_zone(&zone.name, config.server_listen.ip()),
+            None => default_zone(&zone.name, config.server_listen.ip()).ok_or_else(|| {
+                CliError::Usage {
+                    message: format!(
+                        "{}: zone {} has no file, and the SOA made up for it \
+                         (hostmaster.{}) would be longer than a name may be (255 bytes); \
+                         give the zone a file",
+                        config.file.display(),
+                        zone.name,
+                        zone.name
+                    ),
+                }
+            })?,
         };
         if let Some(file) = &zone.file {
             refuse_collisions(config, &zone.name, file, &static_content)?;
@@ -348,14 +359,15 @@ fn refuse_collisions(
     Ok(())
 }
 
-/// A zone without a file: SOA and NS naming `ns.ZONE`, which points at the server.
-fn default_zone(origin: &Name, server: IpAddr) -> ZoneContent {
+/// A zone without a file: SOA and NS naming `ns.ZONE`, which points at the server; `None`
+/// when the zone's name is too long to carry `hostmaster.` in front.
+fn default_zone(origin: &Name, server: IpAddr) -> Option<ZoneContent> {
     let ns = Name::from_ascii("ns")
         .and_then(|label| label.append_domain(origin))
-        .expect("ns plus a valid zone name is a valid name");
+        .ok()?;
     let hostmaster = Name::from_ascii("hostmaster")
         .and_then(|label| label.append_domain(origin))
-        .expect("hostmaster plus a valid zone name is a valid name");
+        .ok()?;
     let address = match server {
         IpAddr::V4(v4) => RData::A(A(v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
@@ -377,8 +389,7 @@ fn default_zone(origin: &Name, server: IpAddr) -> ZoneContent {
         Record::from_rdata(origin.clone(), 3600, RData::NS(NS(ns.clone()))),
         Record::from_rdata(ns, 3600, address),
     ];
-    ZoneContent::from_records(origin.clone(), records)
-        .expect("the default zone's records are all in the zone")
+    ZoneContent::from_records(origin.clone(), records).ok()
 }
 
 pub(crate) fn probe_targets(config: &Config) -> Vec<ProbeTarget> {

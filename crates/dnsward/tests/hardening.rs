@@ -409,3 +409,33 @@ fn a_flipped_byte_in_the_active_version_never_reaches_the_wire_and_the_node_keep
         "the damaged file is kept"
     );
 }
+
+#[test]
+fn a_zone_name_too_long_for_its_made_up_soa_is_a_configuration_error_not_a_crash() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let long = [
+        "a".repeat(61),
+        "b".repeat(61),
+        "c".repeat(61),
+        "d".repeat(61),
+    ]
+    .join(".");
+    std::fs::write(
+        dir.path().join("dnsward.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\n[api]\nlisten = \"127.0.0.1:{}\"\n\
+             [[zone]]\nname = \"{long}\"\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .current_dir(dir.path())
+        .args(["run", "--config", "dnsward.toml"])
+        .output()
+        .expect("run dnsward");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("give the zone a file"), "{stderr}");
+}
