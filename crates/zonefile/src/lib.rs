@@ -400,7 +400,12 @@ impl LineIndex {
         let mut line = self.line_of(offset);
         while let Some(&start) = self.starts.get(line - 1) {
             let end = self.starts.get(line).copied().unwrap_or(text.len());
-            let trimmed = text[start.max(offset).min(end)..end].trim();
+            // The scanner's offset can fall inside a multi-byte character.
+            let mut from = start.max(offset).min(end);
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            let trimmed = text[from..end].trim();
             if trimmed.is_empty() || trimmed.starts_with(';') || trimmed.starts_with('$') {
                 if line >= self.starts.len() {
                     break;
@@ -482,19 +487,47 @@ impl fmt::Display for Presentation<'_> {
         let rtype = Rtype::from_int(u16::from(self.0.record_type()));
         let mut parser = domain::dep::octseq::Parser::from_ref(rdata.as_slice());
         match ZoneRecordData::<&[u8], ParsedName<&[u8]>>::parse_rdata(rtype, &mut parser) {
-            // Only when the typed form holds every byte (trailing bytes would be lost).
-            Ok(Some(data)) if parser.remaining() == 0 => write!(f, "{data}"),
-            // Data that domain cannot parse is still written losslessly (RFC 3597).
-            _ => {
-                write!(f, "\\# {}", rdata.len())?;
-                if !rdata.is_empty() {
-                    f.write_str(" ")?;
-                    for byte in &rdata {
-                        write!(f, "{byte:02x}")?;
-                    }
+            // Only when the typed form holds every byte (trailing bytes would be lost) and
+            // reads back: domain writes `(`, `)` and `;` inside names unescaped.
+            Ok(Some(data)) if parser.remaining() == 0 => {
+                let typed = data.to_string();
+                if syntax_outside_quotes(&typed) {
+                    generic(f, &rdata)
+                } else {
+                    f.write_str(&typed)
                 }
-                Ok(())
             }
+            // Data that domain cannot parse is still written losslessly (RFC 3597).
+            _ => generic(f, &rdata),
         }
     }
+}
+
+/// RDATA in RFC 3597's generic form: `\# LENGTH HEX`.
+fn generic(f: &mut fmt::Formatter<'_>, rdata: &[u8]) -> fmt::Result {
+    write!(f, "\\# {}", rdata.len())?;
+    if !rdata.is_empty() {
+        f.write_str(" ")?;
+        for byte in rdata {
+            write!(f, "{byte:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether presentation text has `(`, `)` or `;` outside quoted strings and not escaped:
+/// zone-file syntax that would change how the text reads back.
+fn syntax_outside_quotes(text: &str) -> bool {
+    let mut quoted = false;
+    let mut escaped = false;
+    for character in text.chars() {
+        match character {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '(' | ')' | ';' if !quoted => return true,
+            _ => {}
+        }
+    }
+    false
 }

@@ -61,3 +61,24 @@ fn record_data_with_bytes_past_its_typed_form_is_written_losslessly() {
     let again = zonefile::parse_str(&written, Path::new("w.zone"), Some(&origin())).unwrap();
     assert_eq!(again, content, "{written}");
 }
+
+#[test]
+fn a_name_in_record_data_with_a_parenthesis_is_written_so_that_it_reads_back() {
+    let text = "t. 60 IN SOA ns.t. host\\(master\\;x.t. 1 1 1 1 1\n";
+    let content = zonefile::parse_str(text, Path::new("u.zone"), Some(&origin())).unwrap();
+    let written = zonefile::write(&content);
+    let again = zonefile::parse_str(&written, Path::new("w.zone"), Some(&origin()))
+        .unwrap_or_else(|error| panic!("{error}\n{written}"));
+    assert_eq!(again, content, "{written}");
+}
+
+#[test]
+fn an_entry_that_ends_inside_a_multi_byte_character_is_no_panic() {
+    let text = std::str::from_utf8(include_bytes!(
+        "../../../fuzz/crashes/zone_file-offset-inside-utf8-char.zone"
+    ))
+    .expect("the fuzzer's input is UTF-8");
+    let _ = zonefile::parse_str(text, Path::new("fuzz.zone"), None);
+    let report = zonefile::check_text(text, Path::new("fuzz.zone"), None);
+    assert!(!report.errors.is_empty());
+}
