@@ -16,6 +16,9 @@
 //!   that would move the ref (safety contract 7).
 //! * [`contract`]: one test suite every implementation must pass, stamped onto it with
 //!   [`contract_suite!`].
+//! * [`rules`]: the store's decisions (commit and ref-move admission, the breaker check,
+//!   clean-up selection) as pure functions, written once; every backend calls them inside
+//!   its transaction and implements only storage.
 //! * [`buckets`]: how content is split into content-addressed, deduplicated buckets.
 //!
 //! The one design decision to know: **a ref moves only by compare-and-swap inside the same
@@ -34,6 +37,7 @@ pub mod contract;
 mod error;
 mod memory;
 pub mod repair;
+pub mod rules;
 mod sqlite;
 mod watch;
 

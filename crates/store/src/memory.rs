@@ -9,17 +9,15 @@
 //! Nothing here is durable: a process that dies loses the store. It is for tests and the
 //! simulation, where "the store" outlives every actor but not the process.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use model::invariants::{self, Violation};
-use model::{
-    limits, serial, AuditEntry, Breaker, Generation, Name, RefName, Refs, Version, ZoneContent,
-};
+use model::invariants;
+use model::{limits, AuditEntry, Breaker, Generation, Name, RefName, Refs, Version, ZoneContent};
 
 use crate::{
-    actions, zone_key, AuditQuery, BreakerChange, Commit, MoveRef, NewAuditEntry, SetPinned, Store,
-    StoreError,
+    actions, rules, zone_key, AuditQuery, BreakerChange, Commit, MoveRef, NewAuditEntry, SetPinned,
+    Store, StoreError,
 };
 
 /// What an injected fault does to the next call of a handle (see [`MemoryStore::inject`]).
@@ -197,62 +195,34 @@ impl State {
         self.change_counter += 1;
     }
 
-    /// Moves active to `to`; a canary at or below `to` is superseded and cleared.
-    fn move_active(&mut self, key: &str, to: Generation, actor: &str, reason: &str, now_ms: u64) {
+    /// Carries out what the rules decided: the refs, ever-active, one audit entry and one
+    /// change-counter step per write.
+    fn write_refs(&mut self, key: &str, changes: &rules::RefChanges, actor: &str, now_ms: u64) {
         let zone = self.zone_mut(key);
-        let refs = zone.refs;
-        zone.refs.active = Some(to);
-        if let Some(stored) = zone.versions.get_mut(&to) {
+        zone.refs = changes.refs;
+        if let Some(stored) = changes
+            .activated()
+            .and_then(|active| zone.versions.get_mut(&active))
+        {
             stored.activated = true;
         }
-        self.audit_ref(
-            key,
-            actions::REF_MOVE,
-            refs.active,
-            Some(to),
-            actor,
-            reason,
-            now_ms,
-        );
-        if let Some(canary) = refs.canary.filter(|canary| *canary <= to) {
-            let reason = if canary == to {
-                format!("promoted to active: {reason}")
-            } else {
-                format!("superseded by active generation {to}")
-            };
-            self.set_canary(key, None, actor, &reason, now_ms);
+        for write in &changes.writes {
+            self.audit_ref(
+                key,
+                write.action(),
+                write.from,
+                write.to,
+                actor,
+                &write.reason,
+                now_ms,
+            );
         }
-    }
-
-    fn set_canary(
-        &mut self,
-        key: &str,
-        to: Option<Generation>,
-        actor: &str,
-        reason: &str,
-        now_ms: u64,
-    ) {
-        let zone = self.zone_mut(key);
-        let from = zone.refs.canary;
-        zone.refs.canary = to;
-        self.audit_ref(key, actions::CANARY_MOVE, from, to, actor, reason, now_ms);
     }
 
     fn zone_mut(&mut self, key: &str) -> &mut ZoneState {
         self.zones
             .get_mut(key)
             .expect("callers create or find the zone first")
-    }
-
-    fn frozen(&self, key: &str, zone: &Name) -> Option<StoreError> {
-        match self.zones.get(key).map(|zone| &zone.breaker) {
-            Some(Breaker::Tripped { reason, at_ms, .. }) => Some(StoreError::Frozen {
-                zone: zone.clone(),
-                reason: reason.clone(),
-                since_ms: *at_ms,
-            }),
-            _ => None,
-        }
     }
 
     fn write_breaker(
@@ -282,6 +252,17 @@ impl State {
     }
 }
 
+impl ZoneState {
+    /// What the rules need to know of the zone before a commit.
+    fn facts(&self) -> rules::ZoneFacts {
+        rules::ZoneFacts {
+            refs: self.refs,
+            next_generation: Some(self.next_generation),
+            last_serial: self.last_serial,
+        }
+    }
+}
+
 fn new_zone(display: &Name) -> ZoneState {
     ZoneState {
         display: display.clone(),
@@ -299,157 +280,77 @@ impl Store for MemoryStore {
         let content = commit.content;
         let origin = content.origin().clone();
         let key = zone_key(&origin);
-        let invalid = |violation| StoreError::Invalid {
-            zone: origin.clone(),
-            violation: Box::new(violation),
-        };
         self.call("committing a version", |state| {
             invariants::check_content_valid(content, limits::ZONE_RECORDS.default)
-                .map_err(invalid)?;
-            let content_serial = content.serial().ok_or_else(|| {
-                invalid(Violation::InvalidContent {
-                    problems: "no single SOA at the apex".to_string(),
-                })
-            })?;
-            if commit.automation {
-                if let Some(frozen) = state.frozen(&key, &origin) {
-                    return Err(frozen);
-                }
-            }
+                .map_err(|violation| rules::invalid(&origin, violation))?;
+            let content_serial = rules::content_serial(content)?;
             let existing = state.zones.get(&key);
-            let refs = existing.map(|zone| zone.refs).unwrap_or_default();
-            if refs.active != commit.base {
-                return Err(StoreError::Conflict {
-                    zone: origin.clone(),
-                    reference: RefName::Active,
-                    expected: commit.base,
-                    actual: refs.active,
-                });
-            }
-            let generation = existing.map_or(Generation::FIRST, |zone| zone.next_generation);
-            let last_serial = existing.and_then(|zone| zone.last_serial);
-            let served_serial = serial::next_serial(last_serial, content_serial);
-            // Kept in release builds: a violation here is a bug, refuse rather than store it.
-            invariants::check_generation_monotonic(refs.active, generation)
-                .and_then(|()| invariants::check_generation_monotonic(refs.canary, generation))
-                .and_then(|()| invariants::check_serial_rises(last_serial, served_serial))
-                .map_err(invalid)?;
-            let stored = if served_serial == content_serial {
+            let facts = existing.map(ZoneState::facts).unwrap_or_default();
+            let breaker = existing
+                .map(|zone| zone.breaker.clone())
+                .unwrap_or_default();
+            let admitted = rules::admit_commit(
+                &origin,
+                &facts,
+                &breaker,
+                commit.base,
+                commit.automation,
+                content_serial,
+            )?;
+            let stored = if admitted.serial == content_serial {
                 content.clone()
             } else {
-                content.with_serial(served_serial)
+                content.with_serial(admitted.serial)
             };
             let zone = state
                 .zones
                 .entry(key.clone())
                 .or_insert_with(|| new_zone(&origin));
-            zone.next_generation = generation.next();
-            zone.last_serial = Some(served_serial);
+            zone.next_generation = admitted.generation.next();
+            zone.last_serial = Some(admitted.serial);
             let version = Version {
                 zone: zone.display.clone(),
-                generation,
+                generation: admitted.generation,
                 content_hash: stored.hash(),
                 parent: commit.base,
                 provenance: commit.provenance.clone(),
                 actor: commit.actor.to_string(),
                 reason: commit.reason.to_string(),
-                serial: served_serial,
+                serial: admitted.serial,
                 records: stored.record_count(),
                 created_at_ms: commit.now_ms,
                 pinned: false,
             };
             zone.versions.insert(
-                generation,
+                admitted.generation,
                 StoredVersion {
                     version: version.clone(),
                     content: Arc::new(stored),
                     activated: false,
                 },
             );
-            match commit.target {
-                RefName::Active => {
-                    state.move_active(&key, generation, commit.actor, commit.reason, commit.now_ms)
-                }
-                RefName::Canary => state.set_canary(
-                    &key,
-                    Some(generation),
-                    commit.actor,
-                    commit.reason,
-                    commit.now_ms,
-                ),
-            }
+            let changes = rules::commit_writes(
+                facts.refs,
+                commit.target,
+                admitted.generation,
+                commit.reason,
+            );
+            state.write_refs(&key, &changes, commit.actor, commit.now_ms);
             Ok(version)
         })
     }
 
     fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError> {
         let key = zone_key(request.zone);
-        let zone = request.zone.clone();
         self.call("moving a ref", |state| {
-            let refs = state.zones.get(&key).map(|z| z.refs).unwrap_or_default();
-            if request.automation {
-                if let Some(frozen) = state.frozen(&key, &zone) {
-                    return Err(frozen);
-                }
-            }
-            let actual = refs.get(request.reference);
-            if actual != request.expected {
-                return Err(StoreError::Conflict {
-                    zone,
-                    reference: request.reference,
-                    expected: request.expected,
-                    actual,
-                });
-            }
-            let Some(to) = request.to else {
-                return match (request.reference, actual) {
-                    (RefName::Active, _) => Err(StoreError::Refused {
-                        zone,
-                        reason: "the active ref cannot be cleared; roll back to an earlier \
-                                 generation instead"
-                            .to_string(),
-                    }),
-                    (RefName::Canary, None) => Err(StoreError::Refused {
-                        zone,
-                        reason: "the canary ref is already clear".to_string(),
-                    }),
-                    (RefName::Canary, Some(_)) => {
-                        state.set_canary(&key, None, request.actor, request.reason, request.now_ms);
-                        Ok(())
-                    }
-                };
-            };
-            let exists = state
-                .zones
-                .get(&key)
-                .is_some_and(|z| z.versions.contains_key(&to));
-            if !exists {
-                return Err(StoreError::NotFound {
-                    zone,
-                    generation: to,
-                });
-            }
-            let mut checked = invariants::check_generation_monotonic(request.expected, to);
-            if request.reference == RefName::Canary {
-                checked =
-                    checked.and_then(|()| invariants::check_generation_monotonic(refs.active, to));
-            }
-            checked.map_err(|violation| StoreError::Invalid {
-                zone,
-                violation: Box::new(violation),
-            })?;
-            match request.reference {
-                RefName::Active => {
-                    state.move_active(&key, to, request.actor, request.reason, request.now_ms)
-                }
-                RefName::Canary => state.set_canary(
-                    &key,
-                    Some(to),
-                    request.actor,
-                    request.reason,
-                    request.now_ms,
-                ),
-            }
+            let zone = state.zones.get(&key);
+            let refs = zone.map(|z| z.refs).unwrap_or_default();
+            let breaker = zone.map(|z| z.breaker.clone()).unwrap_or_default();
+            let exists = request
+                .to
+                .is_some_and(|to| zone.is_some_and(|z| z.versions.contains_key(&to)));
+            let changes = rules::admit_move(&request, refs, &breaker, exists)?;
+            state.write_refs(&key, &changes, request.actor, request.now_ms);
             Ok(())
         })
     }
@@ -559,14 +460,7 @@ impl Store for MemoryStore {
 
     fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError> {
         self.call("appending to the audit log", |state| {
-            if entry.action == actions::BREAKER_TRIP || entry.action == actions::BREAKER_THAW {
-                return Err(StoreError::Refused {
-                    zone: entry.zone,
-                    reason: "breaker changes are written with trip_breaker and thaw_breaker, \
-                             which keep the stored breaker and the audit log in step"
-                        .to_string(),
-                });
-            }
+            rules::refuse_breaker_entry(&entry)?;
             let key = zone_key(&entry.zone);
             Ok(state.append(&key, &entry.zone, &entry))
         })
@@ -604,53 +498,28 @@ impl Store for MemoryStore {
         now_ms: u64,
     ) -> Result<Vec<Generation>, StoreError> {
         let key = zone_key(zone);
-        let keep_last = limits::KEEP_LAST_VERSIONS.clamp(Some(keep_last as u64));
-        let keep_last = usize::try_from(keep_last).unwrap_or(usize::MAX);
         self.call("cleaning up", |state| {
             let Some(zone_state) = state.zones.get_mut(&key) else {
                 return Ok(Vec::new());
             };
-            let Some(active) = zone_state.refs.active else {
-                // Without an active version every version is in flight.
-                return Ok(Vec::new());
-            };
-            let canary = zone_state.refs.canary;
-            let recent: BTreeSet<Generation> = zone_state
+            let versions: Vec<rules::VersionFacts> = zone_state
                 .versions
                 .values()
-                .rev()
-                .filter(|stored| stored.activated)
-                .take(keep_last)
-                .map(|stored| stored.version.generation)
-                .collect();
-            // `generation < active` keeps the active version and every newer, in-flight one.
-            let delete: Vec<Generation> = zone_state
-                .versions
-                .range(..active)
-                .filter(|(generation, stored)| {
-                    !stored.version.pinned
-                        && !recent.contains(generation)
-                        && Some(**generation) != canary
+                .map(|stored| rules::VersionFacts {
+                    generation: stored.version.generation,
+                    pinned: stored.version.pinned,
+                    activated: stored.activated,
+                    read_from: None,
                 })
-                .map(|(generation, _)| *generation)
                 .collect();
-            if delete.is_empty() {
-                return Ok(delete);
-            }
-            for generation in &delete {
+            let Some(clean_up) = rules::select_clean_up(&versions, zone_state.refs, keep_last)
+            else {
+                return Ok(Vec::new());
+            };
+            for generation in &clean_up.delete {
                 zone_state.versions.remove(generation);
             }
             let display = zone_state.display.clone();
-            let list = delete
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let reason = format!(
-                "deleted generations {list}; kept active {active}, canary {}, the last \
-                 {keep_last} ever-active, pinned and in-flight versions",
-                canary.map_or_else(|| "none".to_string(), |c| c.to_string()),
-            );
             state.append(
                 &key,
                 &display,
@@ -661,10 +530,10 @@ impl Store for MemoryStore {
                     action: actions::CLEAN_UP.to_string(),
                     from: None,
                     to: None,
-                    reason,
+                    reason: clean_up.reason,
                 },
             );
-            Ok(delete)
+            Ok(clean_up.delete)
         })
     }
 
@@ -723,12 +592,13 @@ impl Store for MemoryStore {
                 .get(&key)
                 .map(|zone| zone.breaker.clone())
                 .unwrap_or_default();
-            let thawed = current
-                .thaw(request.reason, request.actor, request.now_ms)
-                .map_err(|error| StoreError::Refused {
-                    zone: request.zone.clone(),
-                    reason: error.to_string(),
-                })?;
+            let thawed = rules::thaw(
+                request.zone,
+                current,
+                request.reason,
+                request.actor,
+                request.now_ms,
+            )?;
             state.write_breaker(&key, thawed.clone(), actions::BREAKER_THAW, &request);
             Ok(thawed)
         })

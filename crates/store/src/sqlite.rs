@@ -7,18 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use model::invariants::{self, Violation};
+use model::invariants;
 use model::{
-    limits, serial, AuditEntry, Breaker, ContentHash, Generation, Name, Provenance, RecordSet,
-    RefName, Refs, Version, ZoneContent,
+    limits, AuditEntry, Breaker, ContentHash, Generation, Name, Provenance, RecordSet, RefName,
+    Refs, Version, ZoneContent,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::buckets::{self, BucketHash};
 use crate::changes::NameChanges;
 use crate::{
-    actions, zone_key, AuditQuery, BreakerChange, Commit, ContentChanges, MoveRef, NewAuditEntry,
-    SetPinned, Store, StoreError,
+    actions, rules, zone_key, AuditQuery, BreakerChange, Commit, ContentChanges, MoveRef,
+    NewAuditEntry, SetPinned, Store, StoreError,
 };
 
 /// Version of the schema below; a file with another version is refused.
@@ -180,6 +180,17 @@ struct ZoneRow {
     next_generation: Generation,
     last_serial: Option<u32>,
     refs: Refs,
+}
+
+impl ZoneRow {
+    /// What the rules need to know of the zone before a commit.
+    fn facts(&self) -> rules::ZoneFacts {
+        rules::ZoneFacts {
+            refs: self.refs,
+            next_generation: Some(self.next_generation),
+            last_serial: self.last_serial,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -362,41 +373,24 @@ impl SqliteStore {
         let content = commit.content;
         let origin = content.origin().clone();
         let key = zone_key(&origin);
-        let invalid = |violation| StoreError::Invalid {
-            zone: origin.clone(),
-            violation: Box::new(violation),
-        };
-        let content_serial = content.serial().ok_or_else(|| {
-            invalid(Violation::InvalidContent {
-                problems: "no single SOA at the apex".to_string(),
-            })
-        })?;
+        let invalid = |violation| rules::invalid(&origin, violation);
+        let content_serial = rules::content_serial(content)?;
         self.write("committing a version", |tx| {
             let row = zone_row(tx, &key)?;
-            let refs = row.map(|row| row.refs).unwrap_or_default();
-            if commit.automation {
-                if let Some(frozen) = frozen(tx, &key, &origin)? {
-                    return Ok(Err(frozen));
-                }
-            }
-            if refs.active != commit.base {
-                return Ok(Err(StoreError::Conflict {
-                    zone: origin.clone(),
-                    reference: RefName::Active,
-                    expected: commit.base,
-                    actual: refs.active,
-                }));
-            }
-            let generation = row.map_or(Generation::FIRST, |row| row.next_generation);
-            let last_serial = row.and_then(|row| row.last_serial);
-            let served_serial = serial::next_serial(last_serial, content_serial);
-            // Kept in release builds: a violation here is a bug, refuse rather than store it.
-            let asserted = invariants::check_generation_monotonic(refs.active, generation)
-                .and_then(|()| invariants::check_generation_monotonic(refs.canary, generation))
-                .and_then(|()| invariants::check_serial_rises(last_serial, served_serial));
-            if let Err(violation) = asserted {
-                return Ok(Err(invalid(violation)));
-            }
+            let facts = row.map(|row| row.facts()).unwrap_or_default();
+            let breaker = read_breaker(tx, &key)?;
+            let admitted = match rules::admit_commit(
+                &origin,
+                &facts,
+                &breaker,
+                commit.base,
+                commit.automation,
+                content_serial,
+            ) {
+                Ok(admitted) => admitted,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let (generation, served_serial) = (admitted.generation, admitted.serial);
             let stored = content.with_serial(served_serial);
             let content_hash = stored.hash();
             let verified_base = match (commit.base, base_content) {
@@ -459,19 +453,9 @@ impl SqliteStore {
                 pinned: false,
             };
             insert_version(tx, &key, &version, &manifest, &layout)?;
-            let change = RefChange {
-                key: &key,
-                display: &display,
-                actor: commit.actor,
-                reason: commit.reason,
-                now_ms: commit.now_ms,
-            };
-            match commit.target {
-                RefName::Active => change.move_active(tx, refs, generation)?,
-                RefName::Canary => {
-                    change.set_canary(tx, refs.canary, Some(generation), commit.reason)?
-                }
-            }
+            let changes =
+                rules::commit_writes(facts.refs, commit.target, generation, commit.reason);
+            write_refs(tx, &key, &display, &changes, commit.actor, commit.now_ms)?;
             Ok(Ok(version))
         })
     }
@@ -492,70 +476,19 @@ impl Store for SqliteStore {
 
     fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError> {
         let key = zone_key(request.zone);
-        let zone = request.zone.clone();
         self.write("moving a ref", |tx| {
             let refs = zone_row(tx, &key)?.map(|row| row.refs).unwrap_or_default();
-            if request.automation {
-                if let Some(frozen) = frozen(tx, &key, &zone)? {
-                    return Ok(Err(frozen));
-                }
-            }
-            let actual = refs.get(request.reference);
-            if actual != request.expected {
-                return Ok(Err(StoreError::Conflict {
-                    zone,
-                    reference: request.reference,
-                    expected: request.expected,
-                    actual,
-                }));
-            }
-            let Some(to) = request.to else {
-                return Ok(match (request.reference, actual) {
-                    (RefName::Active, _) => Err(StoreError::Refused {
-                        zone,
-                        reason: "the active ref cannot be cleared; roll back to an earlier \
-                                 generation instead"
-                            .to_string(),
-                    }),
-                    (RefName::Canary, None) => Err(StoreError::Refused {
-                        zone,
-                        reason: "the canary ref is already clear".to_string(),
-                    }),
-                    (RefName::Canary, Some(_)) => {
-                        let display = display_name(tx, &key)?;
-                        RefChange::new(&key, &display, &request).set_canary(
-                            tx,
-                            actual,
-                            None,
-                            request.reason,
-                        )?;
-                        Ok(())
-                    }
-                });
+            let breaker = read_breaker(tx, &key)?;
+            let exists = match request.to {
+                Some(to) => version_exists(tx, &key, to)?,
+                None => false,
             };
-            if !version_exists(tx, &key, to)? {
-                return Ok(Err(StoreError::NotFound {
-                    zone,
-                    generation: to,
-                }));
-            }
-            let mut checked = invariants::check_generation_monotonic(request.expected, to);
-            if request.reference == RefName::Canary {
-                checked =
-                    checked.and_then(|()| invariants::check_generation_monotonic(refs.active, to));
-            }
-            if let Err(violation) = checked {
-                return Ok(Err(StoreError::Invalid {
-                    zone,
-                    violation: Box::new(violation),
-                }));
-            }
+            let changes = match rules::admit_move(&request, refs, &breaker, exists) {
+                Ok(changes) => changes,
+                Err(refused) => return Ok(Err(refused)),
+            };
             let display = display_name(tx, &key)?;
-            let change = RefChange::new(&key, &display, &request);
-            match request.reference {
-                RefName::Active => change.move_active(tx, refs, to)?,
-                RefName::Canary => change.set_canary(tx, actual, Some(to), request.reason)?,
-            }
+            write_refs(tx, &key, &display, &changes, request.actor, request.now_ms)?;
             Ok(Ok(()))
         })
     }
@@ -686,14 +619,7 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError> {
-        if entry.action == actions::BREAKER_TRIP || entry.action == actions::BREAKER_THAW {
-            return Err(StoreError::Refused {
-                zone: entry.zone,
-                reason: "breaker changes are written with trip_breaker and thaw_breaker, which \
-                         keep the stored breaker and the audit log in step"
-                    .to_string(),
-            });
-        }
+        rules::refuse_breaker_entry(&entry)?;
         let key = zone_key(&entry.zone);
         let display = entry.zone.to_ascii();
         self.write("appending to the audit log", |tx| {
@@ -754,30 +680,16 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<Vec<Generation>, StoreError> {
         let key = zone_key(zone);
-        let keep_last = limits::KEEP_LAST_VERSIONS.clamp(Some(keep_last as u64));
         self.write("cleaning up", |tx| {
             let Some(row) = zone_row(tx, &key)? else {
                 return Ok(Ok(Vec::new()));
             };
-            let Some(active) = row.refs.active else {
-                // Without an active version every version is in flight.
+            let versions = version_facts(tx, &key)?;
+            let Some(clean_up) = rules::select_clean_up(&versions, row.refs, keep_last) else {
                 return Ok(Ok(Vec::new()));
             };
-            let plan = plan_clean_up(tx, &key, active, row.refs.canary, keep_last)?;
-            if plan.delete.is_empty() {
-                return Ok(Ok(Vec::new()));
-            }
-            delete_versions(tx, &key, &plan.delete)?;
+            delete_versions(tx, &key, &clean_up.delete)?;
             let display = display_name(tx, &key)?;
-            let reason = format!(
-                "deleted generations {}; kept active {}, canary {}, the last {keep_last} \
-                 ever-active, pinned and in-flight versions",
-                list(&plan.delete),
-                active,
-                row.refs
-                    .canary
-                    .map_or_else(|| "none".to_string(), |c| c.to_string()),
-            );
             append(
                 tx,
                 &key,
@@ -789,10 +701,10 @@ impl Store for SqliteStore {
                     action: actions::CLEAN_UP.to_string(),
                     from: None,
                     to: None,
-                    reason,
+                    reason: clean_up.reason,
                 },
             )?;
-            Ok(Ok(plan.delete))
+            Ok(Ok(clean_up.delete))
         })
     }
 
@@ -849,16 +761,16 @@ impl Store for SqliteStore {
     fn thaw_breaker(&self, request: BreakerChange<'_>) -> Result<Breaker, StoreError> {
         let key = zone_key(request.zone);
         self.write("thawing the breaker", |tx| {
-            let thawed =
-                match read_breaker(tx, &key)?.thaw(request.reason, request.actor, request.now_ms) {
-                    Ok(thawed) => thawed,
-                    Err(error) => {
-                        return Ok(Err(StoreError::Refused {
-                            zone: request.zone.clone(),
-                            reason: error.to_string(),
-                        }))
-                    }
-                };
+            let thawed = match rules::thaw(
+                request.zone,
+                read_breaker(tx, &key)?,
+                request.reason,
+                request.actor,
+                request.now_ms,
+            ) {
+                Ok(thawed) => thawed,
+                Err(refused) => return Ok(Err(refused)),
+            };
             write_breaker(tx, &key, &thawed, actions::BREAKER_THAW, &request)?;
             Ok(Ok(thawed))
         })
@@ -1527,86 +1439,47 @@ fn insert_version(
     Ok(())
 }
 
-/// Writes one ref change: the ref, the audit entry, the change counter.
-struct RefChange<'a> {
-    key: &'a str,
-    display: &'a str,
-    actor: &'a str,
-    reason: &'a str,
+/// Carries out what the rules decided: the refs, ever-active, one audit entry and one
+/// change-counter step per write.
+fn write_refs(
+    tx: &Connection,
+    key: &str,
+    display: &str,
+    changes: &rules::RefChanges,
+    actor: &str,
     now_ms: u64,
-}
-
-impl<'a> RefChange<'a> {
-    fn new(key: &'a str, display: &'a str, request: &MoveRef<'a>) -> RefChange<'a> {
-        RefChange {
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE zones SET active = ?2, canary = ?3 WHERE name = ?1",
+        params![
             key,
-            display,
-            actor: request.actor,
-            reason: request.reason,
-            now_ms: request.now_ms,
-        }
-    }
-
-    /// Moves active to `to`; a canary at or below `to` is superseded and cleared.
-    fn move_active(&self, tx: &Connection, refs: Refs, to: Generation) -> rusqlite::Result<()> {
-        tx.execute(
-            "UPDATE zones SET active = ?2 WHERE name = ?1",
-            params![self.key, sql(to.0)],
-        )?;
+            changes.refs.active.map(|active| sql(active.0)),
+            changes.refs.canary.map(|canary| sql(canary.0))
+        ],
+    )?;
+    if let Some(active) = changes.activated() {
         tx.execute(
             "UPDATE versions SET activated = 1 WHERE zone = ?1 AND generation = ?2",
-            params![self.key, sql(to.0)],
+            params![key, sql(active.0)],
         )?;
-        self.audit(tx, actions::REF_MOVE, refs.active, Some(to), self.reason)?;
-        if let Some(canary) = refs.canary.filter(|canary| *canary <= to) {
-            let reason = if canary == to {
-                format!("promoted to active: {}", self.reason)
-            } else {
-                format!("superseded by active generation {to}")
-            };
-            self.set_canary(tx, Some(canary), None, &reason)?;
-        }
-        Ok(())
     }
-
-    fn set_canary(
-        &self,
-        tx: &Connection,
-        from: Option<Generation>,
-        to: Option<Generation>,
-        reason: &str,
-    ) -> rusqlite::Result<()> {
-        tx.execute(
-            "UPDATE zones SET canary = ?2 WHERE name = ?1",
-            params![self.key, to.map(|to| sql(to.0))],
-        )?;
-        self.audit(tx, actions::CANARY_MOVE, from, to, reason)
-    }
-
-    fn audit(
-        &self,
-        tx: &Connection,
-        action: &str,
-        from: Option<Generation>,
-        to: Option<Generation>,
-        reason: &str,
-    ) -> rusqlite::Result<()> {
+    for write in &changes.writes {
         let entry = NewAuditEntry {
-            at_ms: self.now_ms,
-            actor: self.actor.to_string(),
+            at_ms: now_ms,
+            actor: actor.to_string(),
             zone: Name::root(),
-            action: action.to_string(),
-            from,
-            to,
-            reason: reason.to_string(),
+            action: write.action().to_string(),
+            from: write.from,
+            to: write.to,
+            reason: write.reason.clone(),
         };
-        append(tx, self.key, self.display, &entry)?;
+        append(tx, key, display, &entry)?;
         tx.execute(
             "UPDATE meta SET value = value + 1 WHERE key = 'change_counter'",
             [],
         )?;
-        Ok(())
     }
+    Ok(())
 }
 
 /// Appends an audit entry; `display` is the zone as written in the entry (`entry.zone` is
@@ -1634,57 +1507,22 @@ fn append(
     Ok(unsigned(tx.last_insert_rowid()))
 }
 
-/// What clean-up will delete, decided inside its transaction.
-struct CleanUpPlan {
-    delete: Vec<Generation>,
-}
-
-fn plan_clean_up(
-    tx: &Connection,
-    key: &str,
-    active: Generation,
-    canary: Option<Generation>,
-    keep_last: u64,
-) -> rusqlite::Result<CleanUpPlan> {
-    let recent: HashSet<Generation> = generations(
-        tx,
-        "SELECT generation FROM versions WHERE zone = ?1 AND activated = 1 \
-         ORDER BY generation DESC LIMIT ?2",
-        params![key, sql(keep_last)],
-    )?
-    .into_iter()
-    .collect();
-    // `generation < active` keeps the active version and every newer, in-flight one.
-    let candidates = generations(
-        tx,
-        "SELECT generation FROM versions WHERE zone = ?1 AND pinned = 0 AND generation < ?2 \
-         ORDER BY generation",
-        params![key, sql(active.0)],
-    )?;
-    let mut delete: BTreeSet<Generation> = candidates
-        .into_iter()
-        .filter(|generation| !recent.contains(generation) && Some(*generation) != canary)
-        .collect();
-    // A version stored as a change is read from its checkpoint: a kept version keeps it.
+/// Every version of the zone as clean-up sees it.
+fn version_facts(tx: &Connection, key: &str) -> rusqlite::Result<Vec<rules::VersionFacts>> {
     let mut statement = tx.prepare_cached(
-        "SELECT generation, checkpoint FROM versions WHERE zone = ?1 AND checkpoint IS NOT NULL",
+        "SELECT generation, pinned, activated, checkpoint FROM versions WHERE zone = ?1",
     )?;
-    let checkpoints: Vec<(Generation, Generation)> = statement
-        .query_map([key], |row| {
-            Ok((
-                Generation(unsigned(row.get(0)?)),
-                Generation(unsigned(row.get(1)?)),
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (generation, checkpoint) in checkpoints {
-        if !delete.contains(&generation) {
-            delete.remove(&checkpoint);
-        }
-    }
-    Ok(CleanUpPlan {
-        delete: delete.into_iter().collect(),
-    })
+    let rows = statement.query_map([key], |row| {
+        Ok(rules::VersionFacts {
+            generation: Generation(unsigned(row.get(0)?)),
+            pinned: row.get::<_, i64>(1)? != 0,
+            activated: row.get::<_, i64>(2)? != 0,
+            read_from: row
+                .get::<_, Option<i64>>(3)?
+                .map(|checkpoint| Generation(unsigned(checkpoint))),
+        })
+    })?;
+    rows.collect()
 }
 
 /// Deletes versions, then the buckets no remaining version of the zone uses.
@@ -1905,18 +1743,6 @@ fn write_breaker(
     Ok(())
 }
 
-/// [`StoreError::Frozen`] when the zone's breaker stops automation.
-fn frozen(tx: &Connection, key: &str, zone: &Name) -> rusqlite::Result<Option<StoreError>> {
-    Ok(match read_breaker(tx, key)? {
-        Breaker::Tripped { reason, at_ms, .. } => Some(StoreError::Frozen {
-            zone: zone.clone(),
-            reason,
-            since_ms: at_ms,
-        }),
-        Breaker::Closed | Breaker::Thawed { .. } => None,
-    })
-}
-
 /// Replays the zone's breaker entries from the audit log (contract 7 and 10 agree).
 fn breaker_from_log(tx: &Connection, key: &str) -> rusqlite::Result<Breaker> {
     let mut statement = tx.prepare(
@@ -1979,14 +1805,6 @@ fn parse_name(text: &str) -> Result<Name, StoreError> {
     Name::from_ascii(text).map_err(|error| StoreError::Corrupt {
         detail: format!("stored zone name {text:?} does not parse: {error}"),
     })
-}
-
-fn list(generations: &[Generation]) -> String {
-    generations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// SQLite integers are signed; counters and times above 2^63 do not occur, saturate if so.
