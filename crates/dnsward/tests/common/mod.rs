@@ -34,6 +34,21 @@ pub fn wait_until(
     started.elapsed()
 }
 
+/// Asks `done` every [`POLL_INTERVAL`] until it holds (`true`) or `deadline` passes
+/// (`false`): for a condition that may rightly never hold, where the caller decides.
+pub fn holds_within(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if started.elapsed() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
