@@ -7,17 +7,20 @@
 //! reached too.
 //!
 //! Properties, for the default configuration and for the largest UDP payload we allow:
-//! * the library path (`handle` / `handle_with`) never panics, over UDP and TCP; silence
-//!   (`None`) is allowed (wire.rs: fewer than 12 bytes, or QR set);
+//! * the library path (`answer_library`) and the server's own choice of path (`handle`,
+//!   `handle_with`: the hot path first) never panic, over UDP and TCP; silence (`None`) is
+//!   allowed (library.rs: fewer than 12 bytes, or QR set);
 //! * every reply has QR set, the query's ID, at least a header, and decodes as a message
-//!   unless it is a bare error header (the rule of wire.rs's own property test);
+//!   unless it is a bare error header (the rule of library.rs's own property test);
 //! * a UDP reply fits what the query allows: 512 bytes without an additional record,
-//!   otherwise the OPT's payload size raised to 512 and clamped to ours (wire.rs `answer`);
-//!   a TCP reply fits a TCP length prefix;
-//! * whenever the hot path (`answer_fast`) answers, its bytes are the library path's UDP
-//!   reply, byte for byte: fast.rs stores exactly what wire.rs encodes and says the library
-//!   path is the reference, so nothing is ignored in the comparison. The hot path may
-//!   decline anything (`None`), as the UDP shell (net.rs) then asks the library path.
+//!   otherwise the OPT's payload size raised to 512 and clamped to ours (library.rs
+//!   `answer`); a TCP reply fits a TCP length prefix;
+//! * whenever the hot path (`answer_fast`) answers, over UDP or TCP, its bytes are the
+//!   library path's reply for that transport, byte for byte: table.rs stores exactly what
+//!   encode.rs encodes and the library path is the reference, so nothing is ignored in the
+//!   comparison; and what the server sends (`handle`) is the library path's reply. The hot
+//!   path may decline anything (`None`), as the shell (answer.rs) then asks the library
+//!   path.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -27,7 +30,10 @@ use std::sync::{Arc, OnceLock};
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 use model::{Generation, Name, RData, Record, RecordSet, RecordType, ZoneContent};
-use server::{answer_fast, handle, handle_with, Catalog, ServerConfig, Transport, ZoneSnapshot};
+use server::{
+    answer_fast, answer_library, handle, handle_with, Catalog, ServerConfig, Transport,
+    ZoneSnapshot,
+};
 
 const EXAMPLE_ZONE: &str = include_str!("../../examples/zones/example.test.zone");
 const DNAME_ZONE: &str = include_str!("../../examples/zones/dname.test.zone");
@@ -140,8 +146,8 @@ fuzz_target!(|packet: &[u8]| {
 });
 
 fn check_query(packet: &[u8], fixture: &Fixture, config: &ServerConfig) {
-    let udp = handle(packet, Transport::Udp, &fixture.catalog, config);
-    let tcp = handle_with(packet, Transport::Tcp, &fixture.zones, config);
+    let udp = answer_library(packet, Transport::Udp, &fixture.zones, config);
+    let tcp = answer_library(packet, Transport::Tcp, &fixture.zones, config);
     if packet.len() < HEADER_BYTES || packet[2] & 0x80 != 0 {
         assert!(udp.is_none() && tcp.is_none(), "a non-query got a reply");
     }
@@ -161,16 +167,31 @@ fn check_query(packet: &[u8], fixture: &Fixture, config: &ServerConfig) {
             "tcp reply over 65535 bytes"
         );
     }
-    let mut out = [0u8; REPLY_BYTES];
-    if let Some(length) = answer_fast(packet, &fixture.zones, config, &mut out) {
-        let fast = &out[..length];
-        check_reply(packet, fast, "fast");
-        assert_eq!(
-            Some(fast),
-            udp.as_deref(),
-            "the hot path's answer differs from the library path's"
-        );
+    let mut out = vec![0u8; usize::from(u16::MAX)];
+    for (transport, library, room) in [
+        (Transport::Udp, &udp, REPLY_BYTES),
+        (Transport::Tcp, &tcp, usize::from(u16::MAX)),
+    ] {
+        if let Some(length) = answer_fast(packet, transport, &fixture.zones, config, &mut out[..room]) {
+            let fast = &out[..length];
+            check_reply(packet, fast, "fast");
+            assert_eq!(
+                Some(fast),
+                library.as_deref(),
+                "the hot path's {transport:?} answer differs from the library path's"
+            );
+        }
     }
+    assert_eq!(
+        handle(packet, Transport::Udp, &fixture.catalog, config),
+        udp,
+        "the server's UDP answer differs from the library path's"
+    );
+    assert_eq!(
+        handle_with(packet, Transport::Tcp, &fixture.zones, config),
+        tcp,
+        "the server's TCP answer differs from the library path's"
+    );
 }
 
 fn check_reply(packet: &[u8], reply: &[u8], path: &str) {

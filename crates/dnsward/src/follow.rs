@@ -165,7 +165,12 @@ impl Encoder {
             };
             let started = std::time::Instant::now();
             let ready = snapshot
-                .with_answers_reusing(previous.as_deref(), &|| self.lock().cancelled)
+                .with_answers_reusing(
+                    previous.as_deref(),
+                    &|| self.lock().cancelled,
+                    // The servers this follower feeds follow chains up to the default.
+                    server::default_cname_chain_length(),
+                )
                 .map(Arc::new);
             if let Some(ready) = &ready {
                 ready.prepare_carrying();
@@ -656,6 +661,7 @@ mod tests {
         assert!(
             server::answer_fast(
                 &packet,
+                server::Transport::Udp,
                 &catalog.snapshot(),
                 &server::ServerConfig::default(),
                 &mut out

@@ -1,8 +1,8 @@
 //! Answers carried over to a patched version: the hot path keeps serving a large zone
 //! while its versions change, without encoding every answer again for each version.
 //!
-//! A patched version ([`crate::ZoneSnapshot::patched`]) starts without pre-encoded answers.
-//! [`crate::ZoneSnapshot::carry_answers`] gives it the answer table of the version it was
+//! A patched version ([`crate::ZoneData::patched`]) starts without pre-encoded answers.
+//! [`crate::ZoneData::carry_answers`] gives it the answer table of the version it was
 //! patched from, plus a [`Carried`]: the names whose answers may differ from that table
 //! (*stale*: the changed names and, transitively, every name whose answer mentions one: a
 //! CNAME to it, an MX, NS or SRV naming it, a cut whose glue it is), those names' answers
@@ -16,14 +16,14 @@
 //! apex NS set or its addresses changed, or the stale names outgrew [`CARRY_SHARE`] of the
 //! table.
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
-
 use model::{Name, RData};
 
-use crate::fast::{self, AnswerTable, FoldHasher};
-use crate::snapshot::ZoneSnapshot;
+use crate::encode;
+use crate::hashing::{fingerprint, FoldSet, NameMap, NameSet};
+use crate::table::{self, AnswerTable, ThroughApex};
 use crate::template::{self, Template};
+use crate::wire_format::{push_wire_lowercase, MAX_NAME_WIRE_BYTES};
+use crate::zone::{key, Node, ZoneData};
 
 /// Carrying stops when more than 1/`CARRY_SHARE` of the table's answers are stale (and more
 /// than [`CARRY_FLOOR`] names): a whole encoding is then due.
@@ -38,9 +38,6 @@ pub(crate) fn over_limit(stale: usize, answers: usize, divisor: usize) -> bool {
     stale > CARRY_FLOOR / divisor && stale * CARRY_SHARE * divisor > answers
 }
 
-type FoldSet<T> = HashSet<T, BuildHasherDefault<FoldHasher>>;
-type NameSet = HashSet<Name, BuildHasherDefault<crate::nodes::NameHasher>>;
-
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Carried {
@@ -52,7 +49,7 @@ pub(crate) struct Carried {
     fresh: AnswerTable,
     /// Names whose answers mention each name (key form), for answers encoded since the
     /// carried table: its own map does not know them.
-    dependents: crate::nodes::NameMap<Vec<Name>>,
+    dependents: NameMap<Vec<Name>>,
     /// This version's NXDOMAIN template.
     nxdomain: Option<Template>,
 }
@@ -85,43 +82,7 @@ impl Carried {
             .iter()
             .map(|start| usize::from(*start))
             .filter(|start| *start < apex_offset || *start == 0)
-            .any(|start| self.is_stale(template::fingerprint(&name[start..])))
-    }
-}
-
-/// The names of a table whose answers mention the apex, directly or through other names
-/// (a CNAME to a CNAME whose chain ends without data): the apex SOA in them changes with
-/// every version, so every carried version leaves them to the library path. The same for
-/// every version carried from one table, so worked out once per table
-/// ([`AnswerTable::through_apex`]) instead of on every carry.
-#[derive(Debug, Default)]
-pub(crate) struct ThroughApex {
-    names: NameSet,
-    fingerprints: FoldSet<u64>,
-}
-
-impl ThroughApex {
-    pub(crate) fn of(table: &AnswerTable, apex: &Name) -> ThroughApex {
-        let mut names: NameSet = HashSet::default();
-        let mut work: Vec<&Name> = table.dependents_of(apex).iter().collect();
-        while let Some(name) = work.pop() {
-            if name != apex && names.insert(name.clone()) {
-                work.extend(table.dependents_of(name));
-            }
-        }
-        let mut wire = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES);
-        let fingerprints = names
-            .iter()
-            .map(|name| {
-                wire.clear();
-                fast::push_wire_lowercase(name, &mut wire);
-                template::fingerprint(&wire)
-            })
-            .collect();
-        ThroughApex {
-            names,
-            fingerprints,
-        }
+            .any(|start| self.is_stale(fingerprint(&name[start..])))
     }
 }
 
@@ -131,10 +92,7 @@ impl ThroughApex {
 /// every version). A chain that ends in data or leaves the zone does not mention the apex:
 /// were its end to change, the names on the chain are stale through their targets, and
 /// their mentions are worked out again.
-pub(crate) fn mentions<'a>(
-    zone: &'a ZoneSnapshot,
-    node: &'a crate::snapshot::Node,
-) -> impl Iterator<Item = Name> + 'a {
+pub(crate) fn mentions<'a>(zone: &'a ZoneData, node: &'a Node) -> impl Iterator<Item = Name> + 'a {
     let targets = node
         .rrsets
         .iter()
@@ -147,7 +105,7 @@ pub(crate) fn mentions<'a>(
             _ => None,
         })
         .filter(|target| zone.contains(target))
-        .map(crate::snapshot::key);
+        .map(key);
     let apex = node
         .rrset(model::RecordType::CNAME)
         .filter(|records| may_end_without_data(zone, records))
@@ -158,7 +116,7 @@ pub(crate) fn mentions<'a>(
 /// Whether a CNAME chain starting with `records`, asked for `A` or `AAAA` (the types the
 /// hot path stores for a CNAME), may end in the zone without data: a missing name, a name
 /// without the type, a cut, or a chain longer than any answer follows. Conservative.
-fn may_end_without_data(zone: &ZoneSnapshot, records: &[model::Record]) -> bool {
+fn may_end_without_data(zone: &ZoneData, records: &[model::Record]) -> bool {
     let bound = usize::try_from(model::limits::CNAME_CHAIN_LENGTH.max).unwrap_or(16);
     [model::RecordType::A, model::RecordType::AAAA]
         .into_iter()
@@ -171,7 +129,7 @@ fn may_end_without_data(zone: &ZoneSnapshot, records: &[model::Record]) -> bool 
                 if !zone.contains(&target) {
                     return false;
                 }
-                let Some(node) = zone.node(&crate::snapshot::key(&target)) else {
+                let Some(node) = zone.node(&key(&target)) else {
                     return true;
                 };
                 if node.is_cut || target.is_wildcard() {
@@ -198,20 +156,20 @@ fn may_end_without_data(zone: &ZoneSnapshot, records: &[model::Record]) -> bool 
 /// Carries `from`'s answers to `next`, `from` patched with `changed` (key form). See the
 /// module documentation for when it refuses (`None`).
 pub(crate) fn carry(
-    next: &ZoneSnapshot,
-    from: &ZoneSnapshot,
+    next: &ZoneData,
+    from: &ZoneData,
+    table: &AnswerTable,
+    previous: Option<&Carried>,
     changed: &[Name],
-) -> Option<(std::sync::Arc<AnswerTable>, Carried)> {
-    let table = from.answers_shared()?;
+) -> Option<Carried> {
     let cname_chain_length = table.cname_chain_length();
     let structural = changed.iter().any(|name| {
-        let cut = |zone: &ZoneSnapshot| zone.node(name).is_some_and(|node| node.is_cut);
+        let cut = |zone: &ZoneData| zone.node(name).is_some_and(|node| node.is_cut);
         name.is_wildcard() || cut(from) || cut(next)
     });
     if structural || from.apex_dependencies() != next.apex_dependencies() {
         return None;
     }
-    let previous = from.carried();
     // Every name whose answer may have changed: the changed names and, transitively, the
     // names whose answers mention one. The apex changes with every version (its SOA
     // serial), and the answers that mention it are mostly CNAME chains ending without data:
@@ -219,7 +177,7 @@ pub(crate) fn carry(
     // version (at 200,000 names that was seconds of work per version). Those the table
     // knows are worked out once per table (`ThroughApex`); only the answers encoded since
     // (`previous`) can add to them here.
-    let apex = crate::snapshot::key(next.origin());
+    let apex = key(next.origin());
     let through_apex = table.through_apex(&apex);
     let recent = |name: &Name| {
         previous
@@ -235,7 +193,7 @@ pub(crate) fn carry(
             .cloned()
             .collect::<Vec<Name>>()
     };
-    let mut stale_now: NameSet = HashSet::default();
+    let mut stale_now: NameSet = NameSet::default();
     let mut work: Vec<Name> = changed.to_vec();
     while let Some(name) = work.pop() {
         // The apex is stale itself (a question about it is answered anew), but what
@@ -254,7 +212,7 @@ pub(crate) fn carry(
             }
         }
     }
-    let mut left_to_library: NameSet = HashSet::default();
+    let mut left_to_library: NameSet = NameSet::default();
     while let Some(name) = through_recent.pop() {
         if name == apex
             || stale_now.contains(&name)
@@ -268,12 +226,12 @@ pub(crate) fn carry(
     let mut stale = previous
         .map(|carried| carried.stale.clone())
         .unwrap_or_default();
-    let mut wire = Vec::with_capacity(fast::MAX_NAME_WIRE_BYTES);
+    let mut wire = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
     let mut stale_wire: FoldSet<Vec<u8>> = FoldSet::default();
     for name in stale_now.iter().chain(&left_to_library) {
         wire.clear();
-        fast::push_wire_lowercase(name, &mut wire);
-        stale.insert(template::fingerprint(&wire));
+        push_wire_lowercase(name, &mut wire);
+        stale.insert(fingerprint(&wire));
         stale_wire.insert(wire.clone());
     }
     if over_limit(
@@ -284,13 +242,10 @@ pub(crate) fn carry(
         return None;
     }
     let mut fresh = AnswerTable::new(cname_chain_length);
-    let mut dependents = crate::nodes::NameMap::default();
+    let mut dependents = NameMap::default();
     if let Some(previous) = previous {
         fresh.copy_where(&previous.fresh, |name| {
-            !stale_wire.contains(name)
-                && !through_apex
-                    .fingerprints
-                    .contains(&template::fingerprint(name))
+            !stale_wire.contains(name) && !through_apex.fingerprints.contains(&fingerprint(name))
         });
         dependents.clone_from(&previous.dependents);
     }
@@ -298,8 +253,8 @@ pub(crate) fn carry(
         let Some(node) = next.node(name) else {
             continue;
         };
-        for qtype in fast::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
-            if let Some(encoded) = crate::wire::pre_encode(next, name, qtype, cname_chain_length) {
+        for qtype in table::stored_types(node.rrsets.iter().map(|(t, _)| *t), node.is_cut) {
+            if let Some(encoded) = encode::pre_encode(next, name, qtype, cname_chain_length) {
                 fresh.insert(name, qtype, encoded);
             }
         }
@@ -317,5 +272,5 @@ pub(crate) fn carry(
         dependents,
         nxdomain: template::nxdomain_template(next, cname_chain_length),
     };
-    Some((table, carried))
+    Some(carried)
 }

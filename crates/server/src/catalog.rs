@@ -6,8 +6,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use model::{Generation, Name, RecordType};
 
-use crate::snapshot::{key, ZoneSnapshot};
+use crate::snapshot::ZoneSnapshot;
 use crate::stats::{QueryTotals, RcodeCounters, ServerCounters, StatsTransport};
+use crate::zone::key;
 
 /// One consistent set of zones: what a query sees from start to end.
 #[derive(Debug, Default, Clone)]

@@ -15,9 +15,10 @@ use std::net::IpAddr;
 
 use siphasher::sip::SipHasher24;
 
+use crate::wire_format::TYPE_OPT;
+
 /// EDNS option code of COOKIE (RFC 7873 §4).
 const COOKIE: u16 = 10;
-const TYPE_OPT: u16 = 41;
 const CLIENT_COOKIE_BYTES: usize = 8;
 /// RFC 9018: version, reserved (3), timestamp (4), hash (8).
 const SERVER_COOKIE_BYTES: usize = 16;

@@ -6,293 +6,24 @@
 //! Only the common shape of query takes this path: opcode QUERY, one question of class IN
 //! for a name the table holds, nothing in answer or authority, at most an empty OPT of
 //! version 0, a reply that fits the size limit untruncated. Anything else (and anything
-//! this module is unsure about) returns `None` and goes to the library path in `wire`,
+//! this module is unsure about) returns `None` and goes to the library path (`library`),
 //! which is the reference: the stored bytes are produced by that same path when the
 //! snapshot is built, and a property test compares the two over random queries.
 
-use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use model::RecordType;
 
-use model::{Name, RecordType};
-
+use crate::carried::Carried;
 use crate::catalog::{Served, Zones};
 use crate::config::ServerConfig;
-use crate::snapshot::ZoneSnapshot;
+use crate::snapshot::Answers;
 use crate::stats::RcodeCounters;
-use crate::template::{Miss, Question, Templates};
-
-/// RFC 1035 §3.1: a name on the wire is at most 255 bytes.
-pub(crate) const MAX_NAME_WIRE_BYTES: usize = 255;
-/// The table key: lower-cased wire name, then the query type.
-const KEY_BYTES: usize = MAX_NAME_WIRE_BYTES + 2;
-/// Header fields stored in front of each answer: flags1, flags2, ANCOUNT, NSCOUNT, ARCOUNT.
-const META_BYTES: usize = 8;
-const HEADER_BYTES: usize = 12;
-/// An OPT record with no options: root owner, type, class, TTL, RDLENGTH.
-const OPT_BYTES: usize = 11;
-const CLASSIC_UDP_BYTES: usize = 512;
-const TYPE_OPT: u16 = 41;
-const CLASS_IN: u16 = 1;
-const FLAG_RD: u8 = 0x01;
-/// Query types never answered from the table: DS may be answered by a parent zone
-/// (RFC 4035 §3.1.4.1), the rest are meta types the library path handles.
-const SLOW_TYPES: [RecordType; 5] = [
-    RecordType::DS,
-    RecordType::ANY,
-    RecordType::AXFR,
-    RecordType::IXFR,
-    RecordType::OPT,
-];
-
-/// The types whose stored answer proves that a name exists, for NODATA.
-const PROOF_TYPES: [RecordType; 6] = [
-    RecordType::A,
-    RecordType::AAAA,
-    RecordType::TXT,
-    RecordType::MX,
-    RecordType::SOA,
-    RecordType::NS,
-];
-
-/// Pre-encoded answers of one snapshot, keyed by lower-cased wire name and type.
-///
-/// The hasher is a folded-multiply hash ([`FoldHasher`]): keys come from the zone, not from
-/// clients, so a client can only choose which bucket it probes, not make chains longer.
-#[derive(Debug, Default)]
-pub(crate) struct AnswerTable {
-    entries: HashSet<StoredAnswer, BuildHasherDefault<FoldHasher>>,
-    /// NXDOMAIN and referrals for names the entries do not hold (`crate::template`).
-    templates: Templates,
-    /// The CNAME chain bound the answers were computed with; a server configured with
-    /// another bound uses the library path.
-    cname_chain_length: usize,
-    /// For each name of the zone (key form), the names whose answers mention it: what a
-    /// change of it makes stale when the table is carried to a patched version
-    /// (`crate::carried`).
-    dependents: crate::nodes::NameMap<Vec<Name>>,
-    /// The names whose answers mention the apex, directly or through other names of this
-    /// table (its SOA serial changes with every version): worked out once per table, on
-    /// the first carry (`crate::carried`).
-    through_apex: std::sync::OnceLock<std::sync::Arc<crate::carried::ThroughApex>>,
-}
-
-/// A key and its answer in one allocation: the key's length (two bytes), the key, then the
-/// answer. Hashed and compared by its key alone, so the table is looked up with a key slice.
-#[derive(Debug, Clone)]
-struct StoredAnswer(Box<[u8]>);
-
-impl StoredAnswer {
-    fn new(key: &[u8], answer: &[&[u8]]) -> StoredAnswer {
-        let length = 2 + key.len() + answer.iter().map(|part| part.len()).sum::<usize>();
-        let mut bytes = Vec::with_capacity(length);
-        // Keys are a name (at most 255 bytes) and a type: the length fits two bytes.
-        bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
-        bytes.extend_from_slice(key);
-        for part in answer {
-            bytes.extend_from_slice(part);
-        }
-        StoredAnswer(bytes.into_boxed_slice())
-    }
-
-    fn key_end(&self) -> usize {
-        2 + usize::from(u16::from_be_bytes([self.0[0], self.0[1]]))
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.0[2..self.key_end()]
-    }
-
-    fn answer(&self) -> &[u8] {
-        &self.0[self.key_end()..]
-    }
-}
-
-impl Borrow<[u8]> for StoredAnswer {
-    fn borrow(&self) -> &[u8] {
-        self.key()
-    }
-}
-
-impl Hash for StoredAnswer {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
-
-impl PartialEq for StoredAnswer {
-    fn eq(&self, other: &StoredAnswer) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for StoredAnswer {}
-
-/// One pre-encoded answer as the library path produced it for a lower-case query with
-/// RD clear and no EDNS, unlimited in size.
-pub(crate) struct Encoded {
-    pub(crate) flags1: u8,
-    pub(crate) flags2: u8,
-    /// ANCOUNT, NSCOUNT, ARCOUNT.
-    pub(crate) counts: [u16; 3],
-    /// Everything after the question.
-    pub(crate) body: Vec<u8>,
-}
-
-impl AnswerTable {
-    pub(crate) fn new(cname_chain_length: usize) -> AnswerTable {
-        AnswerTable {
-            entries: HashSet::default(),
-            templates: Templates::default(),
-            cname_chain_length,
-            dependents: Default::default(),
-            through_apex: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Notes that the answers at `source` mention `target` (both in key form).
-    pub(crate) fn add_dependent(&mut self, target: Name, source: &Name) {
-        self.dependents
-            .entry(target)
-            .or_default()
-            .push(source.clone());
-    }
-
-    /// The names whose answers mention `target` (key form).
-    pub(crate) fn dependents_of(&self, target: &Name) -> &[Name] {
-        self.dependents
-            .get(target)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    }
-
-    /// The names whose answers mention `apex` through this table's dependents (see
-    /// [`crate::carried::ThroughApex`]); worked out on the first call.
-    pub(crate) fn through_apex(&self, apex: &Name) -> std::sync::Arc<crate::carried::ThroughApex> {
-        std::sync::Arc::clone(
-            self.through_apex
-                .get_or_init(|| std::sync::Arc::new(crate::carried::ThroughApex::of(self, apex))),
-        )
-    }
-
-    /// Copies every answer of `other` whose name (lower-cased wire format) `keep` accepts.
-    pub(crate) fn copy_where(&mut self, other: &AnswerTable, keep: impl Fn(&[u8]) -> bool) {
-        for stored in &other.entries {
-            let key = stored.key();
-            if keep(&key[..key.len() - 2]) {
-                self.entries.replace(stored.clone());
-            }
-        }
-    }
-
-    pub(crate) fn cname_chain_length(&self) -> usize {
-        self.cname_chain_length
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub(crate) fn insert(&mut self, name: &Name, qtype: RecordType, encoded: Encoded) {
-        let mut key = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
-        push_wire_lowercase(name, &mut key);
-        key.extend_from_slice(&u16::from(qtype).to_be_bytes());
-        let [answers, authorities, additionals] = encoded.counts.map(u16::to_be_bytes);
-        let meta: [u8; META_BYTES] = [
-            encoded.flags1,
-            encoded.flags2,
-            answers[0],
-            answers[1],
-            authorities[0],
-            authorities[1],
-            additionals[0],
-            additionals[1],
-        ];
-        self.entries
-            .replace(StoredAnswer::new(&key, &[&meta, &encoded.body]));
-    }
-
-    /// Copies the answer stored under `key` in `other` into this table; false when `other`
-    /// holds none.
-    pub(crate) fn copy_from(&mut self, other: &AnswerTable, key: &[u8]) -> bool {
-        match other.entries.get(key) {
-            Some(stored) => {
-                self.entries.replace(stored.clone());
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Every stored answer of both tables is the same, key and bytes.
-    #[cfg(test)]
-    pub(crate) fn same_answers(&self, other: &AnswerTable) -> bool {
-        self.entries.len() == other.entries.len()
-            && self.entries.iter().all(|stored| {
-                other
-                    .entries
-                    .get(stored.key())
-                    .is_some_and(|theirs| theirs.0 == stored.0)
-            })
-    }
-
-    pub(crate) fn templates_mut(&mut self) -> &mut Templates {
-        &mut self.templates
-    }
-
-    /// Whether the table holds an answer for the name of `key` (a name and a type) with some
-    /// other common type: proof that the name exists.
-    fn holds_name(&self, key: &[u8]) -> bool {
-        let Some(name_bytes) = key.len().checked_sub(2) else {
-            return false;
-        };
-        let mut probe = [0u8; KEY_BYTES];
-        probe[..name_bytes].copy_from_slice(&key[..name_bytes]);
-        let asked = [key[name_bytes], key[name_bytes + 1]];
-        PROOF_TYPES.iter().any(|rtype| {
-            let rtype = u16::from(*rtype).to_be_bytes();
-            rtype != asked && {
-                probe[name_bytes..name_bytes + 2].copy_from_slice(&rtype);
-                self.entries.contains(&probe[..name_bytes + 2])
-            }
-        })
-    }
-
-    pub(crate) fn templates(&self) -> &Templates {
-        &self.templates
-    }
-
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries.get(key).map(StoredAnswer::answer)
-    }
-}
-
-/// The query types a name's answers are stored for: every type it holds, and A and AAAA
-/// when it holds a CNAME (the chain is followed for them) or is a zone cut (referral).
-pub(crate) fn stored_types(
-    types: impl Iterator<Item = RecordType>,
-    is_cut: bool,
-) -> Vec<RecordType> {
-    let mut out: Vec<RecordType> = types.filter(|t| !SLOW_TYPES.contains(t)).collect();
-    if is_cut || out.contains(&RecordType::CNAME) {
-        for extra in [RecordType::A, RecordType::AAAA] {
-            if !out.contains(&extra) {
-                out.push(extra);
-            }
-        }
-    }
-    out
-}
-
-/// `name` in wire format, ASCII lower-cased, fully qualified.
-pub(crate) fn push_wire_lowercase(name: &Name, out: &mut Vec<u8>) {
-    for label in name.iter() {
-        // Labels are at most 63 bytes (the library checks when names are made).
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
-}
+use crate::table::{AnswerTable, KEY_BYTES, META_BYTES, SLOW_TYPES};
+use crate::template::{Miss, Question};
+use crate::wire_format::{Transport, MAX_MESSAGE_BYTES};
+use crate::wire_format::{
+    CLASSIC_UDP_BYTES, CLASS_IN, FLAG_RD, HEADER_BYTES, MAX_NAME_WIRE_BYTES, OPT_BYTES, TYPE_OPT,
+};
+use crate::zone::ZoneData;
 
 /// A query in the one shape the hot path answers.
 struct PlainQuery {
@@ -311,16 +42,18 @@ struct PlainQuery {
 /// Answers `packet` into `out` from a pre-encoded answer, or `None` for the library path.
 pub fn answer_fast(
     packet: &[u8],
+    transport: Transport,
     zones: &Zones,
     config: &ServerConfig,
     out: &mut [u8],
 ) -> Option<usize> {
-    answer_fast_counted(packet, zones, config, out).map(|(length, _)| length)
+    answer_fast_counted(packet, transport, zones, config, out).map(|(length, _)| length)
 }
 
 /// [`answer_fast`], also naming the query counters of the zone that answered.
 pub(crate) fn answer_fast_counted<'a>(
     packet: &[u8],
+    transport: Transport,
     zones: &'a Zones,
     config: &ServerConfig,
     out: &mut [u8],
@@ -328,20 +61,26 @@ pub(crate) fn answer_fast_counted<'a>(
     let query = parse(packet)?;
     let served = route(zones, &query)?;
     let zone = &served.zone;
-    if zone.answers().cname_chain_length() != config.cname_chain_length {
-        return None;
-    }
-    let (limit, opt_bytes) = match query.edns {
-        Some((payload, _)) => (
-            usize::from(payload.min(config.udp_payload_bytes)),
-            OPT_BYTES,
-        ),
-        None => (CLASSIC_UDP_BYTES, 0),
+    let opt_bytes = if query.edns.is_some() { OPT_BYTES } else { 0 };
+    // The same limits as the library path's: a TCP message may be as long as any message.
+    let limit = match (transport, query.edns) {
+        (Transport::Tcp, _) => MAX_MESSAGE_BYTES,
+        (Transport::Udp, Some((payload, _))) => usize::from(payload.min(config.udp_payload_bytes)),
+        (Transport::Udp, None) => CLASSIC_UDP_BYTES,
     };
     let room = limit.min(out.len()).checked_sub(opt_bytes)?;
     let key = &query.key[..query.name_bytes + 2];
-    let stored = match zone.carried() {
-        None => zone.answers().get(key),
+    let (table, carried) = match zone.answers() {
+        Answers::Library => return None,
+        Answers::Encoded(table) => (&**table, None),
+        Answers::Carried { table, carried } => (&**table, Some(&**carried)),
+    };
+    // Answers encoded with another CNAME chain bound than this server's are not its own.
+    if table.cname_chain_length() != config.cname_chain_length {
+        return None;
+    }
+    let stored = match carried {
+        None => table.get(key),
         // A patched version serving an earlier version's table: its own answers for the
         // names that changed, the library path for what they may touch.
         Some(carried) => match carried.fresh(key) {
@@ -352,13 +91,13 @@ pub(crate) fn answer_fast_counted<'a>(
                 if carried.touches(name, &query.label_starts[..query.labels], apex_offset) {
                     return None;
                 }
-                zone.answers().get(key)
+                table.get(key)
             }
         },
     };
     let length = match stored {
         Some(stored) => answer_stored(packet, &query, stored, room, out)?,
-        None => answer_missing(packet, &query, zone, room, out)?,
+        None => answer_missing(packet, &query, zone, table, carried, room, out)?,
     };
     let total = length + opt_bytes;
     if let Some((_, dnssec_ok)) = query.edns {
@@ -404,16 +143,17 @@ fn answer_stored(
 fn answer_missing(
     packet: &[u8],
     query: &PlainQuery,
-    zone: &ZoneSnapshot,
+    zone: &ZoneData,
+    table: &AnswerTable,
+    carried: Option<&Carried>,
     room: usize,
     out: &mut [u8],
 ) -> Option<usize> {
     let name = &query.key[..query.name_bytes];
     let apex_offset = name.len() - zone.origin_wire().len();
     let label_starts = &query.label_starts[..query.labels];
-    let table = zone.answers();
     // A carried table's negative answers hold an older SOA: this version's own is used.
-    let negative = |template| match zone.carried() {
+    let negative = |template| match carried {
         Some(carried) => carried.nxdomain(),
         None => Some(template),
     };
@@ -552,62 +292,15 @@ fn route<'a>(zones: &'a Zones, query: &PlainQuery) -> Option<&'a Served> {
     best
 }
 
-/// One folded multiply per word: the 128-bit product of (state ^ word ^ offset) and an odd
-/// constant, its halves XOR-ed. As cheap as FxHash's multiply-rotate, which made 2.6 % of
-/// 200,000 names like `host123.bench.test.` collide in all 64 bits (this hash: none of
-/// 300,000, for three name patterns).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FoldHasher {
-    hash: u64,
-}
-
-const FOLD_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-const FOLD_OFFSET: u64 = 0x24_3f_6a_88_85_a3_08_d3;
-
-impl FoldHasher {
-    fn add(&mut self, word: u64) {
-        let product = u128::from(self.hash ^ word ^ FOLD_OFFSET) * u128::from(FOLD_SEED);
-        self.hash = (product as u64) ^ ((product >> 64) as u64);
-    }
-}
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, value: u8) {
-        self.add(u64::from(value));
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.add(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::library::answer_library as handle_with;
     use crate::lookup::common;
     use crate::snapshot::ZoneSnapshot;
-    use crate::wire::{handle_with, Transport};
     use crate::Catalog;
     use model::Generation;
+    use model::Name;
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -716,11 +409,35 @@ mod tests {
             ("sub.example.test", 1),
         ] {
             let packet = query(7, 0x01, qname, qtype, Some((1232, 0)));
-            let length = answer_fast(&packet, &zones, &config, &mut out)
-                .unwrap_or_else(|| panic!("{qname}/{qtype} is on the hot path"));
-            let library = handle_with(&packet, Transport::Udp, &zones, &config).unwrap();
-            assert_eq!(&out[..length], &library[..], "{qname}/{qtype}");
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let length = answer_fast(&packet, transport, &zones, &config, &mut out)
+                    .unwrap_or_else(|| panic!("{qname}/{qtype} is on the hot path"));
+                let library = handle_with(&packet, transport, &zones, &config).unwrap();
+                assert_eq!(
+                    &out[..length],
+                    &library[..],
+                    "{qname}/{qtype} {transport:?}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn an_answer_too_long_for_udp_takes_the_hot_path_over_tcp() {
+        let zones = zones();
+        let config = ServerConfig::default();
+        let mut out = vec![0u8; MAX_MESSAGE_BYTES];
+        let packet = query(7, 0, "big.example.test", 16, None);
+        assert_eq!(
+            answer_fast(&packet, Transport::Udp, &zones, &config, &mut out),
+            None
+        );
+        let length = answer_fast(&packet, Transport::Tcp, &zones, &config, &mut out)
+            .expect("over TCP the stored answer fits");
+        assert!(length > CLASSIC_UDP_BYTES, "{length} bytes");
+        let library = handle_with(&packet, Transport::Tcp, &zones, &config).unwrap();
+        assert_eq!(&out[..length], &library[..]);
+        assert_eq!(out[2] & 0x02, 0, "not truncated");
     }
 
     #[test]
@@ -754,7 +471,10 @@ mod tests {
             query(7, 0, "c.example.test", 28, None),
             query(7, 0, "exists.wild.example.test", 1, None),
         ] {
-            assert_eq!(answer_fast(&packet, &zones, &config, &mut out), None);
+            assert_eq!(
+                answer_fast(&packet, Transport::Udp, &zones, &config, &mut out),
+                None
+            );
         }
     }
 
@@ -775,13 +495,20 @@ mod tests {
             ("Example.Test", 28, 0),
             ("order.example.test", 15, 0),
         ] {
-            for edns in [None, Some((1232, 0x8000))] {
+            for (edns, transport) in [None, Some((1232, 0x8000))]
+                .into_iter()
+                .flat_map(|edns| [(edns, Transport::Udp), (edns, Transport::Tcp)])
+            {
                 let packet = query(9, 0x01, qname, qtype, edns);
-                let length = answer_fast(&packet, &zones, &config, &mut out)
+                let length = answer_fast(&packet, transport, &zones, &config, &mut out)
                     .unwrap_or_else(|| panic!("{qname}/{qtype} is on the hot path"));
                 assert_eq!(out[3] & 0x0f, rcode, "{qname}");
-                let library = handle_with(&packet, Transport::Udp, &zones, &config).unwrap();
-                assert_eq!(&out[..length], &library[..], "{qname}/{qtype} {edns:?}");
+                let library = handle_with(&packet, transport, &zones, &config).unwrap();
+                assert_eq!(
+                    &out[..length],
+                    &library[..],
+                    "{qname}/{qtype} {edns:?} {transport:?}"
+                );
             }
         }
     }
@@ -797,23 +524,29 @@ mod tests {
         what: &str,
     ) -> Vec<Vec<u8>> {
         let config = ServerConfig::default();
-        let mut out = [0u8; 4096];
+        let mut out = vec![0u8; MAX_MESSAGE_BYTES];
         let mut answers = Vec::new();
         for qname in questions {
             for &qtype in qtypes {
                 for &mask in masks {
                     for &edns in edns_variants {
                         let packet = query(3, 0x01, &recase(qname, mask), qtype, edns);
-                        let Some(length) = answer_fast(&packet, zones, &config, &mut out) else {
-                            continue;
-                        };
-                        let library = handle_with(&packet, Transport::Udp, zones, &config);
-                        assert_eq!(
-                            Some(&out[..length]),
-                            library.as_deref(),
-                            "{what}: {qname}/{qtype} mask {mask:x} {edns:?}"
-                        );
-                        answers.push(out[..length].to_vec());
+                        for transport in [Transport::Udp, Transport::Tcp] {
+                            let Some(length) =
+                                answer_fast(&packet, transport, zones, &config, &mut out)
+                            else {
+                                continue;
+                            };
+                            let library = handle_with(&packet, transport, zones, &config);
+                            assert_eq!(
+                                Some(&out[..length]),
+                                library.as_deref(),
+                                "{what}: {qname}/{qtype} mask {mask:x} {edns:?} {transport:?}"
+                            );
+                            if transport == Transport::Udp {
+                                answers.push(out[..length].to_vec());
+                            }
+                        }
                     }
                 }
             }
@@ -1114,15 +847,17 @@ mod tests {
             id in any::<u16>(),
             flags1 in prop::sample::select(vec![0u8, 1, 0x10, 0x21, 0x04, 0x80]),
             edns in prop::option::of((any::<u16>(), prop::sample::select(vec![0u32, 0x8000, 0x0001_0000, 0x0100_0000]))),
+            tcp in any::<bool>(),
         ) {
+            let transport = if tcp { Transport::Tcp } else { Transport::Udp };
             let zones = zones();
             let config = ServerConfig::default();
             let names = names();
             let qname = recase(name_index.get::<String>(&names), case_mask);
             let packet = query(id, flags1, &qname, qtype, edns);
-            let mut out = [0u8; 4096];
-            if let Some(length) = answer_fast(&packet, &zones, &config, &mut out) {
-                let library = handle_with(&packet, Transport::Udp, &zones, &config);
+            let mut out = vec![0u8; MAX_MESSAGE_BYTES];
+            if let Some(length) = answer_fast(&packet, transport, &zones, &config, &mut out) {
+                let library = handle_with(&packet, transport, &zones, &config);
                 prop_assert_eq!(Some(&out[..length]), library.as_deref());
             }
         }
@@ -1137,7 +872,9 @@ mod tests {
             flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
             cut in any::<prop::sample::Index>(),
             tail in proptest::collection::vec(any::<u8>(), 0..8),
+            tcp in any::<bool>(),
         ) {
+            let transport = if tcp { Transport::Tcp } else { Transport::Udp };
             let zones = zones();
             let config = ServerConfig::default();
             let names = names();
@@ -1148,9 +885,9 @@ mod tests {
             }
             packet.truncate(cut.index(packet.len() + 1).max(1));
             packet.extend_from_slice(&tail);
-            let mut out = [0u8; 4096];
-            if let Some(length) = answer_fast(&packet, &zones, &config, &mut out) {
-                let library = handle_with(&packet, Transport::Udp, &zones, &config);
+            let mut out = vec![0u8; MAX_MESSAGE_BYTES];
+            if let Some(length) = answer_fast(&packet, transport, &zones, &config, &mut out) {
+                let library = handle_with(&packet, transport, &zones, &config);
                 prop_assert_eq!(Some(&out[..length]), library.as_deref());
             }
         }

@@ -17,7 +17,7 @@
 
 use model::{Name, RData, Record, RecordType};
 
-use crate::snapshot::{Node, ZoneSnapshot};
+use crate::zone::{Node, ZoneData};
 use hickory_proto::op::ResponseCode;
 
 /// What kind of answer a lookup produced; decides what truncation may drop.
@@ -62,7 +62,7 @@ enum Step {
 /// Answers `qname`/`qtype` from `zone`. `qname` must be at or below the zone's origin;
 /// `cname_chain_length` bounds the CNAMEs followed.
 pub fn lookup(
-    zone: &ZoneSnapshot,
+    zone: &ZoneData,
     qname: &Name,
     qtype: RecordType,
     cname_chain_length: usize,
@@ -167,7 +167,7 @@ pub fn lookup(
 }
 
 /// Resolution at one name: cuts first, then the node, then the wildcard (RFC 4592).
-fn step(zone: &ZoneSnapshot, name: &Name, qtype: RecordType) -> Step {
+fn step(zone: &ZoneData, name: &Name, qtype: RecordType) -> Step {
     if let Some(dname) = zone.dname_above(name) {
         // A cut above the DNAME comes first on the way down from the apex.
         let cut_first = zone
@@ -179,7 +179,7 @@ fn step(zone: &ZoneSnapshot, name: &Name, qtype: RecordType) -> Step {
     }
     if let Some((cut, node)) = zone.cut_above(name) {
         // DS at the cut belongs to the parent side (RFC 4035 §2.4); all else is a referral.
-        let at_cut = cut == crate::snapshot::key(name);
+        let at_cut = cut == crate::zone::key(name);
         if !(at_cut && qtype == RecordType::DS) {
             return Step::Referral(cut);
         }
@@ -295,7 +295,7 @@ fn any_choice(node: &Node) -> Option<&[Record]> {
 /// A then AAAA sets of the in-zone targets of NS, MX and SRV records, each target once.
 /// `glue` allows data at or below a cut (referrals); otherwise occluded data is skipped.
 fn additional_addresses<'a>(
-    zone: &ZoneSnapshot,
+    zone: &ZoneData,
     records: impl Iterator<Item = &'a Record>,
     glue: bool,
 ) -> Vec<Vec<Record>> {
@@ -333,6 +333,7 @@ pub(crate) mod common;
 mod tests {
     use super::common::{example_zone, name};
     use super::*;
+    use crate::snapshot::ZoneSnapshot;
     use model::Generation;
 
     fn ask(qname: &str, qtype: RecordType) -> Lookup {

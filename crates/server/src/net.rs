@@ -1,5 +1,5 @@
 //! The shell: UDP worker threads (one `SO_REUSEPORT` socket each, batched system calls,
-//! the hot path first), TCP on the async runtime; [`handle`] in the middle.
+//! the hot path first), TCP on the async runtime; `crate::answer` chooses the path for both.
 
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
@@ -11,15 +11,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::answer::{answer, Reply};
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::cookie::{self, CookieSecret};
-use crate::fast::answer_fast_counted;
+use crate::library::Answered;
 use crate::rrl::{self, RateLimiter, RrlAction};
 use crate::stats::{RrlCount, ServerCounters, StatsTransport};
 use crate::tcp_table::{Admitted, TcpTable};
 use crate::udp_batch::{self, Batch};
-use crate::wire::{respond, Transport};
+use crate::wire_format::{Transport, MAX_MESSAGE_BYTES};
 use crate::ServerError;
 
 /// The statistics shard TCP connections count in: the last, which only the fourth UDP
@@ -192,33 +193,31 @@ fn serve_udp(socket: &UdpSocket, shell: &UdpShell<'_>, stop: &AtomicBool, shard:
             let (query, reply) = batch.slot(index);
             // Queries with options (a COOKIE among them) never take the hot path.
             let mut cookie_verified = false;
-            let length = match answer_fast_counted(query, &zones, config, reply) {
-                Some((length, zone)) => {
-                    zone.count(shard, crate::stats::reply_rcode(reply));
+            let length = match answer(query, Transport::Udp, &zones, config, reply) {
+                Some(Reply::Fast { length, counters }) => {
+                    counters.count(shard, crate::stats::reply_rcode(reply));
                     length
                 }
-                None => match respond(query, Transport::Udp, &zones, config) {
-                    Some(mut answered) if answered.reply.len() <= reply.len() => {
-                        if let (Some(peer), Some(cookie)) = (peer, cookie::query_cookie(query)) {
-                            cookie_verified = cookie::verified(cookies, &cookie, peer, now_s);
-                            let limit =
-                                cookie::udp_limit(query, config.udp_payload_bytes).min(reply.len());
-                            cookie::add_to_reply(
-                                &mut answered.reply,
-                                cookies,
-                                &cookie,
-                                peer,
-                                now_s,
-                                limit,
-                            );
-                        }
-                        let length = answered.reply.len();
-                        reply[..length].copy_from_slice(&answered.reply);
-                        count(counters, &answered, shard);
-                        length
+                Some(Reply::Library(mut answered)) if answered.reply.len() <= reply.len() => {
+                    if let (Some(peer), Some(cookie)) = (peer, cookie::query_cookie(query)) {
+                        cookie_verified = cookie::verified(cookies, &cookie, peer, now_s);
+                        let limit =
+                            cookie::udp_limit(query, config.udp_payload_bytes).min(reply.len());
+                        cookie::add_to_reply(
+                            &mut answered.reply,
+                            cookies,
+                            &cookie,
+                            peer,
+                            now_s,
+                            limit,
+                        );
                     }
-                    _ => 0,
-                },
+                    let length = answered.reply.len();
+                    reply[..length].copy_from_slice(&answered.reply);
+                    count(counters, &answered, shard);
+                    length
+                }
+                _ => 0,
             };
             if length == 0 {
                 counters.count_dropped(shard);
@@ -338,6 +337,8 @@ async fn serve_connection(
 ) -> std::io::Result<()> {
     let TcpShell { config, table, .. } = *shell;
     let mut message = Vec::new();
+    // The length prefix, then the reply: written in place by either answer path.
+    let mut framed = vec![0u8; 2 + MAX_MESSAGE_BYTES];
     for _ in 0..config.tcp_queries_per_connection {
         admitted.idle();
         let idle = table.idle_timeout();
@@ -356,22 +357,20 @@ async fn serve_connection(
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return Ok(()),
         }
-        let Some(reply) = answer_tcp(&message, shell) else {
+        let Some(length) = answer_tcp(&message, shell, &mut framed[2..]) else {
             continue;
         };
-        // Replies are at most 65535 bytes: the encoder's buffer is bounded by u16::MAX.
-        let length = u16::try_from(reply.len()).unwrap_or(u16::MAX);
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&length.to_be_bytes());
-        framed.extend_from_slice(&reply[..usize::from(length)]);
-        stream.write_all(&framed).await?;
+        // Replies are at most 65535 bytes: both paths are bounded by MAX_MESSAGE_BYTES.
+        let length = u16::try_from(length).unwrap_or(u16::MAX);
+        framed[..2].copy_from_slice(&length.to_be_bytes());
+        stream.write_all(&framed[..2 + usize::from(length)]).await?;
     }
     stream.shutdown().await
 }
 
-/// One TCP message answered from one load of the catalog (not held across the write) and
-/// counted.
-fn answer_tcp(message: &[u8], shell: &TcpShell<'_>) -> Option<Vec<u8>> {
+/// One TCP message answered into `out` from one load of the catalog (not held across the
+/// write) and counted; the reply's length, or `None` to stay silent.
+fn answer_tcp(message: &[u8], shell: &TcpShell<'_>, out: &mut [u8]) -> Option<usize> {
     let TcpShell {
         catalog,
         config,
@@ -382,24 +381,34 @@ fn answer_tcp(message: &[u8], shell: &TcpShell<'_>) -> Option<Vec<u8>> {
     let received = Instant::now();
     let counters = catalog.counters();
     let zones = catalog.load();
-    let Some(mut answered) = respond(message, Transport::Tcp, &zones, config) else {
-        counters.count_dropped(TCP_STATS_SHARD);
-        return None;
+    let length = match answer(message, Transport::Tcp, &zones, config, out) {
+        None => {
+            counters.count_dropped(TCP_STATS_SHARD);
+            return None;
+        }
+        Some(Reply::Fast { length, counters }) => {
+            counters.count(TCP_STATS_SHARD, crate::stats::reply_rcode(&out[..length]));
+            length
+        }
+        Some(Reply::Library(mut answered)) => {
+            if let Some(cookie) = cookie::query_cookie(message) {
+                cookie::add_to_reply(
+                    &mut answered.reply,
+                    cookies,
+                    &cookie,
+                    peer,
+                    unix_seconds(),
+                    MAX_MESSAGE_BYTES,
+                );
+            }
+            count(counters, &answered, TCP_STATS_SHARD);
+            let length = answered.reply.len().min(out.len());
+            out[..length].copy_from_slice(&answered.reply[..length]);
+            length
+        }
     };
-    if let Some(cookie) = cookie::query_cookie(message) {
-        let limit = usize::from(u16::MAX);
-        cookie::add_to_reply(
-            &mut answered.reply,
-            cookies,
-            &cookie,
-            peer,
-            unix_seconds(),
-            limit,
-        );
-    }
-    count(counters, &answered, TCP_STATS_SHARD);
     counters.observe_latency(StatsTransport::Tcp, TCP_STATS_SHARD, received.elapsed());
-    Some(answered.reply)
+    Some(length)
 }
 
 /// What one TCP connection's task needs.
@@ -413,7 +422,7 @@ struct TcpShell<'a> {
 }
 
 /// Counts an answer of the library path under its zone, or as unmatched.
-fn count(counters: &ServerCounters, answered: &crate::wire::Answered<'_>, shard: usize) {
+fn count(counters: &ServerCounters, answered: &Answered<'_>, shard: usize) {
     match answered.counters {
         Some(zone) => zone.count(shard, answered.rcode),
         None => counters.unmatched.count(shard, answered.rcode),

@@ -6,11 +6,11 @@
 //! names, not the zone. Off the path to the wire the follower merges the layers into one
 //! ([`Nodes::merged`]), and into a new base once they outgrow [`OVERLAY_SHARE`] of it.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use model::{Name, Record, RecordType};
+
+pub(crate) use crate::hashing::NameMap;
 
 /// The overlay is merged into the base when it holds more than 1/`OVERLAY_SHARE` of the
 /// base's names (and more than [`OVERLAY_FLOOR`]).
@@ -51,52 +51,6 @@ impl Node {
         }
     }
 }
-
-/// Hashes the bytes hickory feeds it one at a time ([`Name`]'s `Hash` writes each
-/// lower-cased byte on its own) eight at a time, with one folded multiply per word: much
-/// cheaper than the standard SipHash for names. Keys come from zone content; a client's
-/// name is only ever looked up, so it cannot lengthen the table's probe sequences.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct NameHasher {
-    state: u64,
-    pending: u64,
-    filled: u32,
-}
-
-const NAME_HASH_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
-const NAME_HASH_OFFSET: u64 = 0x2545_f491_4f6c_dd1d;
-
-impl NameHasher {
-    fn mix(state: u64, word: u64) -> u64 {
-        let product = u128::from(state ^ word ^ NAME_HASH_OFFSET) * u128::from(NAME_HASH_SEED);
-        (product as u64) ^ ((product >> 64) as u64)
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u8(*byte);
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.pending |= u64::from(byte) << (8 * self.filled);
-        self.filled += 1;
-        if self.filled == 8 {
-            self.state = NameHasher::mix(self.state, self.pending);
-            self.pending = 0;
-            self.filled = 0;
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        NameHasher::mix(self.state, self.pending ^ (u64::from(self.filled) << 59))
-    }
-}
-
-/// A map keyed by names, hashed with [`NameHasher`].
-pub(crate) type NameMap<V> = HashMap<Name, V, BuildHasherDefault<NameHasher>>;
 
 /// Names changed by one patch: `None` for a name that no longer exists.
 type Layer = NameMap<Option<Arc<Node>>>;
@@ -354,7 +308,8 @@ impl Patch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
+    use crate::hashing::NameHasher;
+    use std::hash::{BuildHasher, BuildHasherDefault};
 
     fn hash(name: &str) -> u64 {
         BuildHasherDefault::<NameHasher>::default()

@@ -21,15 +21,13 @@
 //! wildcards are checked at every level so that a false match cannot hide one.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use model::{Name, RecordType};
 
-use crate::fast::{push_wire_lowercase, FoldHasher, MAX_NAME_WIRE_BYTES};
-use crate::snapshot::ZoneSnapshot;
-use crate::wire;
-
-const HEADER_BYTES: usize = 12;
+use crate::hashing::{fingerprint, FoldHasher};
+use crate::wire_format::{push_wire_lowercase, HEADER_BYTES, MAX_NAME_WIRE_BYTES};
+use crate::zone::ZoneData;
 /// hickory's encoder keeps at most this many compression candidates (one per label).
 const COMPRESSION_CANDIDATES: usize = 64;
 /// hickory's encoder stores candidates only below this offset; stay well clear of it.
@@ -86,13 +84,13 @@ impl Template {
     /// Encodes the library path's answer to `qname`/A and records its pointers; `None`
     /// when it cannot serve as a template.
     fn encode(
-        zone: &ZoneSnapshot,
+        zone: &ZoneData,
         qname: &Name,
         anchor: &Name,
         cname_chain: usize,
     ) -> Option<Template> {
         let (message, other_labels) =
-            wire::encode_for_template(zone, qname, RecordType::A, cname_chain)?;
+            crate::encode::encode_for_template(zone, qname, RecordType::A, cname_chain)?;
         let mut question = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
         push_wire_lowercase(qname, &mut question);
         let mut anchor_wire = Vec::with_capacity(MAX_NAME_WIRE_BYTES);
@@ -313,7 +311,7 @@ fn label_before(name: &[u8], offset: usize) -> Option<&[u8]> {
 
 /// The zone's NXDOMAIN template: the answer to a made-up name just below the apex, unless
 /// the zone holds that name or does not answer it with NXDOMAIN (a wildcard at the apex).
-pub(crate) fn nxdomain_template(zone: &ZoneSnapshot, cname_chain: usize) -> Option<Template> {
+pub(crate) fn nxdomain_template(zone: &ZoneData, cname_chain: usize) -> Option<Template> {
     let probe = zone.origin().prepend_label(NXDOMAIN_PROBE_LABEL).ok()?;
     if zone.node(&probe).is_some() {
         return None;
@@ -356,7 +354,7 @@ impl Templates {
     /// Notes that `name` exists, with its facts; for a cut, encodes its referral.
     pub(crate) fn add_name(
         &mut self,
-        zone: &ZoneSnapshot,
+        zone: &ZoneData,
         name: &Name,
         facts: NameFacts,
         cname_chain: usize,
@@ -381,7 +379,7 @@ impl Templates {
 
     /// Encodes the NXDOMAIN template, unless the zone holds the probe name or does not
     /// answer it with NXDOMAIN (a wildcard at the apex).
-    pub(crate) fn add_nxdomain(&mut self, zone: &ZoneSnapshot, cname_chain: usize) {
+    pub(crate) fn add_nxdomain(&mut self, zone: &ZoneData, cname_chain: usize) {
         let Ok(probe) = zone.origin().prepend_label(NXDOMAIN_PROBE_LABEL) else {
             return;
         };
@@ -445,11 +443,4 @@ impl Templates {
         self.names
             .contains_key(&fingerprint(&wildcard[..2 + parent.len()]))
     }
-}
-
-/// The fingerprint of a lower-cased wire name.
-pub(crate) fn fingerprint(wire: &[u8]) -> u64 {
-    let mut hasher = FoldHasher::default();
-    hasher.write(wire);
-    hasher.finish()
 }
