@@ -423,6 +423,36 @@ mod tests {
     }
 
     #[test]
+    fn a_server_with_another_cname_chain_bound_answers_from_answers_encoded_with_it() {
+        let config = ServerConfig {
+            cname_chain_length: 1,
+            ..ServerConfig::default()
+        };
+        let lookup_only = ZoneSnapshot::build_lookup(&common::example_zone(7), Generation(1));
+        let encoded_with = |bound| {
+            let catalog = Catalog::new();
+            let snapshot = lookup_only
+                .with_answers_reusing(None, &|| false, bound)
+                .expect("never superseded");
+            catalog.replace_zone(Arc::new(snapshot));
+            catalog.snapshot()
+        };
+        let packet = query(7, 0, "alias.example.test", 1, None);
+        let mut out = [0u8; 4096];
+        // Answers encoded with the default bound are not this server's.
+        let default = encoded_with(crate::snapshot::default_cname_chain_length());
+        assert_eq!(
+            answer_fast(&packet, Transport::Udp, &default, &config, &mut out),
+            None
+        );
+        let own = encoded_with(1);
+        let length = answer_fast(&packet, Transport::Udp, &own, &config, &mut out)
+            .expect("answers encoded with the server's bound take the hot path");
+        let library = handle_with(&packet, Transport::Udp, &own, &config).unwrap();
+        assert_eq!(&out[..length], &library[..]);
+    }
+
+    #[test]
     fn an_answer_too_long_for_udp_takes_the_hot_path_over_tcp() {
         let zones = zones();
         let config = ServerConfig::default();
