@@ -11,7 +11,6 @@
 
 mod backend;
 mod config;
-mod follow;
 mod node_lock;
 mod resolve_command;
 mod run;
@@ -104,6 +103,8 @@ pub enum CliError {
     Store(#[from] store::StoreError),
     #[error("{0}")]
     Server(#[from] server::ServerError),
+    #[error("{0}")]
+    Follow(#[from] follow::FollowError),
     #[error("{message}")]
     Usage { message: String },
     #[error("{path}: {source}")]

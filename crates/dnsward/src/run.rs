@@ -87,15 +87,29 @@ async fn run_node(
         std::time::Duration::from_millis(AUDIT_TAIL_INTERVAL_MS),
     ));
     let catalog = Arc::new(Catalog::new());
-    let _follower = crate::follow::start(
-        Arc::clone(&store),
+    let cache = Arc::clone(control.control().cache());
+    let sources = follow::Sources {
+        store: Arc::clone(&store),
+        // Whole loads take the content the control plane holds already.
+        contents: Some(Arc::new(
+            move |store: &dyn store::Store, zone: &model::Name, generation| {
+                cache.content(store, zone, generation)
+            },
+        )),
+        zone_files: Arc::new(
+            config
+                .zones
+                .iter()
+                .filter_map(|zone| Some((store::zone_key(&zone.name), zone.file.clone()?)))
+                .collect(),
+        ),
+    };
+    let _follower = follow::start(
+        sources,
         Arc::clone(&catalog),
-        Some(Arc::clone(control.control().cache())),
-        config
-            .zones
-            .iter()
-            .filter_map(|zone| Some((zone.name.clone(), zone.file.clone()?)))
-            .collect(),
+        follow::Target::Active,
+        server::default_cname_chain_length(),
+        || crate::supervise::task_ended("store follower"),
     )
     .await?;
     let server_config = ServerConfig {

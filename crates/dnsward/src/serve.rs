@@ -113,7 +113,15 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     runtime.block_on(async move {
         let _follower = match store {
             Some(store) => {
-                Some(crate::follow::start(store, catalog.clone(), None, Vec::new()).await?)
+                let follower = follow::start(
+                    follow::Sources::store(store),
+                    catalog.clone(),
+                    follow::Target::Active,
+                    server::default_cname_chain_length(),
+                    || crate::supervise::task_ended("store follower"),
+                )
+                .await?;
+                Some(follower)
             }
             None => None,
         };

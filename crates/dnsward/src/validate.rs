@@ -10,7 +10,6 @@ use enactor::{SpawnOptions, ZonePlan};
 use model::{Clock, RefName, SystemClock};
 use server::{Catalog, ServerConfig};
 use store::{SqliteStore, Store};
-use validator::canary::CanaryFollower;
 use validator::{Severity, ValidatorConfig, ValidatorHandle, ZoneToValidate};
 
 use crate::config::{self, Config};
@@ -30,7 +29,7 @@ pub struct ValidateArgs {
 /// The validator and, in canary mode, the canary listener; dropping it stops them.
 pub struct Running {
     validator: ValidatorHandle,
-    _canary: Option<(CanaryFollower, tokio::task::JoinHandle<()>)>,
+    _canary: Option<(follow::Follower, tokio::task::JoinHandle<()>)>,
 }
 
 impl Running {
@@ -136,9 +135,16 @@ async fn start_canary_listener(
     config: &Config,
     store: Arc<dyn Store>,
     listen: std::net::SocketAddr,
-) -> Result<(CanaryFollower, tokio::task::JoinHandle<()>), CliError> {
+) -> Result<(follow::Follower, tokio::task::JoinHandle<()>), CliError> {
     let catalog = Arc::new(Catalog::new());
-    let follower = validator::canary::follow_canary(store, Arc::clone(&catalog)).await;
+    let follower = follow::start(
+        follow::Sources::store(store),
+        Arc::clone(&catalog),
+        follow::Target::CanaryElseActive,
+        server::default_cname_chain_length(),
+        || crate::supervise::task_ended("canary listener follower"),
+    )
+    .await?;
     let server_config = ServerConfig {
         listen,
         udp_payload_bytes: config.udp_payload_bytes,

@@ -9,15 +9,17 @@
 //! Nothing here is durable: a process that dies loses the store. It is for tests and the
 //! simulation, where "the store" outlives every actor but not the process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use model::invariants;
-use model::{limits, AuditEntry, Breaker, Generation, Name, RefName, Refs, Version, ZoneContent};
+use model::{
+    limits, AuditEntry, Breaker, Generation, Name, RecordSet, RefName, Refs, Version, ZoneContent,
+};
 
 use crate::{
-    actions, rules, zone_key, AuditQuery, BreakerChange, Commit, MoveRef, NewAuditEntry, SetPinned,
-    Store, StoreError,
+    actions, rules, zone_key, AuditQuery, BreakerChange, Commit, ContentChanges, MoveRef,
+    NewAuditEntry, SetPinned, Store, StoreError,
 };
 
 /// What an injected fault does to the next call of a handle (see [`MemoryStore::inject`]).
@@ -45,6 +47,8 @@ struct State {
     zones: BTreeMap<String, ZoneState>,
     audit: Vec<StoredAudit>,
     change_counter: u64,
+    /// See [`MemoryStore::break_changes`].
+    wrong_changes: bool,
 }
 
 #[derive(Debug)]
@@ -75,6 +79,14 @@ struct StoredAudit {
 }
 
 impl MemoryStore {
+    /// Makes every [`Store::content_changes`] answer wrong on purpose from now on (for every
+    /// client of this store): the last set it would add is left out, as a store whose
+    /// change record lost a write would. A follower that patches from it serves a wrong
+    /// answer; the simulation's checkers must catch that.
+    pub fn break_changes(&self) {
+        lock(&self.state).wrong_changes = true;
+    }
+
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
@@ -403,6 +415,59 @@ impl Store for MemoryStore {
         // Content is kept as the immutable value that was hashed at commit: no bytes to
         // verify here (check_integrity re-hashes everything).
         Ok((*stored).clone())
+    }
+
+    /// The sets of every name whose sets differ between the two versions (a diff of the
+    /// whole contents: this store keeps no change record); `None` when either version is
+    /// gone.
+    fn content_changes(
+        &self,
+        zone: &Name,
+        from: Generation,
+        to: Generation,
+    ) -> Result<Option<ContentChanges>, StoreError> {
+        let key = zone_key(zone);
+        self.call("reading changes", |state| {
+            let Some(zone_state) = state.zones.get(&key) else {
+                return Ok(None);
+            };
+            let (Some(old), Some(new)) =
+                (zone_state.versions.get(&from), zone_state.versions.get(&to))
+            else {
+                return Ok(None);
+            };
+            let by_name = |content: &ZoneContent| {
+                let mut names: BTreeMap<Name, Vec<RecordSet>> = BTreeMap::new();
+                for set in content.rrsets() {
+                    names
+                        .entry(set.name.to_lowercase())
+                        .or_default()
+                        .push(set.clone());
+                }
+                names
+            };
+            let (before, after) = (by_name(&old.content), by_name(&new.content));
+            let mut changes = ContentChanges {
+                version: new.version.clone(),
+                removed: Vec::new(),
+                added: Vec::new(),
+            };
+            for name in before.keys().chain(after.keys()).collect::<BTreeSet<_>>() {
+                let (old_sets, new_sets) = (before.get(name), after.get(name));
+                if old_sets != new_sets {
+                    changes
+                        .removed
+                        .extend(old_sets.into_iter().flatten().cloned());
+                    changes
+                        .added
+                        .extend(new_sets.into_iter().flatten().cloned());
+                }
+            }
+            if state.wrong_changes {
+                changes.added.pop();
+            }
+            Ok(Some(changes))
+        })
     }
 
     fn history(&self, zone: &Name, limit: usize) -> Result<Vec<Version>, StoreError> {

@@ -19,8 +19,6 @@
 //!   shares nothing with the enactor's plan path except the store's CAS.
 //! * [`Validator`] / [`spawn`]: the async shell: its own [`health::HealthMonitor`], one round
 //!   every `interval_ms` (and on every store change), queries, decides, acts.
-//! * [`canary`]: the canary listener's catalog follower (serves each zone's canary, or its
-//!   active version when no canary is pending).
 //!
 //! The one design decision to know: **the validator believes the wire, not the store.** What
 //! is served is learned only by asking the servers over UDP and TCP; the store supplies only
@@ -28,7 +26,6 @@
 //! A state the store cannot show (a ref to a missing version, corrupt content) is itself a
 //! finding, so the repair works from every state the store can be in.
 
-pub mod canary;
 pub mod check;
 pub mod client;
 mod good;
