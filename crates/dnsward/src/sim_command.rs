@@ -42,6 +42,11 @@ pub struct SimArgs {
     /// the faults also write canaries that empty a protected name.
     #[arg(long)]
     pub canary: bool,
+    /// Make the store's recorded changes wrong on purpose (each leaves out a set it should
+    /// add): the servers' patched versions answer wrong and the served-answers checker must
+    /// catch it. A check of the simulation itself.
+    #[arg(long)]
+    pub break_changes: bool,
     /// With --seed: print every step, not only the last ones.
     #[arg(long)]
     pub trace: bool,
@@ -56,6 +61,7 @@ pub fn run(args: SimArgs) -> Result<(), CliError> {
         // Bounded to 16 by the parser.
         enactors: usize::try_from(args.enactors).unwrap_or(sim::DEFAULT_ENACTORS),
         canary: args.canary,
+        broken_changes: args.break_changes,
     };
     match args.seed {
         Some(seed) => replay(SimConfig { seed, ..template }, args.trace),

@@ -7,7 +7,10 @@ use crate::config::ServerConfig;
 use crate::fast::answer_fast_counted;
 use crate::library::{respond, Answered};
 use crate::stats::RcodeCounters;
-use crate::wire_format::{Transport, MAX_MESSAGE_BYTES};
+use crate::wire_format::Transport;
+
+/// The buffer [`handle_with`] lets the hot path write into.
+const HANDLE_BUFFER_BYTES: usize = 4_096 + 512;
 
 /// An answer, by the path that made it.
 pub(crate) enum Reply<'a> {
@@ -54,7 +57,9 @@ pub fn handle_with(
     zones: &Zones,
     config: &ServerConfig,
 ) -> Option<Vec<u8>> {
-    let mut out = vec![0u8; MAX_MESSAGE_BYTES];
+    // Room for what the hot path answers over UDP; a longer TCP answer takes the library
+    // path, with the same bytes (zeroing 64 KiB per call would cost more than answering).
+    let mut out = vec![0u8; HANDLE_BUFFER_BYTES];
     match answer(packet, transport, zones, config, &mut out)? {
         Reply::Fast { length, .. } => {
             out.truncate(length);

@@ -46,6 +46,9 @@ pub enum Invariant {
     RepairedToGood,
     /// Canary mode: a canary that fails validation never becomes active.
     BadCanaryNeverActive,
+    /// What a server answers (patched, carried or pre-encoded) is what the library path
+    /// answers from a whole build of the version it serves.
+    ServedAnswers,
 }
 
 impl Invariant {
@@ -63,6 +66,7 @@ impl Invariant {
             Invariant::RepairBound => "repair-bound",
             Invariant::RepairedToGood => "repaired-to-good",
             Invariant::BadCanaryNeverActive => "bad-canary-never-active",
+            Invariant::ServedAnswers => "served-answers",
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct SimConfig {
     pub enactors: usize,
     /// Canary mode: enactors write the canary ref and the validator promotes what passes.
     pub canary: bool,
+    /// The store's recorded changes are wrong on purpose ([`store::MemoryStore::break_changes`]):
+    /// the servers' patches go wrong and the checkers must say so.
+    pub broken_changes: bool,
 }
 
 /// Default steps with faults per seed.
@@ -85,6 +88,7 @@ impl SimConfig {
             liveness_steps: DEFAULT_LIVENESS_STEPS,
             enactors: DEFAULT_ENACTORS,
             canary: false,
+            broken_changes: false,
         }
     }
 
@@ -104,6 +108,9 @@ impl SimConfig {
         }
         if self.canary {
             command.push_str(" --canary");
+        }
+        if self.broken_changes {
+            command.push_str(" --break-changes");
         }
         if self.fault_steps != DEFAULT_FAULT_STEPS {
             command.push_str(&format!(" --fault-steps {}", self.fault_steps));
@@ -269,9 +276,7 @@ impl Scenario<'_> {
         let line = format!("{} {written}", self.world.step);
         self.world.trace.push(line.clone());
         let world = &mut self.world;
-        world
-            .servers
-            .follow(&world.reader, &world.zone.origin, world.config.canary);
+        world.servers.follow(world.config.canary);
         line
     }
 

@@ -10,9 +10,12 @@
 //! in canary mode, [`enactor::refuse_canary`] or [`enactor::promote_canary`].
 //!
 //! What it believes is the wire: [`Servers`] holds the catalogs a main server and a canary
-//! listener answer from, loaded the way the real followers load them (a version the store
-//! cannot show leaves the last loaded snapshot serving), and the actor asks them real DNS
-//! messages through the server's own handler ([`validator::client::observe_in_process`]).
+//! listener answer from, loaded by the real follower ([`follow::sync`]: patches, carried
+//! answers, whole encodings when the scheduler runs the encoder; a version the store cannot
+//! show leaves the last loaded snapshot serving), and the actor asks them real DNS messages
+//! through the server's own handler ([`validator::client::observe_in_process`]). Every
+//! snapshot they serve is also compared, answer by answer, with a whole build of its
+//! version ([`Servers::wrong_answer`], the `served-answers` checker).
 //! The store supplies only the expectation (which generation should be served) and the
 //! content to restore. Its health view is its own, probed from the backends' true state at
 //! each round, never the planner's.
@@ -27,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision, ZonePlan};
-use model::{BackendState, Generation, HealthView, Name, Provenance, Refs};
+use model::{BackendState, Generation, HealthView, Name, Provenance, Refs, ZoneContent};
 use server::{Catalog, ServerConfig, ZoneSnapshot};
 use store::{MemoryStore, Store};
 use validator::check::{has_violation, serves_target};
@@ -67,29 +70,51 @@ const CANARY_LISTENER: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 9, 54)), 53);
 
 /// What the simulated servers serve: the main server (the active version) and the canary
-/// listener (the canary, or active when none is pending).
-#[derive(Debug, Default)]
+/// listener (the canary, or active when none is pending), each following the store with the
+/// real follower ([`follow::sync`]: patches, carried answers, whole loads) and its own
+/// [`follow::Encoder`], whose encodings the scheduler runs ([`Servers::encode`]).
 pub(crate) struct Servers {
     pub(crate) main: Catalog,
     pub(crate) canary: Catalog,
-    main_generation: Option<Generation>,
-    canary_generation: Option<Generation>,
+    sources: follow::Sources,
+    main_encoder: follow::Encoder,
+    canary_encoder: follow::Encoder,
     /// The last observation of each, with the generation it was loaded with. A snapshot is
     /// immutable and the answer a pure function of it, so asking again before the server
     /// loads another version would get the same messages back: the round reuses them (this
     /// keeps the simulation's speed; the first round after every load asks for real).
     main_observed: Option<(Option<Generation>, Vec<Observation>)>,
     canary_observed: Option<(Option<Generation>, Vec<Observation>)>,
+    /// The snapshots last compared with a whole build of their version.
+    checked: [Option<Arc<ZoneSnapshot>>; 2],
+    /// The last whole build compared with, and the questions asked of it.
+    whole: Option<(Generation, Arc<server::Zones>, Arc<Questions>)>,
 }
 
 impl Servers {
-    /// Follows the store like the real followers: loads a ref's version when it moved and
-    /// can be read; otherwise the last loaded snapshot keeps serving.
+    /// Servers following `store` (a client no fault touches: a server's reads are not the
+    /// actors' calls).
+    pub(crate) fn new(store: MemoryStore) -> Servers {
+        let bound = server::default_cname_chain_length();
+        Servers {
+            main: Catalog::new(),
+            canary: Catalog::new(),
+            sources: follow::Sources::store(Arc::new(store)),
+            main_encoder: follow::Encoder::new(bound),
+            canary_encoder: follow::Encoder::new(bound),
+            main_observed: None,
+            canary_observed: None,
+            checked: [None, None],
+            whole: None,
+        }
+    }
+
     /// What the main server answers now, over UDP and TCP.
     fn observe_main(&mut self, zone: &ZonePlan) -> Vec<Observation> {
+        let loaded = served_generation(&self.main, &zone.origin);
         observe_cached(
             &self.main,
-            self.main_generation,
+            loaded,
             &mut self.main_observed,
             MAIN_SERVER,
             zone,
@@ -98,35 +123,155 @@ impl Servers {
 
     /// What the canary listener answers now, over UDP and TCP.
     fn observe_canary(&mut self, zone: &ZonePlan) -> Vec<Observation> {
+        let loaded = served_generation(&self.canary, &zone.origin);
         observe_cached(
             &self.canary,
-            self.canary_generation,
+            loaded,
             &mut self.canary_observed,
             CANARY_LISTENER,
             zone,
         )
     }
 
-    pub(crate) fn follow(&mut self, store: &dyn Store, zone: &Name, canary_mode: bool) {
-        let Ok(refs) = store.refs(zone) else { return };
-        load(
+    /// Follows the store like the real followers (they are the real follower): loads a
+    /// ref's version when it moved and can be read, brings finished encodings forward;
+    /// otherwise the last loaded snapshot keeps serving.
+    pub(crate) fn follow(&mut self, canary_mode: bool) {
+        // A store call that fails leaves what is served as it is, as in a node.
+        let _ = follow::sync(
+            &self.sources,
             &self.main,
-            &mut self.main_generation,
-            store,
-            zone,
-            refs.active,
+            &self.main_encoder,
+            follow::Target::Active,
         );
         if canary_mode {
-            let target = refs.canary.or(refs.active);
-            load(
+            let _ = follow::sync(
+                &self.sources,
                 &self.canary,
-                &mut self.canary_generation,
-                store,
-                zone,
-                target,
+                &self.canary_encoder,
+                follow::Target::CanaryElseActive,
             );
         }
     }
+
+    /// Runs the encodings waiting (the encoder thread's work, at a moment the scheduler
+    /// picked); the next [`Servers::follow`] serves or brings them forward.
+    pub(crate) fn encode(&mut self) {
+        while self.main_encoder.encode_next() {}
+        while self.canary_encoder.encode_next() {}
+    }
+
+    /// Compares every answer each server gives for the zone with the library path's answer
+    /// from a whole build of the version it serves (patches, carried answers and the hot
+    /// path against the reference); the first difference, if any. Each snapshot is checked
+    /// once.
+    pub(crate) fn wrong_answer(&mut self, zone: &Name) -> Option<String> {
+        for (index, (catalog, server)) in
+            [(&self.main, MAIN_SERVER), (&self.canary, CANARY_LISTENER)]
+                .into_iter()
+                .enumerate()
+        {
+            let Some(served) = catalog.find(zone).filter(|served| served.origin() == zone) else {
+                continue;
+            };
+            if self.checked[index]
+                .as_ref()
+                .is_some_and(|checked| Arc::ptr_eq(checked, &served))
+            {
+                continue;
+            }
+            self.checked[index] = Some(Arc::clone(&served));
+            let generation = served.generation();
+            if self
+                .whole
+                .as_ref()
+                .is_none_or(|(built, _, _)| *built != generation)
+            {
+                // A version the store no longer has (a buggy clean-up) cannot be rebuilt.
+                let Ok(content) = self.sources.store.content(zone, generation) else {
+                    continue;
+                };
+                let whole = Catalog::new();
+                whole.replace_zone(Arc::new(ZoneSnapshot::build_lookup(&content, generation)));
+                self.whole = Some((generation, whole.snapshot(), Arc::new(questions(&content))));
+            }
+            let Some((_, whole, questions)) = self.whole.clone() else {
+                continue;
+            };
+            let now = catalog.snapshot();
+            let config = server_config(server);
+            for question in questions.iter() {
+                for transport in [server::Transport::Udp, server::Transport::Tcp] {
+                    let expected = server::answer_library(&question.1, transport, &whole, config);
+                    let got = server::handle_with(&question.1, transport, &now, config);
+                    if got != expected {
+                        return Some(format!(
+                            "{server} serving g{} ({}) answers {} over {transport:?} unlike a whole build of g{}",
+                            generation,
+                            served
+                                .stale_names()
+                                .map_or("own or no pre-encoded answers".to_string(), |stale| format!(
+                                    "carried answers, {stale} stale names"
+                                )),
+                            question.0,
+                            generation,
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Questions as (what they ask, the query message).
+type Questions = Vec<(String, Vec<u8>)>;
+
+/// The generation a catalog serves for `zone`.
+fn served_generation(catalog: &Catalog, zone: &Name) -> Option<Generation> {
+    catalog
+        .find(zone)
+        .filter(|served| served.origin() == zone)
+        .map(|served| served.generation())
+}
+
+/// The questions [`Servers::wrong_answer`] asks: A of each name of the content and of a name
+/// below the apex that does not exist (answers, CNAME chains, NXDOMAIN, NODATA), and the
+/// apex's SOA, NS and TXT.
+fn questions(content: &ZoneContent) -> Questions {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use model::RecordType;
+    let origin = content.origin();
+    let missing = Name::from_ascii("no-such-name")
+        .ok()
+        .and_then(|label| label.append_domain(origin).ok());
+    let names: BTreeSet<Name> = content
+        .names()
+        .map(Name::to_lowercase)
+        .chain(missing)
+        .collect();
+    let mut questions = Vec::new();
+    let apex = origin.to_lowercase();
+    for name in names {
+        let types: &[RecordType] = if name == apex {
+            &[
+                RecordType::A,
+                RecordType::SOA,
+                RecordType::NS,
+                RecordType::TXT,
+            ]
+        } else {
+            &[RecordType::A]
+        };
+        for &rtype in types {
+            let mut message = Message::new(0x5eed, MessageType::Query, OpCode::Query);
+            message.add_query(Query::query(name.clone(), rtype));
+            if let Ok(bytes) = message.to_vec() {
+                questions.push((format!("{name} {rtype}"), bytes));
+            }
+        }
+    }
+    questions
 }
 
 fn observe_cached(
@@ -143,24 +288,6 @@ fn observe_cached(
             *observed = Some((loaded, observations.clone()));
             observations
         }
-    }
-}
-
-fn load(
-    catalog: &Catalog,
-    loaded: &mut Option<Generation>,
-    store: &dyn Store,
-    zone: &Name,
-    target: Option<Generation>,
-) {
-    let Some(generation) = target.filter(|target| Some(*target) != *loaded) else {
-        return;
-    };
-    if let Ok(content) = store.content(zone, generation) {
-        // The library-path snapshot a follower serves first (the hot path's pre-encoded
-        // answers are the same answers, only faster to send, and slower to build).
-        catalog.replace_zone(Arc::new(ZoneSnapshot::build_lookup(&content, generation)));
-        *loaded = Some(generation);
     }
 }
 

@@ -23,7 +23,7 @@ use store::{BreakerChange, Commit, Fault, MemoryStore, SetPinned, Store};
 use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
 
-use crate::checks::{Checker, Violation};
+use crate::checks::{Checker, Invariant, Violation};
 use crate::rng::Rng;
 use crate::trace::Trace;
 use crate::validate::{Servers, SimValidator, VALIDATOR_INTERVAL_STEPS};
@@ -34,6 +34,10 @@ pub(crate) const API: &str = "api.example.test.";
 pub(crate) const DB: &str = "db.example.test.";
 /// Versions that were active which clean-up keeps: the smallest allowed, so clean-up runs hot.
 pub(crate) const KEEP_LAST: usize = 2;
+/// Static names besides the apex, ns1 and www.
+const STATIC_HOSTS: u8 = 24;
+/// Mixed into the seed for the stream that decides when the servers' encoders run.
+const ENCODE_STREAM: u64 = 0x656e_636f_6465;
 /// Where the virtual clock starts (2026-01-01T00:00:00Z).
 const START_MS: u64 = 1_767_225_600_000;
 /// Actor name of the operator in the audit log.
@@ -128,6 +132,9 @@ pub(crate) struct World<'rt> {
     pub(crate) runtime: &'rt Runtime,
     pub(crate) config: SimConfig,
     pub(crate) rng: Rng,
+    /// When the servers' encoders run: a stream of its own, so the actors' moves for a seed
+    /// do not depend on it.
+    encode_rng: Rng,
     /// The actors' handle: faults are injected here.
     pub(crate) store: MemoryStore,
     pub(crate) store_dyn: Arc<dyn Store>,
@@ -160,6 +167,11 @@ impl<'rt> World<'rt> {
         let mut rng = Rng::new(config.seed);
         let clock = Arc::new(ManualClock::new(START_MS + rng.range(0, 86_400_000)));
         let store = MemoryStore::new();
+        if config.broken_changes {
+            store.break_changes();
+        }
+        let encode_rng = Rng::new(config.seed ^ ENCODE_STREAM);
+        let servers = Servers::new(store.client());
         let reader = store.client();
         let store_dyn: Arc<dyn Store> = Arc::new(store.clone());
         let endpoints = endpoints();
@@ -196,6 +208,7 @@ impl<'rt> World<'rt> {
             runtime,
             config,
             rng,
+            encode_rng,
             store,
             store_dyn,
             reader,
@@ -204,7 +217,7 @@ impl<'rt> World<'rt> {
             truth,
             checker,
             validator,
-            servers: Servers::default(),
+            servers,
             zone,
             control_config,
             board,
@@ -279,8 +292,12 @@ impl<'rt> World<'rt> {
         if let Some(validator) = &mut self.validator {
             validator.idle_steps += 1;
             // The servers load what the step made (the naive mode has no validator to serve).
-            self.servers
-                .follow(&self.reader, &self.zone.origin, self.config.canary);
+            self.servers.follow(self.config.canary);
+            // The encoder thread finishes a whole encoding at some step.
+            if self.encode_rng.chance(1, 3) {
+                self.servers.encode();
+                self.servers.follow(self.config.canary);
+            }
         }
     }
 
@@ -806,7 +823,13 @@ impl<'rt> World<'rt> {
 
     /// The checkers, after a step.
     pub(crate) fn check(&mut self) -> Vec<Violation> {
-        self.checker.check(&self.reader, self.step)
+        let mut found = self.checker.check(&self.reader, self.step);
+        if self.validator.is_some() {
+            if let Some(detail) = self.servers.wrong_answer(&self.zone.origin) {
+                found.push(Violation::new(Invariant::ServedAnswers, detail));
+            }
+        }
+        found
     }
 
     /// A bad state written past planner and guard, as a buggy automation or clean-up would:
@@ -928,8 +951,7 @@ impl<'rt> World<'rt> {
                 automation: false,
             })
             .map_err(|e| e.to_string())?;
-        self.servers
-            .follow(&self.reader, &origin, self.config.canary);
+        self.servers.follow(self.config.canary);
         self.trace.push(format!(
             "operator: copies g{active} as g{}",
             version.generation
@@ -996,7 +1018,7 @@ fn static_content() -> ZoneContent {
         86400,
         300,
     );
-    let records = vec![
+    let mut records = vec![
         Record::from_rdata(name(ZONE), 3600, RData::SOA(soa)),
         Record::from_rdata(name(ZONE), 3600, RData::NS(NS(name("ns1.example.test.")))),
         Record::from_rdata(
@@ -1004,7 +1026,22 @@ fn static_content() -> ZoneContent {
             3600,
             RData::A(model::rdata::A::new(10, 0, 9, 1)),
         ),
+        // A name whose answer follows the api endpoint: a change of api makes it stale.
+        Record::from_rdata(
+            name("www.example.test."),
+            3600,
+            RData::CNAME(model::rdata::CNAME(name(API))),
+        ),
     ];
+    // Names no change touches: enough that a change is patched onto the served version
+    // rather than loaded whole, so the servers run patches and carried answers.
+    for host in 1..=STATIC_HOSTS {
+        records.push(Record::from_rdata(
+            name(&format!("host{host}.example.test.")),
+            3600,
+            RData::A(model::rdata::A::new(10, 0, 8, host)),
+        ));
+    }
     ZoneContent::from_records(name(ZONE), records).expect("the static records are a zone")
 }
 

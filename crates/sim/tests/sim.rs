@@ -1,7 +1,8 @@
 //! The simulation as CI runs it: many seeds of dnsward's design with no violation (with and
 //! without canary mode, bad states written past planner and guard among the faults), the
 //! same trace for the same seed, the October design caught with an empty endpoint, and the
-//! validator's three self-heal scenarios driven step by step.
+//! validator's three self-heal scenarios driven step by step; a wrong patch of a served
+//! version is caught.
 
 use model::{Breaker, Provenance};
 use sim::validate::REPAIR_BOUND_STEPS;
@@ -313,4 +314,29 @@ fn a_store_fault_is_traced_and_the_system_still_converges() {
         report.ending,
         Ending::Converged { .. } | Ending::Frozen { .. }
     ));
+}
+
+#[test]
+fn a_patch_made_wrong_on_purpose_is_caught_by_the_served_answers_checker() {
+    // The servers run the real follower: a version is patched onto the served one from the
+    // store's recorded changes, and its answers are carried. Changes that lose a set make the
+    // patch wrong; the checker compares every answer with a whole build and must say so.
+    let simulator = Simulator::new();
+    for seed in 0..20 {
+        let broken = simulator.run(SimConfig {
+            broken_changes: true,
+            ..SimConfig::new(seed)
+        });
+        assert!(
+            broken
+                .violations
+                .iter()
+                .any(|violation| violation.invariant == Invariant::ServedAnswers),
+            "seed {seed}: a wrong patch went unnoticed\n{}",
+            broken.describe(30)
+        );
+        assert!(broken.config.replay_command().contains("--break-changes"));
+        let sound = simulator.run(SimConfig::new(seed));
+        assert!(!sound.failed(), "{}", sound.describe(30));
+    }
 }

@@ -25,7 +25,7 @@ use domain::base::name::ParsedName;
 use domain::base::rdata::ParseRecordData;
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 use model::{ContentBuilder, ContentError, Name, Record, RecordSet, ZoneContent};
 
 mod check;
@@ -309,13 +309,18 @@ fn to_domain_name(
 ) -> Result<domain::base::Name<bytes::Bytes>, ZoneFileError> {
     let mut fqdn = name.clone();
     fqdn.set_fqdn(true);
-    fqdn.to_ascii()
-        .parse()
-        .map_err(|error| ZoneFileError::Record {
-            file: file.to_path_buf(),
-            line: 0,
-            problem: format!("origin {name} is not a valid name: {error}"),
-        })
+    // In wire format: the text form escapes a label's leading `[` as `\[`, which `domain`
+    // reads as the start of an RFC 2673 binary label.
+    let invalid = |error: String| ZoneFileError::Record {
+        file: file.to_path_buf(),
+        line: 0,
+        problem: format!("origin {name} is not a valid name: {error}"),
+    };
+    let wire = fqdn
+        .to_bytes()
+        .map_err(|error| invalid(error.to_string()))?;
+    domain::base::Name::from_octets(bytes::Bytes::from(wire))
+        .map_err(|error| invalid(error.to_string()))
 }
 
 fn from_domain_name(

@@ -82,3 +82,15 @@ fn an_entry_that_ends_inside_a_multi_byte_character_is_no_panic() {
     let report = zonefile::check_text(text, Path::new("fuzz.zone"), None);
     assert!(!report.errors.is_empty());
 }
+
+#[test]
+fn an_origin_whose_label_starts_with_a_bracket_is_written_and_read_back() {
+    // Passed to the reader as text, `\[` would start an RFC 2673 binary label in `domain`.
+    let text = "$TTL 300\n$ORIGIN [mall.t.\n@ IN SOA ns hostmaster 1 7200 900 1209600 300\n\
+                @ NS ns\nns A 192.0.2.1\n";
+    let content = zonefile::parse_str(text, Path::new("fuzz.zone"), None).expect("a zone");
+    let written = zonefile::write(&content);
+    let again = zonefile::parse_str(&written, Path::new("written.zone"), Some(content.origin()))
+        .unwrap_or_else(|error| panic!("{error}\n{written}"));
+    assert_eq!(again, content);
+}
