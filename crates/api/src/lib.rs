@@ -85,11 +85,13 @@ pub struct Preview {
     pub endpoints_touched: Vec<Name>,
 }
 
-/// Why an operator change was not applied.
+/// Why an operator change was not applied: the operator path's own error (the node's
+/// `enactor::OperatorError`), seen from the API, which does not depend on the enactor.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    #[error("refused by the guard: {reasons}")]
-    Refused { reasons: String },
+    /// The guard refused the change and froze the zone; each reason is one finding.
+    #[error("zone {zone}: refused by the guard: {}", reasons.join("; "))]
+    Refused { zone: Name, reasons: Vec<String> },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -486,9 +488,9 @@ async fn operator_change(
         };
         match operator.submit(&zone, content, submission) {
             Ok(version) => Ok(HistoryEntry::from_version(&version, &model::Refs { active: Some(version.generation), ..refs })),
-            Err(OperatorError::Refused { reasons }) => Err(ApiError::new(
+            Err(OperatorError::Refused { reasons, .. }) => Err(ApiError::new(
                 StatusCode::CONFLICT,
-                format!("refused, the zone's breaker is tripped and the previous version keeps serving: {reasons}; fix the change, or thaw and resubmit with force and a reason"),
+                format!("refused, the zone's breaker is tripped and the previous version keeps serving: {}; fix the change, or thaw and resubmit with force and a reason", reasons.join("; ")),
             )),
             Err(OperatorError::Store(error)) => Err(error.into()),
         }

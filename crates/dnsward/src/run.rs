@@ -491,9 +491,9 @@ impl OperatorChanges for Operator {
             },
         )
         .map_err(|error| match error {
-            enactor::OperatorError::Refused { reasons, .. } => OperatorError::Refused {
-                reasons: reasons.join("; "),
-            },
+            enactor::OperatorError::Refused { zone, reasons } => {
+                OperatorError::Refused { zone, reasons }
+            }
             enactor::OperatorError::Store(error) => OperatorError::Store(error),
         })
     }
