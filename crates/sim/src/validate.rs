@@ -29,17 +29,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision, ZonePlan};
+use enactor::{PromotionDecision, ZonePlan};
 use model::{BackendState, Generation, HealthView, Name, Provenance, Refs, ZoneContent};
 use server::{Catalog, ServerConfig, ZoneSnapshot};
 use store::{MemoryStore, Store};
-use validator::check::{has_violation, serves_target};
 use validator::client::observe_in_process;
-use validator::{
-    audit_findings, check, fresh_findings, limits, record_good, repair, replay_good, rollback,
-    target_of, Expectation, Finding, GoodTracker, Observation, Repair, RepairMemory, RepairRound,
-    Severity, Transport, VALIDATOR_ACTOR,
+use validator::round::{
+    judge_active, judge_canary, write_active, write_canary, ActiveNext, ActiveRound, Bounds,
+    CanaryNext, CanaryRound, CanaryWrites, ZoneMemory,
 };
+use validator::{limits, replay_good, rollback, GoodTracker, Observation, Repair, Transport};
 
 use crate::world::{first_clause, show};
 
@@ -303,14 +302,11 @@ pub(crate) struct RoundOutcome {
 pub(crate) struct SimValidator {
     /// Its own client of the store: the faults injected on the actors' handle miss it.
     store: MemoryStore,
-    good: GoodTracker,
+    /// What the shell keeps per zone between rounds (its last known good is always
+    /// replayed at start).
+    memory: ZoneMemory,
     /// Its own view of the backends, probed at each round.
     health: HealthView,
-    active_seen: Option<(Generation, u64)>,
-    canary_seen: Option<(Generation, u64)>,
-    repair: RepairMemory,
-    refused_canary: Option<Generation>,
-    reported: BTreeSet<String>,
     /// Steps since its last round.
     pub(crate) idle_steps: u64,
 }
@@ -322,20 +318,18 @@ impl SimValidator {
         let replayed = replay_good(&store, zone).unwrap_or_default();
         SimValidator {
             store,
-            good: GoodTracker::new(limits::GOOD_AFTER_MS.default, replayed),
+            memory: ZoneMemory {
+                good: Some(GoodTracker::new(limits::GOOD_AFTER_MS.default, replayed)),
+                ..ZoneMemory::default()
+            },
             health: HealthView::new(),
-            active_seen: None,
-            canary_seen: None,
-            repair: RepairMemory::default(),
-            refused_canary: None,
-            reported: BTreeSet::new(),
             idle_steps: 0,
         }
     }
 
     /// The generation this validator pinned as its last known good (an operator leaves it).
     pub(crate) fn pinned(&self) -> Option<Generation> {
-        self.repair.pinned_by_us
+        self.memory.repair.pinned_by_us
     }
 
     /// Whether a bad `active` would be repaired: a rollback is due, and the version this
@@ -350,16 +344,19 @@ impl SimValidator {
         provenance: Option<&Provenance>,
         now_ms: u64,
     ) -> bool {
-        let Some(pinned) = self.repair.pinned_by_us else {
+        let Some(pinned) = self.memory.repair.pinned_by_us else {
+            return false;
+        };
+        let Some(good) = &self.memory.good else {
             return false;
         };
         let due = rollback::rollback_due(
-            self.repair.last_rollback,
+            self.memory.repair.last_rollback,
             active,
             now_ms,
             limits::SERIAL_LAG_MS.default,
         );
-        due && rollback::candidates(self.good.good(), Some(active), provenance).contains(&pinned)
+        due && rollback::candidates(good.good(), Some(active), provenance).contains(&pinned)
             && self.store.content(zone, pinned).is_ok()
     }
 
@@ -398,40 +395,38 @@ impl SimValidator {
             );
         };
         let version = self.store.version(origin, active);
-        let provenance = version.as_ref().ok().map(|v| v.provenance.clone());
-        let target = target_of(active, Some(&version));
-        let since = seen_since(&mut self.active_seen, active, now_ms);
         let observations = servers.observe_main(zone);
         let health = self.health.clone();
-        let findings = check(
-            &observations,
-            &self.expectation(zone, target.clone(), since, &health),
+        let verdict = judge_active(
+            &mut self.memory,
+            ActiveRound {
+                zone: origin,
+                active,
+                version: Some(&version),
+                observations: &observations,
+                endpoints: &zone.endpoints,
+                our_server: MAIN_SERVER,
+                health: &health,
+                bounds: bounds(),
+                now_ms,
+            },
+        );
+        let writes = write_active(
+            &self.store,
+            origin,
+            &mut self.memory,
+            active,
+            &verdict,
+            (limits::SERIAL_LAG_MS.default, limits::GOOD_AFTER_MS.default),
             now_ms,
         );
-        let fresh = self.fresh(&findings);
-        let audited = audit_findings(&self.store, origin, Some(active), &fresh, now_ms);
-        let audit_note = audited.map_or_else(
+        let audit_note = writes.audited.map_or_else(
             |error| format!(" (audit failed: {})", first_clause(&error.to_string())),
             |()| String::new(),
         );
-
-        if has_violation(&findings) {
-            let reason = violations(&findings);
-            let round = RepairRound {
-                active,
-                provenance: provenance.as_ref(),
-                reason: &reason,
-                cooldown_ms: limits::SERIAL_LAG_MS.default,
-                now_ms,
-            };
-            return match repair(&self.store, origin, &mut self.good, &mut self.repair, round) {
-                Repair::CoolingDown => (
-                    format!(
-                        "validator: {reason}; cooling down after the last rollback{audit_note}"
-                    ),
-                    RoundOutcome::default(),
-                ),
-                Repair::RolledBack { done, pinned } => {
+        if let ActiveNext::Repair { reason, .. } = &verdict.next {
+            return match writes.repair {
+                Some(Repair::RolledBack { done, pinned }) => {
                     let pin_note = pinned.map_or_else(
                         |error| {
                             format!(" (pinning it failed: {})", first_clause(&error.to_string()))
@@ -452,10 +447,16 @@ impl SimValidator {
                         },
                     )
                 }
-                Repair::Impossible(error) => (
+                Some(Repair::Impossible(error)) => (
                     format!(
                         "validator: {reason}; {}{audit_note}",
                         first_clause(&error.to_string())
+                    ),
+                    RoundOutcome::default(),
+                ),
+                Some(Repair::CoolingDown) | None => (
+                    format!(
+                        "validator: {reason}; cooling down after the last rollback{audit_note}"
                     ),
                     RoundOutcome::default(),
                 ),
@@ -463,19 +464,13 @@ impl SimValidator {
         }
 
         let mut line = format!("validator: g{active} clean{audit_note}");
-        if let Ok(target) = target {
-            if serves_target(&observations, target) {
-                if let Some(newly) = self.good.observe(active, true, now_ms) {
-                    let previous = self.repair.pinned_by_us.replace(newly);
-                    match record_good(&self.store, origin, newly, previous, now_ms) {
-                        Ok(()) => line.push_str(&format!(", g{newly} is the last known good")),
-                        Err(error) => line.push_str(&format!(
-                            ", recording g{newly} as good failed ({})",
-                            first_clause(&error.to_string())
-                        )),
-                    }
-                }
-            }
+        match writes.recorded {
+            Some((newly, Ok(()))) => line.push_str(&format!(", g{newly} is the last known good")),
+            Some((newly, Err(error))) => line.push_str(&format!(
+                ", recording g{newly} as good failed ({})",
+                first_clause(&error.to_string())
+            )),
+            None => {}
         }
         let mut outcome = RoundOutcome::default();
         if canary_mode {
@@ -500,73 +495,55 @@ impl SimValidator {
         now_ms: u64,
     ) -> (String, RoundOutcome) {
         let origin = &zone.origin;
-        if self.refused_canary == Some(canary) {
+        if self.memory.refused_canary == Some(canary) {
             return (
                 format!("validator: canary g{canary} stays refused"),
                 RoundOutcome::default(),
             );
         }
         let version = self.store.version(origin, canary);
-        let target = target_of(canary, Some(&version));
-        let since = seen_since(&mut self.canary_seen, canary, now_ms);
         let observations = servers.observe_canary(zone);
         let health = self.health.clone();
-        let findings = check(
-            &observations,
-            &self.expectation(zone, target.clone(), since, &health),
-            now_ms,
-        );
-        if has_violation(&findings) {
-            let reason = violations(&findings);
-            let refused = refuse_canary(
-                &self.store,
-                origin,
+        let verdict = judge_canary(
+            &mut self.memory,
+            CanaryRound {
+                zone: origin,
                 canary,
-                &reason,
-                VALIDATOR_ACTOR,
+                version: Some(&version),
+                observations: &observations,
+                endpoints: &zone.endpoints,
+                health: &health,
+                bounds: bounds(),
                 now_ms,
-            );
-            return match refused {
-                Ok(()) => {
-                    self.refused_canary = Some(canary);
-                    (
-                        format!("validator: canary g{canary} refused ({reason}), breaker tripped"),
-                        RoundOutcome {
-                            canary_refused: true,
-                            ..RoundOutcome::default()
-                        },
-                    )
-                }
-                Err(error) => (
-                    format!(
-                        "validator: refusing canary g{canary} failed ({})",
-                        first_clause(&error.to_string())
-                    ),
-                    RoundOutcome::default(),
-                ),
-            };
-        }
-        let (Ok(target), Ok(version)) = (target, version) else {
-            return (
-                format!("validator: canary g{canary} unreadable"),
-                RoundOutcome::default(),
-            );
-        };
-        if !serves_target(&observations, target) {
-            return (
-                format!("validator: canary g{canary} not on the listener yet"),
-                RoundOutcome::default(),
-            );
-        }
-        let passed = CanaryPassed {
-            zone: origin,
+            },
+        );
+        let writes = write_canary(
+            &self.store,
+            origin,
+            &mut self.memory,
             canary,
-            base: version.parent,
-            evidence:
+            &verdict.next,
+            (
                 "served on the simulated canary listener over UDP and TCP with every check clean",
-        };
-        match promote_canary(&self.store, &passed, VALIDATOR_ACTOR, now_ms) {
-            Ok(PromotionDecision::Promote) => (
+                now_ms,
+            ),
+        );
+        match (&verdict.next, writes) {
+            (CanaryNext::Refuse { reason }, CanaryWrites::Refused(Ok(()))) => (
+                format!("validator: canary g{canary} refused ({reason}), breaker tripped"),
+                RoundOutcome {
+                    canary_refused: true,
+                    ..RoundOutcome::default()
+                },
+            ),
+            (_, CanaryWrites::Refused(Err(error))) => (
+                format!(
+                    "validator: refusing canary g{canary} failed ({})",
+                    first_clause(&error.to_string())
+                ),
+                RoundOutcome::default(),
+            ),
+            (_, CanaryWrites::Promoted(Ok(PromotionDecision::Promote))) => (
                 format!(
                     "validator: canary g{canary} promoted over {}",
                     show(refs.active)
@@ -576,37 +553,25 @@ impl SimValidator {
                     ..RoundOutcome::default()
                 },
             ),
-            Ok(other) => (
+            (_, CanaryWrites::Promoted(Ok(other))) => (
                 format!("validator: canary g{canary} not promoted ({other:?})"),
                 RoundOutcome::default(),
             ),
-            Err(error) => (
+            (_, CanaryWrites::Promoted(Err(error))) => (
                 format!(
                     "validator: canary g{canary} not promoted ({})",
                     first_clause(&error.to_string())
                 ),
                 RoundOutcome::default(),
             ),
-        }
-    }
-
-    fn expectation<'a>(
-        &self,
-        zone: &'a ZonePlan,
-        target: Result<validator::Target, String>,
-        since_ms: u64,
-        health: &'a HealthView,
-    ) -> Expectation<'a> {
-        Expectation {
-            zone: &zone.origin,
-            target,
-            target_since_ms: since_ms,
-            endpoints: &zone.endpoints,
-            health,
-            serial_lag_ms: limits::SERIAL_LAG_MS.default,
-            served_before: true,
-            health_grace_ms: limits::HEALTH_GRACE_MS.default,
-            health_tolerance: limits::HEALTH_TOLERANCE.default,
+            (CanaryNext::Recheck, _) => (
+                format!("validator: canary g{canary} not on the listener yet"),
+                RoundOutcome::default(),
+            ),
+            (_, _) => (
+                format!("validator: canary g{canary} unreadable"),
+                RoundOutcome::default(),
+            ),
         }
     }
 
@@ -624,10 +589,15 @@ impl SimValidator {
             }
         }
     }
+}
 
-    /// Findings not audited while they persisted (the shell audits each once).
-    fn fresh(&mut self, findings: &[Finding]) -> Vec<Finding> {
-        fresh_findings(&mut self.reported, findings.iter())
+/// The bounds the simulated validator checks with: the defaults.
+fn bounds() -> Bounds {
+    Bounds {
+        serial_lag_ms: limits::SERIAL_LAG_MS.default,
+        good_after_ms: limits::GOOD_AFTER_MS.default,
+        health_grace_ms: limits::HEALTH_GRACE_MS.default,
+        health_tolerance: limits::HEALTH_TOLERANCE.default,
     }
 }
 
@@ -640,31 +610,4 @@ fn ask(catalog: &Catalog, server: SocketAddr, zone: &ZonePlan) -> Vec<Observatio
             observe_in_process(catalog, config, transport, &zone.origin, &zone.endpoints)
         })
         .collect()
-}
-
-fn seen_since(seen: &mut Option<(Generation, u64)>, generation: Generation, now_ms: u64) -> u64 {
-    match *seen {
-        Some((g, since)) if g == generation => since,
-        _ => {
-            *seen = Some((generation, now_ms));
-            now_ms
-        }
-    }
-}
-
-/// The violations among `findings`, once each (UDP and TCP usually agree), as one reason.
-fn violations(findings: &[Finding]) -> String {
-    let mut texts: Vec<String> = Vec::new();
-    for finding in findings
-        .iter()
-        .filter(|f| f.severity == Severity::Violation)
-    {
-        let mut without_server = finding.clone();
-        without_server.server = None;
-        let text = without_server.to_string();
-        if !texts.contains(&text) {
-            texts.push(text);
-        }
-    }
-    texts.join("; ")
 }

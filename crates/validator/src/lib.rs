@@ -14,6 +14,8 @@
 //!   replayed at start ([`replay_good`]).
 //! * [`client::observe_in_process`]: the same questions asked of a [`server::Catalog`]
 //!   through the server's own message handler, without sockets (the simulation's wire).
+//! * [`round`]: one zone's round without I/O — observations and what the store said in,
+//!   findings and the writes to make out — run by the shell and the simulation alike.
 //! * [`roll_back`]: the repair path, small and synchronous: trip the breaker, restore the
 //!   newest readable good content as a new generation by compare-and-swap, audit it. It
 //!   shares nothing with the enactor's plan path except the store's CAS.
@@ -31,6 +33,7 @@ pub mod client;
 mod good;
 pub mod limits;
 pub mod rollback;
+pub mod round;
 mod shell;
 
 pub use check::{

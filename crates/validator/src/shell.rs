@@ -9,19 +9,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use enactor::{promote_canary, refuse_canary, CanaryPassed, PromotionDecision};
+use enactor::PromotionDecision;
 use health::{HealthError, HealthMonitor, ProbeTarget};
 use model::{Clock, EndpointConfig, Generation, HealthView, Name, Provenance, Refs, Version};
 use store::{NewAuditEntry, SetPinned, Store, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::check::{
-    self, has_violation, serves_target, Expectation, Finding, Observation, Severity, Target,
-    Transport,
-};
+use crate::check::{Finding, Observation, Severity, Target, Transport};
 use crate::good::{replay_good, GoodTracker};
 use crate::rollback::{self, roll_back, RollbackError, RolledBack};
+use crate::round::{
+    judge_active, judge_canary, write_active, write_canary, ActiveNext, ActiveRound, Bounds,
+    CanaryNext, CanaryRound, CanaryWrites, ZoneMemory,
+};
 use crate::{actions, client, limits, VALIDATOR_ACTOR};
 
 /// One zone and its protected names.
@@ -107,19 +108,13 @@ pub struct ZoneReport {
 /// Per-zone memory between rounds.
 #[derive(Debug, Default)]
 struct ZoneState {
-    /// Our server has been seen serving the zone since the validator started.
-    served_before: bool,
     /// Where the next round's rotating sample of protected names starts.
     sample_cursor: usize,
     /// The active generation and health view of the last round: what changed since.
     last_active: Option<Generation>,
     last_health: Option<model::HealthView>,
-    good: Option<GoodTracker>,
-    active_seen: Option<(Generation, u64)>,
-    canary_seen: Option<(Generation, u64)>,
-    reported: BTreeSet<String>,
-    repair: RepairMemory,
-    refused_canary: Option<Generation>,
+    /// What the round's judgement remembers ([`crate::round`]).
+    memory: ZoneMemory,
 }
 
 /// What a round read of a zone from the store.
@@ -185,14 +180,15 @@ impl Validator {
         let needs_replay = self
             .zones
             .get(&key)
-            .is_none_or(|state| state.good.is_none());
+            .is_none_or(|state| state.memory.good.is_none());
         let since = self.zones.get(&key).and_then(|state| state.last_active);
         let read = self.read_zone(&zone.origin, needs_replay, since).await?;
         let now_ms = self.clock.now_ms();
         let timeout = self.timeout();
-        let state = self.zones.entry(key).or_default();
+        let bounds = self.bounds();
+        let state = self.zones.entry(key.clone()).or_default();
         if let Some(replayed) = read.replayed {
-            state.good = Some(GoodTracker::new(self.config.good_after_ms, replayed));
+            state.memory.good = Some(GoodTracker::new(self.config.good_after_ms, replayed));
         }
         let mut report = ZoneReport {
             zone: zone.origin.clone(),
@@ -201,11 +197,11 @@ impl Validator {
             canary_findings: Vec::new(),
             actions: Vec::new(),
         };
+        let health = self.health.borrow().clone();
         let Some(active) = read.refs.active else {
             // A zone's first version can only be a canary: check it before anything serves.
             let mut recheck = false;
             if let Some(canary) = read.refs.canary.filter(|_| self.config.canary.is_some()) {
-                let health = self.health.borrow().clone();
                 recheck = self
                     .canary_round(
                         zone,
@@ -219,9 +215,6 @@ impl Validator {
             }
             return Ok((report, recheck));
         };
-        let target = target_of(active, read.active.as_ref());
-        let active_since = seen_since(&mut state.active_seen, active, now_ms);
-        let health = self.health.borrow().clone();
         let mut servers = vec![self.config.server];
         servers.extend(self.config.secondaries.iter().copied());
         let changed = changed_endpoints(
@@ -237,143 +230,78 @@ impl Validator {
         state.last_active = Some(active);
         state.last_health = Some(health.clone());
         let observations = observe(&servers, &zone.origin, &asked, timeout).await;
-        state.served_before |= observations.iter().any(|observation| {
-            observation.server == self.config.server
-                && matches!(observation.serial, crate::check::Reply::Answer(_))
-        });
-        let expectation = Expectation {
-            zone: &zone.origin,
-            target: target.clone(),
-            target_since_ms: active_since,
-            served_before: state.served_before,
-            endpoints: &asked,
-            health: &health,
-            serial_lag_ms: self.config.serial_lag_ms,
-            health_grace_ms: self.config.health_grace_ms,
-            health_tolerance: self.config.health_tolerance,
-        };
-        report.findings = check::check(&observations, &expectation, now_ms);
-        let forced = read
-            .active
-            .as_ref()
-            .and_then(|version| version.as_ref().ok())
-            .is_some_and(|version| version.provenance == model::Provenance::Forced);
-        if forced {
-            report.findings = check::under_override(std::mem::take(&mut report.findings));
-        }
-        let ours: Vec<Observation> = observations
-            .iter()
-            .filter(|o| o.server == self.config.server)
-            .cloned()
-            .collect();
-        let repair_needed: Vec<&Finding> = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Violation)
-            .filter(|f| {
-                f.server
-                    .is_none_or(|(server, _)| server == self.config.server)
-            })
-            .collect();
-        let mut recheck = false;
-
-        if !self.config.repair {
-            return Ok((report, recheck));
-        }
-        let store = Arc::clone(&self.store);
-        let new_findings = fresh_findings(
-            &mut state.reported,
-            report.findings.iter().chain(&report.canary_findings),
+        let verdict = judge_active(
+            &mut state.memory,
+            ActiveRound {
+                zone: &zone.origin,
+                active,
+                version: read.active.as_ref(),
+                observations: &observations,
+                endpoints: &asked,
+                our_server: self.config.server,
+                health: &health,
+                bounds,
+                now_ms,
+            },
         );
-        for finding in &new_findings {
+        report.findings = verdict.findings.clone();
+        if !self.config.repair {
+            return Ok((report, false));
+        }
+        for finding in &verdict.fresh {
             tracing::warn!(%finding, severity = ?finding.severity, "validator finding");
         }
-        let good = state
-            .good
-            .get_or_insert_with(|| GoodTracker::new(self.config.good_after_ms, Vec::new()));
-
-        if !repair_needed.is_empty() {
-            let reason: Vec<String> = repair_needed.iter().map(ToString::to_string).collect();
-            let reason = reason.join("; ");
-            let provenance = read
-                .active
-                .as_ref()
-                .and_then(|v| v.as_ref().ok())
-                .map(|v| v.provenance.clone());
-            let zone_name = zone.origin.clone();
-            let cooldown_ms = self.config.serial_lag_ms;
-            let (mut tracker, mut memory) = (good.clone(), state.repair.clone());
-            let (outcome, tracker, memory) = blocking(&store, move |store| {
-                audit_findings(store, &zone_name, Some(active), &new_findings, now_ms)?;
-                let outcome = repair(
-                    store,
-                    &zone_name,
-                    &mut tracker,
-                    &mut memory,
-                    RepairRound {
-                        active,
-                        provenance: provenance.as_ref(),
-                        reason: &reason,
-                        cooldown_ms,
-                        now_ms,
-                    },
-                );
-                Ok((outcome, tracker, memory))
-            })
-            .await?;
-            *good = tracker;
-            state.repair = memory;
-            // Check again soon only after a rollback, to confirm the repair on the wire.
-            let repaired = matches!(outcome, Repair::RolledBack { .. });
-            match outcome {
-                Repair::CoolingDown => {}
-                Repair::RolledBack { done, pinned } => {
-                    if let Err(error) = pinned {
-                        tracing::warn!(zone = %zone.origin, %error, "pinning the restored good failed");
-                    }
-                    tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
-                    report.actions.push(format!(
-                        "rolled back: generation {} restores {}",
-                        done.generation, done.restored
-                    ));
-                }
-                Repair::Impossible(error) => {
-                    tracing::error!(zone = %zone.origin, %error, "rollback impossible");
-                    report.actions.push(error.to_string());
-                }
-            }
-            return Ok((report, repaired));
-        }
-
         let zone_name = zone.origin.clone();
-        let findings = new_findings.clone();
-        blocking(&store, move |store| {
-            audit_findings(store, &zone_name, Some(active), &findings, now_ms)
+        let limits = (self.config.serial_lag_ms, self.config.good_after_ms);
+        let (mut memory, next) = (state.memory.clone(), verdict.next.clone());
+        let (writes, memory) = blocking(&self.store, move |store| {
+            let writes = write_active(
+                store,
+                &zone_name,
+                &mut memory,
+                active,
+                &verdict,
+                limits,
+                now_ms,
+            );
+            Ok((writes, memory))
         })
         .await?;
-        match target {
-            Ok(target) if serves_target(&ours, target) => {
-                // A forced version is never a known good one: a rollback must not restore
-                // a name below its floor.
-                let clean = !has_violation(&report.findings) && !forced;
-                if let Some(newly) = good.observe(active, clean, now_ms) {
-                    let previous = state.repair.pinned_by_us.replace(newly);
-                    let zone_name = zone.origin.clone();
-                    let pinned = blocking(&store, move |store| {
-                        record_good(store, &zone_name, newly, previous, now_ms)
-                    })
-                    .await;
-                    match pinned {
-                        Ok(()) => report
-                            .actions
-                            .push(format!("generation {newly} is the last known good")),
-                        Err(error) => {
-                            tracing::warn!(zone = %zone.origin, %error, "recording the last known good failed")
-                        }
-                    }
+        let state = self.zones.entry(key).or_default();
+        state.memory = memory;
+        if let Err(error) = writes.audited {
+            tracing::warn!(zone = %zone.origin, %error, "auditing the findings failed");
+        }
+        let mut recheck = false;
+        match writes.repair {
+            // Check again soon only after a rollback, to confirm the repair on the wire.
+            Some(Repair::CoolingDown) => return Ok((report, false)),
+            Some(Repair::RolledBack { done, pinned }) => {
+                if let Err(error) = pinned {
+                    tracing::warn!(zone = %zone.origin, %error, "pinning the restored good failed");
                 }
+                tracing::warn!(zone = %zone.origin, from = ?done.from, restored = %done.restored, generation = %done.generation, "rolled back to the last known good");
+                report.actions.push(format!(
+                    "rolled back: generation {} restores {}",
+                    done.generation, done.restored
+                ));
+                return Ok((report, true));
             }
-            _ => recheck = true,
+            Some(Repair::Impossible(error)) => {
+                tracing::error!(zone = %zone.origin, %error, "rollback impossible");
+                report.actions.push(error.to_string());
+                return Ok((report, false));
+            }
+            None => {}
+        }
+        match writes.recorded {
+            Some((newly, Ok(()))) => report
+                .actions
+                .push(format!("generation {newly} is the last known good")),
+            Some((_, Err(error))) => {
+                tracing::warn!(zone = %zone.origin, %error, "recording the last known good failed")
+            }
+            None => recheck = next == ActiveNext::Recheck,
         }
 
         if let Some(canary) = read.refs.canary.filter(|_| self.config.canary.is_some()) {
@@ -405,9 +333,7 @@ impl Validator {
         let Some(listener) = self.config.canary else {
             return Ok(false);
         };
-        let state = self.zones.entry(store::zone_key(&zone.origin)).or_default();
-        let canary_target = target_of(canary, version);
-        let since = seen_since(&mut state.canary_seen, canary, now_ms);
+        let bounds = self.bounds();
         let observed = observe(
             &[listener],
             &zone.origin,
@@ -415,77 +341,73 @@ impl Validator {
             Duration::from_millis(self.config.timeout_ms),
         )
         .await;
-        let expectation = Expectation {
-            zone: &zone.origin,
-            target: canary_target.clone(),
-            target_since_ms: since,
-            endpoints: &zone.endpoints,
-            health,
-            serial_lag_ms: self.config.serial_lag_ms,
-            served_before: true,
-            health_grace_ms: self.config.health_grace_ms,
-            health_tolerance: self.config.health_tolerance,
-        };
-        report.canary_findings = check::check(&observed, &expectation, now_ms);
+        let key = store::zone_key(&zone.origin);
+        let state = self.zones.entry(key.clone()).or_default();
+        let verdict = judge_canary(
+            &mut state.memory,
+            CanaryRound {
+                zone: &zone.origin,
+                canary,
+                version,
+                observations: &observed,
+                endpoints: &zone.endpoints,
+                health,
+                bounds,
+                now_ms,
+            },
+        );
+        report.canary_findings = verdict.findings;
         if !self.config.repair {
             return Ok(false);
         }
-        let parent = version.and_then(|v| v.as_ref().ok()).map(|v| v.parent);
-        let store = Arc::clone(&self.store);
-        let mut recheck = false;
-        {
-            if state.refused_canary != Some(canary) {
-                let zone_name = zone.origin.clone();
-                if has_violation(&report.canary_findings) {
-                    let text: Vec<String> = report
-                        .canary_findings
-                        .iter()
-                        .filter(|f| f.severity == Severity::Violation)
-                        .map(ToString::to_string)
-                        .collect();
-                    let text = text.join("; ");
-                    blocking(&store, move |store| {
-                        refuse_canary(store, &zone_name, canary, &text, VALIDATOR_ACTOR, now_ms)
-                    })
-                    .await?;
-                    state.refused_canary = Some(canary);
-                    tracing::warn!(zone = %zone.origin, %canary, "canary refused; breaker tripped");
-                    report.actions.push(format!("canary {canary} refused"));
-                } else if let (Ok(canary_target), Some(base)) = (canary_target, parent) {
-                    if serves_target(&observed, canary_target) {
-                        let promoted = blocking(&store, move |store| {
-                            promote_canary(
-                                store,
-                                &CanaryPassed {
-                                    zone: &zone_name,
-                                    canary,
-                                    base,
-                                    evidence: "served on the canary listener over UDP and TCP with every check clean",
-                                },
-                                VALIDATOR_ACTOR,
-                                now_ms,
-                            )
-                        })
-                        .await;
-                        match promoted {
-                            Ok(PromotionDecision::Promote) => {
-                                tracing::info!(zone = %zone.origin, %canary, "canary promoted");
-                                report.actions.push(format!("canary {canary} promoted"));
-                            }
-                            Ok(other) => {
-                                tracing::debug!(zone = %zone.origin, ?other, "canary not promoted")
-                            }
-                            Err(error) => {
-                                tracing::info!(zone = %zone.origin, %error, "canary not promoted")
-                            }
-                        }
-                    } else {
-                        recheck = true;
-                    }
-                }
+        let next = verdict.next;
+        let zone_name = zone.origin.clone();
+        let (mut memory, decided) = (state.memory.clone(), next.clone());
+        let (writes, memory) = blocking(&self.store, move |store| {
+            let writes = write_canary(
+                store,
+                &zone_name,
+                &mut memory,
+                canary,
+                &decided,
+                (
+                    "served on the canary listener over UDP and TCP with every check clean",
+                    now_ms,
+                ),
+            );
+            Ok((writes, memory))
+        })
+        .await?;
+        self.zones.entry(key).or_default().memory = memory;
+        match writes {
+            CanaryWrites::Refused(refused) => {
+                refused?;
+                tracing::warn!(zone = %zone.origin, %canary, "canary refused; breaker tripped");
+                report.actions.push(format!("canary {canary} refused"));
             }
+            CanaryWrites::Promoted(Ok(PromotionDecision::Promote)) => {
+                tracing::info!(zone = %zone.origin, %canary, "canary promoted");
+                report.actions.push(format!("canary {canary} promoted"));
+            }
+            CanaryWrites::Promoted(Ok(other)) => {
+                tracing::debug!(zone = %zone.origin, ?other, "canary not promoted")
+            }
+            CanaryWrites::Promoted(Err(error)) => {
+                tracing::info!(zone = %zone.origin, %error, "canary not promoted")
+            }
+            CanaryWrites::Nothing => {}
         }
-        Ok(recheck)
+        Ok(next == CanaryNext::Recheck)
+    }
+
+    /// The bounds of the round's checks and decisions.
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            serial_lag_ms: self.config.serial_lag_ms,
+            good_after_ms: self.config.good_after_ms,
+            health_grace_ms: self.config.health_grace_ms,
+            health_tolerance: self.config.health_tolerance,
+        }
     }
 
     async fn read_zone(
@@ -573,16 +495,6 @@ pub fn target_of(
             "the ref points at generation {generation}, which cannot be read: {error}"
         )),
         None => Err(format!("generation {generation} was not read")),
-    }
-}
-
-fn seen_since(seen: &mut Option<(Generation, u64)>, generation: Generation, now_ms: u64) -> u64 {
-    match *seen {
-        Some((g, since)) if g == generation => since,
-        _ => {
-            *seen = Some((generation, now_ms));
-            now_ms
-        }
     }
 }
 

@@ -520,19 +520,23 @@ fn generic(f: &mut fmt::Formatter<'_>, rdata: &[u8]) -> fmt::Result {
     Ok(())
 }
 
-/// Whether presentation text has `(`, `)` or `;` outside quoted strings and not escaped:
-/// zone-file syntax that would change how the text reads back.
+/// Whether presentation text has zone-file syntax that would change how it reads back:
+/// `(`, `)` or `;` outside quoted strings and not escaped, or a `"` that does not start a
+/// token (a quote inside a name, which `domain` writes unescaped) or is left open.
 fn syntax_outside_quotes(text: &str) -> bool {
     let mut quoted = false;
     let mut escaped = false;
+    let mut previous: Option<char> = None;
     for character in text.chars() {
         match character {
             _ if escaped => escaped = false,
             '\\' => escaped = true,
+            '"' if !quoted && previous.is_some_and(|p| !p.is_whitespace()) => return true,
             '"' => quoted = !quoted,
             '(' | ')' | ';' if !quoted => return true,
             _ => {}
         }
+        previous = Some(character);
     }
-    false
+    quoted
 }

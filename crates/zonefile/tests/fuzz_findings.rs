@@ -94,3 +94,16 @@ fn an_origin_whose_label_starts_with_a_bracket_is_written_and_read_back() {
         .unwrap_or_else(|error| panic!("{error}\n{written}"));
     assert_eq!(again, content);
 }
+
+#[test]
+fn a_name_in_record_data_with_a_quote_is_written_so_that_it_reads_back() {
+    // `domain` writes the quote of a name unescaped; read back, it opened a string.
+    let text = "$ORIGIN t.\n@ 300 IN SOA ns hostmaster 1 7200 900 1209600 300\n\
+                @ NS ns\nns A 192.0.2.2\nsub NS a\\\"x\n";
+    let content = zonefile::parse_str(text, Path::new("fuzz.zone"), None).expect("a zone");
+    let written = zonefile::write(&content);
+    let again = zonefile::parse_str(&written, Path::new("written.zone"), Some(content.origin()))
+        .unwrap_or_else(|error| panic!("{error}\n{written}"));
+    assert_eq!(again, content);
+    assert_eq!(zonefile::write(&again), written);
+}
