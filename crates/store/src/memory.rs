@@ -9,14 +9,13 @@
 //! Nothing here is durable: a process that dies loses the store. It is for tests and the
 //! simulation, where "the store" outlives every actor but not the process.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use model::invariants;
-use model::{
-    limits, AuditEntry, Breaker, Generation, Name, RecordSet, RefName, Refs, Version, ZoneContent,
-};
+use model::{limits, AuditEntry, Breaker, Generation, Name, RefName, Refs, Version, ZoneContent};
 
+use crate::changes::NameChanges;
 use crate::{
     actions, rules, zone_key, AuditQuery, BreakerChange, Commit, ContentChanges, MoveRef,
     NewAuditEntry, SetPinned, Store, StoreError,
@@ -436,33 +435,12 @@ impl Store for MemoryStore {
             else {
                 return Ok(None);
             };
-            let by_name = |content: &ZoneContent| {
-                let mut names: BTreeMap<Name, Vec<RecordSet>> = BTreeMap::new();
-                for set in content.rrsets() {
-                    names
-                        .entry(set.name.to_lowercase())
-                        .or_default()
-                        .push(set.clone());
-                }
-                names
-            };
-            let (before, after) = (by_name(&old.content), by_name(&new.content));
+            let changed = NameChanges::between(old.content.rrsets().cloned(), new.content.rrsets());
             let mut changes = ContentChanges {
                 version: new.version.clone(),
-                removed: Vec::new(),
-                added: Vec::new(),
+                removed: changed.removed,
+                added: changed.added,
             };
-            for name in before.keys().chain(after.keys()).collect::<BTreeSet<_>>() {
-                let (old_sets, new_sets) = (before.get(name), after.get(name));
-                if old_sets != new_sets {
-                    changes
-                        .removed
-                        .extend(old_sets.into_iter().flatten().cloned());
-                    changes
-                        .added
-                        .extend(new_sets.into_iter().flatten().cloned());
-                }
-            }
             if state.wrong_changes {
                 changes.added.pop();
             }
