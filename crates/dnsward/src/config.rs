@@ -40,6 +40,8 @@ pub struct Config {
     pub guard: GuardPolicy,
     pub enactor_count: usize,
     pub zones: Vec<ZoneConfig>,
+    /// TSIG keys (`[[key]]`), checked.
+    pub keys: transfer::Keys,
     pub endpoints: Vec<EndpointSettings>,
     pub validator: ValidatorSettings,
 }
@@ -78,6 +80,11 @@ pub struct ZoneConfig {
     /// Static records; relative to the config file's folder. `None`: a minimal SOA and NS
     /// are made up for the zone.
     pub file: Option<PathBuf>,
+    /// Who may transfer the zone (AXFR, IXFR); empty: nobody.
+    pub allow_transfer: Vec<transfer::AllowTransfer>,
+    /// Secondaries told of every new served serial (NOTIFY), with the name of the key that
+    /// signs it.
+    pub notify: Vec<(SocketAddr, Option<String>)>,
 }
 
 /// An endpoint and the health settings of its backends.
@@ -118,6 +125,8 @@ struct RawConfig {
     enactor: RawEnactor,
     #[serde(default)]
     validator: RawValidator,
+    #[serde(default)]
+    key: Vec<Spanned<RawKey>>,
     #[serde(default)]
     zone: Vec<Spanned<RawZone>>,
     #[serde(default)]
@@ -206,6 +215,32 @@ struct RawValidator {
 struct RawZone {
     name: String,
     file: Option<String>,
+    #[serde(default)]
+    allow_transfer: Vec<Spanned<RawAllowTransfer>>,
+    #[serde(default)]
+    notify: Vec<Spanned<RawNotify>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    name: Spanned<String>,
+    algorithm: Spanned<String>,
+    secret: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllowTransfer {
+    from: Spanned<String>,
+    key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    address: Spanned<String>,
+    key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +322,98 @@ impl Checker<'_> {
             column,
             reason,
         }
+    }
+
+    /// `[[key]]` blocks: each checked where it is written.
+    fn keys(&self, raw: &[Spanned<RawKey>]) -> Result<transfer::Keys, ConfigError> {
+        let mut configs = Vec::new();
+        for key in raw {
+            let key = key.get_ref();
+            let config = transfer::KeyConfig {
+                name: key.name.get_ref().clone(),
+                algorithm: key.algorithm.get_ref().clone(),
+                secret: key.secret.get_ref().clone(),
+            };
+            transfer::keys::key(&config).map_err(|error| {
+                let span = match error {
+                    transfer::KeyError::Name(_) => key.name.span(),
+                    transfer::KeyError::Algorithm(_) => key.algorithm.span(),
+                    _ => key.secret.span(),
+                };
+                self.error(span, format!("key: {error}"))
+            })?;
+            let same_name = |other: &transfer::KeyConfig| {
+                transfer::keys::key_name(&other.name).ok()
+                    == transfer::keys::key_name(&config.name).ok()
+            };
+            if configs.iter().any(same_name) {
+                return Err(self.error(
+                    key.name.span(),
+                    format!("key \"{}\" is defined twice", config.name),
+                ));
+            }
+            configs.push(config);
+        }
+        transfer::Keys::new(&configs).map_err(|error| self.error(0..0, format!("key: {error}")))
+    }
+
+    /// A key named in `allow_transfer` or `notify` must be one of the `[[key]]` blocks.
+    fn key_reference(
+        &self,
+        key: &Option<Spanned<String>>,
+        keys: &transfer::Keys,
+    ) -> Result<Option<String>, ConfigError> {
+        match key {
+            None => Ok(None),
+            Some(name) if keys.get(name.get_ref()).is_some() => Ok(Some(name.get_ref().clone())),
+            Some(name) => Err(self.error(
+                name.span(),
+                format!(
+                    "key \"{}\" is not defined; add a [[key]] block with name = \"{}\", algorithm and secret",
+                    name.get_ref(),
+                    name.get_ref()
+                ),
+            )),
+        }
+    }
+
+    fn allow_transfer(
+        &self,
+        raw: &[Spanned<RawAllowTransfer>],
+        keys: &transfer::Keys,
+    ) -> Result<Vec<transfer::AllowTransfer>, ConfigError> {
+        raw.iter()
+            .map(|rule| {
+                let rule = rule.get_ref();
+                let key = self.key_reference(&rule.key, keys)?;
+                transfer::AllowTransfer::parse(rule.from.get_ref(), key.as_deref()).map_err(
+                    |reason| self.error(rule.from.span(), format!("allow_transfer: {reason}")),
+                )
+            })
+            .collect()
+    }
+
+    fn notify(
+        &self,
+        raw: &[Spanned<RawNotify>],
+        keys: &transfer::Keys,
+    ) -> Result<Vec<(SocketAddr, Option<String>)>, ConfigError> {
+        raw.iter()
+            .map(|target| {
+                let target = target.get_ref();
+                let key = self.key_reference(&target.key, keys)?;
+                let address = target.address.get_ref().parse().map_err(|_| {
+                    self.error(
+                        target.address.span(),
+                        format!(
+                            "notify: \"{}\" is not an address; write IP:PORT, e.g. \"192.0.2.53:53\"",
+                            target.address.get_ref()
+                        ),
+                    )
+                })?;
+                Ok((address, key))
+            })
+            .collect()
     }
 
     fn limit(&self, value: &Option<Spanned<u64>>, limit: Limit) -> Result<u64, ConfigError> {
@@ -377,6 +504,7 @@ impl Checker<'_> {
             )?,
         };
         let enactor_count = self.limit(&raw.enactor.count, limits::ENACTOR_COUNT)? as usize;
+        let keys = self.keys(&raw.key)?;
         let mut zones: Vec<ZoneConfig> = Vec::new();
         for zone in &raw.zone {
             let name = self.name(&zone.get_ref().name, zone.span(), "zone name")?;
@@ -386,6 +514,8 @@ impl Checker<'_> {
             zones.push(ZoneConfig {
                 name,
                 file: zone.get_ref().file.as_deref().map(|file| base.join(file)),
+                allow_transfer: self.allow_transfer(&zone.get_ref().allow_transfer, &keys)?,
+                notify: self.notify(&zone.get_ref().notify, &keys)?,
             });
         }
         let mut endpoints: Vec<EndpointSettings> = Vec::new();
@@ -422,6 +552,7 @@ impl Checker<'_> {
             guard,
             enactor_count,
             zones,
+            keys,
             endpoints,
             validator,
         })

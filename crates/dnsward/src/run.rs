@@ -42,6 +42,42 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     runtime.block_on(run_node(args.config, config, zones, store))
 }
 
+/// AXFR and IXFR of the configured zones, as their `allow_transfer` rules allow.
+fn transfer_service(config: &Config, store: Arc<dyn Store>) -> transfer::Primary {
+    transfer::Primary::new(
+        store,
+        config.keys.clone(),
+        config.zones.iter().map(|zone| {
+            (
+                zone.name.clone(),
+                transfer::ZoneTransfers {
+                    allow_transfer: zone.allow_transfer.clone(),
+                },
+            )
+        }),
+    )
+}
+
+/// Each zone's `notify` secondaries with their keys.
+fn notify_targets(config: &Config) -> Vec<(Name, Vec<transfer::notify::NotifyTarget>)> {
+    config
+        .zones
+        .iter()
+        .filter(|zone| !zone.notify.is_empty())
+        .map(|zone| {
+            let targets = zone
+                .notify
+                .iter()
+                .map(|(address, key)| transfer::notify::NotifyTarget {
+                    address: *address,
+                    key: key.as_deref().and_then(|key| config.keys.get(key)),
+                })
+                .collect();
+            (zone.name.clone(), targets)
+        })
+        .collect()
+}
+
 async fn run_node(
     config_path: PathBuf,
     config: Config,
@@ -118,7 +154,10 @@ async fn run_node(
         rrl: config.rrl.clone(),
         ..ServerConfig::default()
     };
-    let server = server::Server::bind(server_config, Arc::clone(&catalog)).await?;
+    let server = server::Server::bind(server_config, Arc::clone(&catalog))
+        .await?
+        .with_transfers(Arc::new(transfer_service(&config, Arc::clone(&store))));
+    let notifier = transfer::notify::start(Arc::clone(&catalog), notify_targets(&config));
     let validator = crate::validate::start(
         &config,
         Arc::clone(&store),
@@ -194,6 +233,9 @@ async fn run_node(
             }
             if audit_tail.is_finished() {
                 return "audit tail (metrics)";
+            }
+            if notifier.is_finished() {
+                return "NOTIFY sender";
             }
         }
     };

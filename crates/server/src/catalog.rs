@@ -54,6 +54,11 @@ impl Zones {
         Some(served)
     }
 
+    /// The zone whose origin is `origin` (any case), if served.
+    pub fn get(&self, origin: &Name) -> Option<&Arc<ZoneSnapshot>> {
+        self.by_origin.get(&key(origin)).map(|served| &served.zone)
+    }
+
     /// Origins and generations of every served zone, in canonical order.
     pub fn list(&self) -> Vec<(Name, Generation)> {
         self.by_origin
@@ -78,16 +83,40 @@ impl Zones {
 
 /// The served zones behind an atomic pointer. Readers load once per query and never block;
 /// writers copy the small map of pointers, change it, and swap it in.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
     current: ArcSwap<Zones>,
+    /// Counts every change of the served zones: what NOTIFY (and anyone else who acts on
+    /// a new served version) waits on.
+    changed: tokio::sync::watch::Sender<u64>,
     /// Query counters that belong to no zone; the zones' own live in [`Zones`].
     counters: ServerCounters,
+}
+
+impl Default for Catalog {
+    fn default() -> Catalog {
+        Catalog {
+            current: ArcSwap::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+            counters: ServerCounters::default(),
+        }
+    }
 }
 
 impl Catalog {
     pub fn new() -> Catalog {
         Catalog::default()
+    }
+
+    /// A receiver that sees a new value after every change of the served zones (a version
+    /// swapped in or a zone removed); read [`Catalog::zones`] then.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn announce_change(&self) {
+        self.changed
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Serves `zone` under its origin, replacing any earlier version of it (whose query
@@ -108,6 +137,7 @@ impl Catalog {
             );
             next
         });
+        self.announce_change();
     }
 
     /// Stops serving the zone at `origin`. Returns whether it was served.
@@ -118,6 +148,7 @@ impl Catalog {
             next.by_origin.remove(&origin);
             next
         });
+        self.announce_change();
         previous.by_origin.contains_key(&origin)
     }
 

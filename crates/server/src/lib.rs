@@ -23,6 +23,8 @@
 //!   EDNS, lookup, encoding with 0x20 case and truncation; `library`, `encode`), which is
 //!   the reference every hot-path byte is tested against.
 //! * [`Server`] / [`serve`]: the async shell binding UDP and TCP on one address.
+//! * [`TransferService`]: AXFR and IXFR requests over TCP go to it (the `transfer` crate
+//!   implements it); without one they are refused.
 //! * [`rrl`]: response rate limiting of UDP answers (BIND's semantics), on by default.
 //! * [`stats`]: answers by zone and response code, silences and answer latency, counted on
 //!   the hot path without allocation and read through [`Catalog::query_totals`].
@@ -56,6 +58,7 @@ pub mod stats;
 mod table;
 mod tcp_table;
 mod template;
+mod transfer;
 mod udp_batch;
 mod wire_format;
 mod zone;
@@ -71,7 +74,8 @@ pub use net::{serve, Server};
 pub use rrl::{Prefix, RrlConfig};
 pub use snapshot::{default_cname_chain_length, ZoneSnapshot};
 pub use stats::QueryTotals;
-pub use wire_format::Transport;
+pub use transfer::TransferService;
+pub use wire_format::{is_transfer_request, Transport};
 pub use zone::ZoneData;
 
 /// What can go wrong running the server.

@@ -19,8 +19,9 @@ use crate::library::Answered;
 use crate::rrl::{self, RateLimiter, RrlAction};
 use crate::stats::{RrlCount, ServerCounters, StatsTransport};
 use crate::tcp_table::{Admitted, TcpTable};
+use crate::transfer::TransferService;
 use crate::udp_batch::{self, Batch};
-use crate::wire_format::{Transport, MAX_MESSAGE_BYTES};
+use crate::wire_format::{is_transfer_request, Transport, MAX_MESSAGE_BYTES};
 use crate::ServerError;
 
 /// The statistics shard TCP connections count in: the last, which only the fourth UDP
@@ -29,6 +30,11 @@ const TCP_STATS_SHARD: usize = crate::stats::STATS_SHARDS - 1;
 
 /// How often an idle UDP worker looks whether the server is shutting down.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+
+/// Messages of a zone transfer produced ahead of the connection's writes: enough to keep
+/// the socket busy, few enough that a slow secondary does not make the server hold the zone
+/// twice.
+const TRANSFER_QUEUE_MESSAGES: usize = 16;
 
 /// Sockets bound and ready; [`Server::run`] answers on them until shutdown.
 pub struct Server {
@@ -39,6 +45,8 @@ pub struct Server {
     local_addr: SocketAddr,
     /// Key of the server cookies this server hands out (RFC 7873, RFC 9018).
     cookies: Arc<CookieSecret>,
+    /// Who answers AXFR and IXFR over TCP; `None` refuses them.
+    transfers: Option<Arc<dyn TransferService>>,
 }
 
 impl Server {
@@ -73,7 +81,14 @@ impl Server {
             tcp,
             local_addr,
             cookies: Arc::new(CookieSecret::random()),
+            transfers: None,
         })
+    }
+
+    /// Hands AXFR and IXFR requests over TCP to `service` (else they are refused).
+    pub fn with_transfers(mut self, service: Arc<dyn TransferService>) -> Server {
+        self.transfers = Some(service);
+        self
     }
 
     /// The address both sockets are bound to.
@@ -113,6 +128,7 @@ impl Server {
             Arc::clone(&self.catalog),
             Arc::clone(&self.config),
             Arc::clone(&self.cookies),
+            self.transfers.clone(),
         ));
         shutdown.await;
         stop.store(true, Ordering::Relaxed);
@@ -292,6 +308,7 @@ async fn serve_tcp(
     catalog: Arc<Catalog>,
     config: Arc<ServerConfig>,
     cookies: Arc<CookieSecret>,
+    transfers: Option<Arc<dyn TransferService>>,
 ) {
     let table = Arc::new(TcpTable::new(&config));
     loop {
@@ -312,12 +329,14 @@ async fn serve_tcp(
         let config = Arc::clone(&config);
         let table = Arc::clone(&table);
         let cookies = Arc::clone(&cookies);
+        let transfers = transfers.clone();
         tokio::spawn(async move {
             let shell = TcpShell {
                 catalog: &catalog,
                 config: &config,
                 table: &table,
                 cookies: &cookies,
+                transfers: transfers.as_ref(),
                 peer: peer.ip(),
             };
             if let Err(error) = serve_connection(stream, &shell, &admitted).await {
@@ -357,6 +376,12 @@ async fn serve_connection(
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return Ok(()),
         }
+        if let Some(service) = shell.transfers {
+            if is_transfer_request(&message) {
+                stream_transfer(&mut stream, service, &message, shell).await?;
+                continue;
+            }
+        }
         let Some(length) = answer_tcp(&message, shell, &mut framed[2..]) else {
             continue;
         };
@@ -366,6 +391,46 @@ async fn serve_connection(
         stream.write_all(&framed[..2 + usize::from(length)]).await?;
     }
     stream.shutdown().await
+}
+
+/// Writes the messages `service` produces for one transfer request as they come (they are
+/// made on a blocking thread, at most [`TRANSFER_QUEUE_MESSAGES`] ahead of the writes).
+async fn stream_transfer(
+    stream: &mut TcpStream,
+    service: &Arc<dyn TransferService>,
+    request: &[u8],
+    shell: &TcpShell<'_>,
+) -> std::io::Result<()> {
+    let (sender, mut messages) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_QUEUE_MESSAGES);
+    let service = Arc::clone(service);
+    let request = request.to_vec();
+    let zones = shell.catalog.snapshot();
+    let peer = shell.peer;
+    let producer = tokio::task::spawn_blocking(move || {
+        service.transfer(&request, peer, &zones, &mut |message| {
+            sender.blocking_send(message).is_ok()
+        });
+    });
+    let mut written = Ok(());
+    while let Some(message) = messages.recv().await {
+        let Ok(length) = u16::try_from(message.len()) else {
+            tracing::error!(bytes = message.len(), %peer, "a transfer message longer than 65535 bytes; the transfer is cut short");
+            break;
+        };
+        let mut framed = Vec::with_capacity(2 + message.len());
+        framed.extend_from_slice(&length.to_be_bytes());
+        framed.extend_from_slice(&message);
+        written = stream.write_all(&framed).await;
+        if written.is_err() {
+            break;
+        }
+    }
+    // Closing the queue stops a producer whose connection is gone.
+    drop(messages);
+    if let Err(error) = producer.await {
+        tracing::error!(%error, %peer, "a zone transfer failed");
+    }
+    written
 }
 
 /// One TCP message answered into `out` from one load of the catalog (not held across the
@@ -418,6 +483,7 @@ struct TcpShell<'a> {
     config: &'a ServerConfig,
     table: &'a TcpTable,
     cookies: &'a CookieSecret,
+    transfers: Option<&'a Arc<dyn TransferService>>,
     peer: std::net::IpAddr,
 }
 

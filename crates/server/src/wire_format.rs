@@ -45,3 +45,74 @@ pub(crate) fn push_wire_lowercase(name: &Name, out: &mut Vec<u8>) {
 pub(crate) fn wire_length(name: &Name) -> usize {
     name.iter().map(|label| label.len() + 1).sum::<usize>() + 1
 }
+
+/// RFC 1035 §3.2.3 and RFC 1995: the zone transfer query types.
+pub(crate) const TYPE_AXFR: u16 = 252;
+pub(crate) const TYPE_IXFR: u16 = 251;
+
+/// Whether `message` is a standard query (opcode 0, not a response) with one question whose
+/// type is AXFR or IXFR: what the server hands to its [`crate::TransferService`]. Reads
+/// only the header and the question; anything malformed is not a transfer (the answer paths
+/// judge it).
+pub fn is_transfer_request(message: &[u8]) -> bool {
+    let Some(header) = message.get(..HEADER_BYTES) else {
+        return false;
+    };
+    let opcode = (header[2] >> 3) & 0x0f;
+    let qdcount = u16::from_be_bytes([header[4], header[5]]);
+    if header[2] & FLAG_QR != 0 || opcode != 0 || qdcount != 1 {
+        return false;
+    }
+    let mut at = HEADER_BYTES;
+    loop {
+        let Some(&length) = message.get(at) else {
+            return false;
+        };
+        if length == 0 {
+            at += 1;
+            break;
+        }
+        if length & 0xc0 != 0 || at - HEADER_BYTES > MAX_NAME_WIRE_BYTES {
+            return false;
+        }
+        at += 1 + usize::from(length);
+    }
+    match message.get(at..at + 2) {
+        Some(qtype) => matches!(
+            u16::from_be_bytes([qtype[0], qtype[1]]),
+            TYPE_AXFR | TYPE_IXFR
+        ),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(flags: u8, qdcount: u8, qtype: u16) -> Vec<u8> {
+        let mut message = vec![0x12, 0x34, flags, 0, 0, qdcount, 0, 0, 0, 0, 0, 0];
+        message.extend_from_slice(b"\x07example\x04test\x00");
+        message.extend_from_slice(&qtype.to_be_bytes());
+        message.extend_from_slice(&1u16.to_be_bytes());
+        message
+    }
+
+    #[test]
+    fn axfr_and_ixfr_queries_are_transfer_requests() {
+        assert!(is_transfer_request(&question(0, 1, TYPE_AXFR)));
+        assert!(is_transfer_request(&question(0, 1, TYPE_IXFR)));
+    }
+
+    #[test]
+    fn other_queries_responses_notifies_and_torn_messages_are_not() {
+        assert!(!is_transfer_request(&question(0, 1, 6)));
+        assert!(!is_transfer_request(&question(FLAG_QR, 1, TYPE_AXFR)));
+        assert!(!is_transfer_request(&question(4 << 3, 1, TYPE_AXFR)));
+        assert!(!is_transfer_request(&question(0, 2, TYPE_AXFR)));
+        let whole = question(0, 1, TYPE_AXFR);
+        for cut in 0..whole.len() - 2 {
+            assert!(!is_transfer_request(&whole[..cut]), "cut at {cut}");
+        }
+    }
+}

@@ -234,6 +234,21 @@ impl ZoneData {
         self.serial
     }
 
+    /// The apex SOA as stored (its own TTL): the first and last record of a zone transfer.
+    pub fn soa(&self) -> Option<&Record> {
+        self.node(&self.origin)?
+            .rrset(RecordType::SOA)
+            .and_then(<[Record]>::first)
+    }
+
+    /// Every record of the zone, the apex SOA among them, in no particular order: what a
+    /// zone transfer sends. Walks the whole zone.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.nodes
+            .iter()
+            .flat_map(|(_, node)| node.rrsets.iter().flat_map(|(_, records)| records.iter()))
+    }
+
     /// min(SOA TTL, SOA MINIMUM), the TTL of the SOA in negative answers (RFC 2308 §3).
     pub fn negative_ttl(&self) -> u32 {
         self.negative_ttl

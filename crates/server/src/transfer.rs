@@ -1,0 +1,21 @@
+//! The door for zone transfers: the server recognises AXFR and IXFR requests among TCP
+//! queries ([`crate::wire_format::is_transfer_request`]) and streams whatever its
+//! [`TransferService`] produces; without one it refuses them like NSD without an ACL.
+
+use std::net::IpAddr;
+
+use crate::catalog::Zones;
+
+/// Answers zone transfer requests (AXFR, IXFR over TCP) from the served zones.
+pub trait TransferService: Send + Sync + 'static {
+    /// Answers one request from `peer` out of `zones` (one consistent load of the catalog):
+    /// every message of the answer, in order, handed to `send`, which returns `false` once
+    /// the connection is gone (stop then). Runs on a blocking thread: it may read a store.
+    fn transfer(
+        &self,
+        request: &[u8],
+        peer: IpAddr,
+        zones: &Zones,
+        send: &mut dyn FnMut(Vec<u8>) -> bool,
+    );
+}
