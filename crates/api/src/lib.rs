@@ -116,7 +116,12 @@ pub struct ApiState {
     pub convergence: Option<ConvergenceView>,
     /// The address the API listens on: requests must name it as their Host.
     pub listen: Option<std::net::SocketAddr>,
+    /// For a secondary zone: its primary and what the node knows of it (`status`).
+    pub primary: Option<PrimaryView>,
 }
+
+/// A secondary zone's primary as the node sees it; `None` for a zone that is not one.
+pub type PrimaryView = Arc<dyn Fn(&Name) -> Option<types::PrimaryStatus> + Send + Sync>;
 
 /// A zone's removals held back by the guard policy, and why each endpoint answers what it
 /// answers (the control loop's last plan).
@@ -361,6 +366,7 @@ async fn status(
     authorize_read(&state, &headers)?;
     let store = state.store.clone();
     let convergence = state.convergence.clone();
+    let primary = state.primary.clone();
     let zones = blocking(move || {
         let mut zones = Vec::new();
         for (zone, refs) in store.zones()? {
@@ -391,6 +397,7 @@ async fn status(
                 breaker: breaker.state_name().to_string(),
                 breaker_reason: types::breaker_reason(&breaker),
                 forced,
+                primary: primary.as_ref().and_then(|primary| primary(&zone)),
                 deferred: deferred
                     .iter()
                     .map(types::DeferralBody::from_deferral)

@@ -28,6 +28,10 @@ pub struct ZoneStatus {
     /// --force`): who, and why. Cleared by the next version, which restores the floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced: Option<String>,
+    /// For a secondary zone: its primary, the serial the primary has, and how the last
+    /// transfer went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<PrimaryStatus>,
     /// Removals health asks for that the guard policy holds back: why each endpoint still
     /// answers addresses it should not, and when that lifts.
     #[serde(default)]
@@ -36,6 +40,23 @@ pub struct ZoneStatus {
     /// fewer than its floor and the all-down policy), from the last plan.
     #[serde(default)]
     pub endpoints: Vec<EndpointWhy>,
+}
+
+/// A secondary zone's primary, as the node last saw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrimaryStatus {
+    pub address: String,
+    /// The primary's serial at the last check; absent before the first answer.
+    pub serial: Option<u32>,
+    /// When the primary last answered (ms since the epoch).
+    pub checked_at_ms: Option<u64>,
+    /// What the last transfer did: committed, refused by the guard (and why), not applied
+    /// while frozen.
+    pub last_transfer: Option<String>,
+    /// The last failure to reach or use the primary; absent after a success.
+    pub last_error: Option<String>,
+    /// The SOA expire interval passed without reaching the primary (still serving).
+    pub expired: bool,
 }
 
 /// Why one endpoint answers what it answers.

@@ -85,6 +85,11 @@ pub struct ZoneConfig {
     /// Secondaries told of every new served serial (NOTIFY), with the name of the key that
     /// signs it.
     pub notify: Vec<(SocketAddr, Option<String>)>,
+    /// Set for a secondary zone: the primary it transfers from, and the key for that.
+    pub primary: Option<(SocketAddr, Option<String>)>,
+    /// Protected names of a secondary zone: a transferred version that leaves one with
+    /// fewer addresses than its floor is refused by the guard.
+    pub protect: Vec<EndpointConfig>,
 }
 
 /// An endpoint and the health settings of its backends.
@@ -219,6 +224,17 @@ struct RawZone {
     allow_transfer: Vec<Spanned<RawAllowTransfer>>,
     #[serde(default)]
     notify: Vec<Spanned<RawNotify>>,
+    primary: Option<Spanned<String>>,
+    primary_key: Option<Spanned<String>>,
+    #[serde(default)]
+    protect: Vec<Spanned<RawProtect>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtect {
+    name: Spanned<String>,
+    min_answers: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,6 +409,72 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// `primary` (and `primary_key`) of a zone: a secondary zone has no file.
+    fn primary(
+        &self,
+        zone: &Spanned<RawZone>,
+        keys: &transfer::Keys,
+    ) -> Result<Option<(SocketAddr, Option<String>)>, ConfigError> {
+        let raw = zone.get_ref();
+        let Some(primary) = &raw.primary else {
+            if let Some(key) = &raw.primary_key {
+                return Err(self.error(
+                    key.span(),
+                    "primary_key without primary; add primary = \"IP:PORT\"".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if raw.file.is_some() {
+            return Err(self.error(
+                primary.span(),
+                "a zone has either a file or a primary, not both: a secondary's records \
+                 come from its primary"
+                    .into(),
+            ));
+        }
+        let address = primary.get_ref().parse().map_err(|_| {
+            self.error(
+                primary.span(),
+                format!(
+                    "primary = \"{}\" is not an address; write IP:PORT, e.g. \"192.0.2.1:53\"",
+                    primary.get_ref()
+                ),
+            )
+        })?;
+        Ok(Some((address, self.key_reference(&raw.primary_key, keys)?)))
+    }
+
+    /// `protect` of a zone: names (in the zone) and their floors.
+    fn protect(
+        &self,
+        zone: &Spanned<RawZone>,
+        origin: &Name,
+    ) -> Result<Vec<EndpointConfig>, ConfigError> {
+        zone.get_ref()
+            .protect
+            .iter()
+            .map(|protect| {
+                let raw = protect.get_ref();
+                let name = self.name(raw.name.get_ref(), raw.name.span(), "protected name")?;
+                if !origin.zone_of(&name) {
+                    return Err(self.error(
+                        raw.name.span(),
+                        format!("protected name {name} is not in zone {origin}"),
+                    ));
+                }
+                let min_answers = self.limit(&raw.min_answers, limits::ENDPOINT_MIN_ANSWERS)?;
+                Ok(EndpointConfig {
+                    name,
+                    ttl: 0,
+                    min_answers: min_answers as usize,
+                    all_down: model::AllDownPolicy::default(),
+                    backends: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
     fn notify(
         &self,
         raw: &[Spanned<RawNotify>],
@@ -511,11 +593,14 @@ impl Checker<'_> {
             if zones.iter().any(|z| z.name == name) {
                 return Err(self.error(zone.span(), format!("zone {name} is configured twice")));
             }
+            let protect = self.protect(zone, &name)?;
             zones.push(ZoneConfig {
                 name,
                 file: zone.get_ref().file.as_deref().map(|file| base.join(file)),
                 allow_transfer: self.allow_transfer(&zone.get_ref().allow_transfer, &keys)?,
                 notify: self.notify(&zone.get_ref().notify, &keys)?,
+                primary: self.primary(zone, &keys)?,
+                protect,
             });
         }
         let mut endpoints: Vec<EndpointSettings> = Vec::new();
@@ -528,6 +613,19 @@ impl Checker<'_> {
                 return Err(self.error(
                     endpoint.span(),
                     format!("endpoint {} is configured twice", settings.endpoint.name),
+                ));
+            }
+            if let Some(zone) = zones
+                .iter()
+                .find(|zone| zone.name == settings.zone && zone.primary.is_some())
+            {
+                return Err(self.error(
+                    endpoint.span(),
+                    format!(
+                        "endpoint {} is in zone {}, a secondary zone: its records come from \
+                         the primary; protect the name with `protect` on the zone instead",
+                        settings.endpoint.name, zone.name
+                    ),
                 ));
             }
             endpoints.push(settings);
@@ -941,5 +1039,79 @@ mod tests {
         let config = parse_text(&text).unwrap();
         assert_eq!(config.endpoints[0].health.rise, 1);
         assert_eq!(config.endpoints[0].health.fall, 3);
+    }
+
+    const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg==";
+
+    /// A config with one key block (`algorithm`, `secret`) and the zone's transfer lines.
+    fn transfer_config(algorithm: &str, secret: &str, zone_lines: &str) -> String {
+        format!(
+            "[[key]]\nname = \"xfr-key\"\nalgorithm = \"{algorithm}\"\nsecret = \"{secret}\"\n\
+             [[zone]]\nname = \"example.test\"\n{zone_lines}"
+        )
+    }
+
+    #[test]
+    fn transfer_keys_rules_and_notify_targets_parse() {
+        let text = transfer_config(
+            "hmac-sha512",
+            SECRET,
+            "allow_transfer = [{ from = \"192.0.2.0/24\", key = \"xfr-key\" }, { from = \"::1\" }]\n\
+             notify = [{ address = \"192.0.2.53:53\", key = \"XFR-key.\" }]\n",
+        );
+        let config = parse_text(&text).unwrap();
+        let zone = &config.zones[0];
+        assert_eq!(zone.allow_transfer.len(), 2);
+        assert_eq!(zone.allow_transfer[0].key.as_deref(), Some("xfr-key"));
+        assert_eq!(zone.allow_transfer[1].prefix_length, 128);
+        assert_eq!(
+            zone.notify,
+            vec![("192.0.2.53:53".parse().unwrap(), Some("XFR-key.".into()))]
+        );
+        assert!(config.keys.get("xfr-key").is_some());
+        assert!(
+            parse_text(MINIMAL).unwrap().zones[0]
+                .allow_transfer
+                .is_empty(),
+            "off by default"
+        );
+    }
+
+    #[test]
+    fn bad_keys_algorithms_rules_and_targets_are_rejected_at_their_line() {
+        let cases = [
+            (transfer_config("hmac-md5", SECRET, ""), 3, "hmac-sha256"),
+            (transfer_config("hmac-sha256", "not base64", ""), 4, "base64"),
+            (transfer_config("hmac-sha256", "c2hvcnQ=", ""), 4, "at least 16"),
+            (
+                transfer_config("hmac-sha256", SECRET, "allow_transfer = [{ from = \"10.0.0.1/8\" }]\n"),
+                7,
+                "10.0.0.0/8",
+            ),
+            (
+                transfer_config(
+                    "hmac-sha256",
+                    SECRET,
+                    "allow_transfer = [{ from = \"10.0.0.0/8\", key = \"nokey\" }]\n",
+                ),
+                7,
+                "[[key]]",
+            ),
+            (
+                transfer_config("hmac-sha256", SECRET, "notify = [{ address = \"192.0.2.53\" }]\n"),
+                7,
+                "IP:PORT",
+            ),
+            (
+                format!("{}[[key]]\nname = \"XFR-KEY.\"\nalgorithm = \"hmac-sha1\"\nsecret = \"{SECRET}\"\n", transfer_config("hmac-sha256", SECRET, "")),
+                8,
+                "twice",
+            ),
+        ];
+        for (text, line, says) in cases {
+            let error = parse_text(&text).unwrap_err();
+            assert_eq!(error.line, line, "{error}\n{text}");
+            assert!(error.reason.contains(says), "{error}");
+        }
     }
 }

@@ -58,6 +58,91 @@ fn transfer_service(config: &Config, store: Arc<dyn Store>) -> transfer::Primary
     )
 }
 
+/// The zones this node is a secondary of, with their primaries and keys.
+fn secondary_zones(config: &Config) -> Vec<transfer::secondary::SecondaryZone> {
+    config
+        .zones
+        .iter()
+        .filter_map(|zone| {
+            let (primary, key) = zone.primary.as_ref()?;
+            Some(transfer::secondary::SecondaryZone {
+                zone: zone.name.clone(),
+                primary: *primary,
+                key: key.as_deref().and_then(|key| config.keys.get(key)),
+            })
+        })
+        .collect()
+}
+
+/// What a secondary zone holds now: its active version (through the control plane's
+/// content cache).
+fn held_versions(
+    store: Arc<dyn Store>,
+    cache: Arc<enactor::ContentCache>,
+) -> transfer::secondary::Held {
+    Arc::new(move |zone: &Name| {
+        let active = store.refs(zone).ok()?.active?;
+        let content = cache.content(store.as_ref(), zone, active).ok()?;
+        Some((active, content))
+    })
+}
+
+/// A transferred version into the store through the guard: the operator path with the
+/// zone's protected names, as automation (refused while the zone is frozen), by the actor
+/// "transfer from PRIMARY".
+fn commit_transferred(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> transfer::secondary::Apply {
+    use transfer::secondary::ApplyError;
+    let protected: std::collections::HashMap<String, (String, Vec<model::EndpointConfig>)> = config
+        .zones
+        .iter()
+        .filter_map(|zone| {
+            let (primary, _) = zone.primary.as_ref()?;
+            Some((
+                store::zone_key(&zone.name),
+                (format!("transfer from {primary}"), zone.protect.clone()),
+            ))
+        })
+        .collect();
+    let policy = config.guard;
+    Arc::new(
+        move |zone: &Name, content: &ZoneContent, base, reason: &str| {
+            let (actor, endpoints) = protected
+                .get(&store::zone_key(zone))
+                .cloned()
+                .unwrap_or_else(|| ("transfer".into(), Vec::new()));
+            enactor::submit_operator_change(
+                store.as_ref(),
+                OperatorChange {
+                    zone,
+                    content,
+                    endpoints: &endpoints,
+                    policy: &policy,
+                    actor: &actor,
+                    reason,
+                    force: None,
+                    base,
+                    now_ms: clock.now_ms(),
+                    automated: true,
+                },
+            )
+            .map(|version| version.serial)
+            .map_err(|error| match error {
+                enactor::OperatorError::Refused { reasons, .. } => {
+                    ApplyError::Refused(reasons.join("; "))
+                }
+                enactor::OperatorError::Store(error @ store::StoreError::Frozen { .. }) => {
+                    ApplyError::Frozen(error.to_string())
+                }
+                enactor::OperatorError::Store(error) => ApplyError::Failed(error.to_string()),
+            })
+        },
+    )
+}
+
 /// Each zone's `notify` secondaries with their keys.
 fn notify_targets(config: &Config) -> Vec<(Name, Vec<transfer::notify::NotifyTarget>)> {
     config
@@ -154,10 +239,25 @@ async fn run_node(
         rrl: config.rrl.clone(),
         ..ServerConfig::default()
     };
+    let secondaries = Arc::new(transfer::secondary::Secondaries::new(
+        secondary_zones(&config),
+        config.keys.clone(),
+    ));
     let server = server::Server::bind(server_config, Arc::clone(&catalog))
         .await?
-        .with_transfers(Arc::new(transfer_service(&config, Arc::clone(&store))));
+        .with_transfers(Arc::new(transfer::Transfers {
+            primary: transfer_service(&config, Arc::clone(&store)),
+            secondaries: Arc::clone(&secondaries),
+        }));
     let notifier = transfer::notify::start(Arc::clone(&catalog), notify_targets(&config));
+    let secondary_tasks = secondaries.start(
+        held_versions(Arc::clone(&store), Arc::clone(control.control().cache())),
+        commit_transferred(&config, Arc::clone(&store), Arc::clone(&clock)),
+        {
+            let clock = Arc::clone(&clock);
+            Arc::new(move || clock.now_ms())
+        },
+    );
     let validator = crate::validate::start(
         &config,
         Arc::clone(&store),
@@ -194,6 +294,20 @@ async fn run_node(
             Arc::new(move || control.replan())
         }),
         listen: Some(config.api_listen),
+        primary: Some({
+            let secondaries = Arc::clone(&secondaries);
+            Arc::new(move |zone: &Name| {
+                let (address, state) = secondaries.status(zone)?;
+                Some(api::types::PrimaryStatus {
+                    address: address.to_string(),
+                    serial: state.primary_serial,
+                    checked_at_ms: state.checked_at_ms,
+                    last_transfer: state.last_transfer,
+                    last_error: state.last_error,
+                    expired: state.expired,
+                })
+            })
+        }),
         convergence: Some({
             let control = Arc::clone(&control);
             Arc::new(move |zone: &Name| {
@@ -236,6 +350,12 @@ async fn run_node(
             }
             if notifier.is_finished() {
                 return "NOTIFY sender";
+            }
+            if secondary_tasks
+                .iter()
+                .any(tokio::task::JoinHandle::is_finished)
+            {
+                return "secondary zone refresh";
             }
         }
     };
@@ -340,9 +460,11 @@ fn outcome_kind(outcome: &enactor::Outcome) -> &'static str {
 }
 
 /// Each zone's static content (its file, or a made-up SOA and NS) and its endpoints.
+/// The zones the control plane plans: every zone but the secondary ones (their records
+/// come from their primaries).
 pub(crate) fn zone_plans(config: &Config) -> Result<Vec<ZonePlan>, CliError> {
     let mut plans = Vec::new();
-    for zone in &config.zones {
+    for zone in config.zones.iter().filter(|zone| zone.primary.is_none()) {
         let static_content = match &zone.file {
             Some(file) => zonefile::read_file(file, Some(&zone.name))?,
             None => default_zone(&zone.name, config.server_listen.ip()).ok_or_else(|| {
@@ -530,6 +652,7 @@ impl OperatorChanges for Operator {
                 force: submission.force,
                 base: submission.base,
                 now_ms: self.clock.now_ms(),
+                automated: false,
             },
         )
         .map_err(|error| match error {
@@ -554,6 +677,7 @@ impl OperatorChanges for Operator {
                 force: None,
                 base: None,
                 now_ms: self.clock.now_ms(),
+                automated: false,
             },
         )?;
         Ok(api::Preview {

@@ -195,6 +195,22 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
         if let Some(forced) = &zone.forced {
             println!("{:<28} {forced}", "");
         }
+        if let Some(primary) = &zone.primary {
+            let serial = primary.serial.map_or_else(
+                || "not reached yet".to_string(),
+                |serial| format!("serial {serial}"),
+            );
+            println!("{:<28} primary {}: {serial}", "", primary.address);
+            for line in [&primary.last_transfer, &primary.last_error]
+                .into_iter()
+                .flatten()
+            {
+                println!("{:<28} {line}", "");
+            }
+            if primary.expired {
+                println!("{:<28} EXPIRED: the primary has not answered for longer than the SOA expire; still serving the held version", "");
+            }
+        }
         // Endpoints whose answer is not simply their healthy backends.
         for endpoint in zone.endpoints.iter().filter(|endpoint| {
             endpoint.why.contains("fewer than min_answers") || endpoint.why.contains("not probed")

@@ -28,6 +28,11 @@ pub struct OperatorChange<'a> {
     /// whatever is active.
     pub base: Option<Generation>,
     pub now_ms: u64,
+    /// No person made it (a zone transfer from a primary): refused with
+    /// [`StoreError::Frozen`] while the zone is frozen, decided in the store's transaction,
+    /// like automation's own commits. A person's change (`false`) is theirs to make on a
+    /// frozen zone.
+    pub automated: bool,
 }
 
 /// What an operator change would do, worked out without writing: the guard's verdict
@@ -147,7 +152,7 @@ pub fn submit_operator_change(
         actor: change.actor,
         reason: &reason,
         now_ms: change.now_ms,
-        automation: false,
+        automation: change.automated,
     })?)
 }
 

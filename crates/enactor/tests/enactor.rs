@@ -829,6 +829,7 @@ async fn an_operator_change_below_the_floor_is_refused_frozen_and_audited_unless
         force,
         base: None,
         now_ms: world.clock.now_ms(),
+        automated: false,
     };
 
     let error = submit_operator_change(&*world.store, change(None)).unwrap_err();

@@ -21,7 +21,7 @@ use crate::stats::{RrlCount, ServerCounters, StatsTransport};
 use crate::tcp_table::{Admitted, TcpTable};
 use crate::transfer::TransferService;
 use crate::udp_batch::{self, Batch};
-use crate::wire_format::{is_transfer_request, Transport, MAX_MESSAGE_BYTES};
+use crate::wire_format::{is_notify_request, is_transfer_request, Transport, MAX_MESSAGE_BYTES};
 use crate::ServerError;
 
 /// The statistics shard TCP connections count in: the last, which only the fourth UDP
@@ -107,6 +107,7 @@ impl Server {
             let stop = Arc::clone(&stop);
             let limiter = limiter.clone();
             let cookies = Arc::clone(&self.cookies);
+            let transfers = self.transfers.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("dnsward-udp-{index}"))
                 .spawn(move || {
@@ -115,6 +116,7 @@ impl Server {
                         config: &config,
                         limiter: limiter.as_deref(),
                         cookies: &cookies,
+                        transfers: transfers.as_ref(),
                     };
                     serve_udp(&socket, &shell, &stop, index)
                 });
@@ -180,6 +182,7 @@ fn serve_udp(socket: &UdpSocket, shell: &UdpShell<'_>, stop: &AtomicBool, shard:
         config,
         limiter,
         cookies,
+        transfers,
     } = *shell;
     let counters = catalog.counters();
     let mut batch = Batch::new();
@@ -207,6 +210,19 @@ fn serve_udp(socket: &UdpSocket, shell: &UdpShell<'_>, stop: &AtomicBool, shard:
         for index in 0..batch.len() {
             let peer = batch.peer(index);
             let (query, reply) = batch.slot(index);
+            if let (Some(service), Some(peer)) = (transfers, peer) {
+                if is_notify_request(query) {
+                    let length = match service.notify(query, peer) {
+                        Some(answer) if answer.len() <= reply.len() => {
+                            reply[..answer.len()].copy_from_slice(&answer);
+                            answer.len()
+                        }
+                        _ => 0,
+                    };
+                    batch.set_reply(index, length);
+                    continue;
+                }
+            }
             // Queries with options (a COOKIE among them) never take the hot path.
             let mut cookie_verified = false;
             let length = match answer(query, Transport::Udp, &zones, config, reply) {
@@ -262,6 +278,7 @@ struct UdpShell<'a> {
     config: &'a ServerConfig,
     limiter: Option<&'a RateLimiter>,
     cookies: &'a CookieSecret,
+    transfers: Option<&'a Arc<dyn TransferService>>,
 }
 
 /// Seconds since the Unix epoch (the server cookies' clock).
@@ -379,6 +396,15 @@ async fn serve_connection(
         if let Some(service) = shell.transfers {
             if is_transfer_request(&message) {
                 stream_transfer(&mut stream, service, &message, shell).await?;
+                continue;
+            }
+            if is_notify_request(&message) {
+                if let Some(answer) = service.notify(&message, shell.peer) {
+                    let length = u16::try_from(answer.len()).unwrap_or(u16::MAX);
+                    let mut framed = length.to_be_bytes().to_vec();
+                    framed.extend_from_slice(&answer[..usize::from(length)]);
+                    stream.write_all(&framed).await?;
+                }
                 continue;
             }
         }

@@ -1,6 +1,8 @@
 //! The door for zone transfers: the server recognises AXFR and IXFR requests among TCP
 //! queries ([`crate::wire_format::is_transfer_request`]) and streams whatever its
-//! [`TransferService`] produces; without one it refuses them like NSD without an ACL.
+//! [`TransferService`] produces, and hands it NOTIFY messages (UDP and TCP,
+//! [`crate::wire_format::is_notify_request`]); without one it refuses transfers like NSD
+//! without an ACL and answers NOTIFY with NOTIMP.
 
 use std::net::IpAddr;
 
@@ -18,4 +20,11 @@ pub trait TransferService: Send + Sync + 'static {
         zones: &Zones,
         send: &mut dyn FnMut(Vec<u8>) -> bool,
     );
+
+    /// Answers a NOTIFY (RFC 1996) from `peer`: the reply, or `None` to leave the message
+    /// to the answer paths (NOTIMP). Called on the serving threads: it must not block.
+    fn notify(&self, request: &[u8], peer: IpAddr) -> Option<Vec<u8>> {
+        let _ = (request, peer);
+        None
+    }
 }

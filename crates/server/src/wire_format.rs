@@ -86,6 +86,17 @@ pub fn is_transfer_request(message: &[u8]) -> bool {
     }
 }
 
+/// RFC 1996: the NOTIFY opcode.
+pub(crate) const OPCODE_NOTIFY: u8 = 4;
+
+/// Whether `message` is a NOTIFY request (opcode 4, not a response): what the server hands
+/// to its [`crate::TransferService`].
+pub fn is_notify_request(message: &[u8]) -> bool {
+    message.len() >= HEADER_BYTES
+        && message[2] & FLAG_QR == 0
+        && (message[2] >> 3) & 0x0f == OPCODE_NOTIFY
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +113,18 @@ mod tests {
     fn axfr_and_ixfr_queries_are_transfer_requests() {
         assert!(is_transfer_request(&question(0, 1, TYPE_AXFR)));
         assert!(is_transfer_request(&question(0, 1, TYPE_IXFR)));
+    }
+
+    #[test]
+    fn notify_requests_are_told_from_queries_and_responses() {
+        assert!(is_notify_request(&question(OPCODE_NOTIFY << 3, 1, 6)));
+        assert!(!is_notify_request(&question(
+            FLAG_QR | OPCODE_NOTIFY << 3,
+            1,
+            6
+        )));
+        assert!(!is_notify_request(&question(0, 1, 6)));
+        assert!(!is_notify_request(&[0, 1, OPCODE_NOTIFY << 3]));
     }
 
     #[test]

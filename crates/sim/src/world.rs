@@ -659,6 +659,7 @@ impl<'rt> World<'rt> {
                         force: None,
                         base: None,
                         now_ms,
+                        automated: false,
                     },
                 );
                 match result {

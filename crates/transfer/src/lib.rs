@@ -14,12 +14,40 @@
 //! hickory-proto.
 
 pub mod acl;
+pub mod client;
 pub mod keys;
 mod messages;
 pub mod notify;
 mod primary;
+pub mod secondary;
 
 pub use acl::AllowTransfer;
 pub use keys::{KeyConfig, KeyError, Keys};
 pub use messages::{Sent, MESSAGE_SOFT_BYTES};
 pub use primary::{Answer, Primary, ZoneTransfers, IXFR_HISTORY_VERSIONS};
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A node's whole transfer plane as the server sees it: AXFR/IXFR out of [`Primary`],
+/// NOTIFY into [`secondary::Secondaries`].
+pub struct Transfers {
+    pub primary: Primary,
+    pub secondaries: Arc<secondary::Secondaries>,
+}
+
+impl server::TransferService for Transfers {
+    fn transfer(
+        &self,
+        request: &[u8],
+        peer: IpAddr,
+        zones: &server::Zones,
+        send: &mut dyn FnMut(Vec<u8>) -> bool,
+    ) {
+        self.primary.answer(request, peer, zones, send);
+    }
+
+    fn notify(&self, request: &[u8], peer: IpAddr) -> Option<Vec<u8>> {
+        self.secondaries.notify(request, peer)
+    }
+}

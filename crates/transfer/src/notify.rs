@@ -223,7 +223,7 @@ fn notify_message(
 
 /// A message ID nobody on the path can guess (RFC 5452 §9.2), from the standard library's
 /// randomly keyed hasher.
-fn random_id() -> u16 {
+pub(crate) fn random_id() -> u16 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(
         std::time::SystemTime::now()

@@ -27,7 +27,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder, NameEncoding};
 use model::limits::Limit;
-use server::{TransferService, Zones};
+use server::Zones;
 use store::{zone_key, Store};
 
 use crate::acl::{permits, AllowTransfer};
@@ -223,18 +223,6 @@ impl Primary {
         }
         let old_soa = old_soa.unwrap_or_else(|| with_serial(served.soa(), from));
         Some((old_soa, deleted, added))
-    }
-}
-
-impl TransferService for Primary {
-    fn transfer(
-        &self,
-        request: &[u8],
-        peer: IpAddr,
-        zones: &Zones,
-        send: &mut dyn FnMut(Vec<u8>) -> bool,
-    ) {
-        self.answer(request, peer, zones, send);
     }
 }
 
