@@ -42,6 +42,14 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     runtime.block_on(run_node(args.config, config, zones, store))
 }
 
+/// Whether any zone is transferred to or from anyone, or any TSIG key is configured.
+fn uses_transfers(config: &Config) -> bool {
+    !config.keys.is_empty()
+        || config.zones.iter().any(|zone| {
+            !zone.allow_transfer.is_empty() || !zone.notify.is_empty() || zone.primary.is_some()
+        })
+}
+
 /// AXFR and IXFR of the configured zones, as their `allow_transfer` rules allow.
 fn transfer_service(config: &Config, store: Arc<dyn Store>) -> transfer::Primary {
     transfer::Primary::new(
@@ -243,12 +251,14 @@ async fn run_node(
         secondary_zones(&config),
         config.keys.clone(),
     ));
-    let server = server::Server::bind(server_config, Arc::clone(&catalog))
-        .await?
-        .with_transfers(Arc::new(transfer::Transfers {
+    let mut server = server::Server::bind(server_config, Arc::clone(&catalog)).await?;
+    // Only a node that transfers pays for looking at transfer requests, NOTIFY and TSIG.
+    if uses_transfers(&config) {
+        server = server.with_transfers(Arc::new(transfer::Transfers {
             primary: transfer_service(&config, Arc::clone(&store)),
             secondaries: Arc::clone(&secondaries),
         }));
+    }
     let notifier = transfer::notify::start(Arc::clone(&catalog), notify_targets(&config));
     let secondary_tasks = secondaries.start(
         held_versions(Arc::clone(&store), Arc::clone(control.control().cache())),

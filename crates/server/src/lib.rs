@@ -75,7 +75,7 @@ pub use rrl::{Prefix, RrlConfig};
 pub use snapshot::{default_cname_chain_length, ZoneSnapshot};
 pub use stats::QueryTotals;
 pub use transfer::TransferService;
-pub use wire_format::{is_notify_request, is_transfer_request, Transport};
+pub use wire_format::{is_notify_request, is_signed, is_transfer_request, tsig_start, Transport};
 pub use zone::ZoneData;
 
 /// What can go wrong running the server.

@@ -21,7 +21,9 @@ use crate::stats::{RrlCount, ServerCounters, StatsTransport};
 use crate::tcp_table::{Admitted, TcpTable};
 use crate::transfer::TransferService;
 use crate::udp_batch::{self, Batch};
-use crate::wire_format::{is_notify_request, is_transfer_request, Transport, MAX_MESSAGE_BYTES};
+use crate::wire_format::{
+    is_notify_request, is_signed, is_transfer_request, Transport, MAX_MESSAGE_BYTES,
+};
 use crate::ServerError;
 
 /// The statistics shard TCP connections count in: the last, which only the fourth UDP
@@ -211,16 +213,26 @@ fn serve_udp(socket: &UdpSocket, shell: &UdpShell<'_>, stop: &AtomicBool, shard:
             let peer = batch.peer(index);
             let (query, reply) = batch.slot(index);
             if let (Some(service), Some(peer)) = (transfers, peer) {
-                if is_notify_request(query) {
-                    let length = match service.notify(query, peer) {
-                        Some(answer) if answer.len() <= reply.len() => {
+                let signed = is_signed(query);
+                if signed || is_notify_request(query) {
+                    let handed = if signed && !is_notify_request(query) {
+                        service.signed_query(query, peer, &mut |unsigned| {
+                            crate::library::answer_library(unsigned, Transport::Udp, &zones, config)
+                        })
+                    } else {
+                        service.notify(query, peer)
+                    };
+                    // `None`: the answer paths take it (NOTIFY → NOTIMP).
+                    if let Some(answer) = handed {
+                        let length = if answer.len() <= reply.len() {
                             reply[..answer.len()].copy_from_slice(&answer);
                             answer.len()
-                        }
-                        _ => 0,
-                    };
-                    batch.set_reply(index, length);
-                    continue;
+                        } else {
+                            0
+                        };
+                        batch.set_reply(index, length);
+                        continue;
+                    }
                 }
             }
             // Queries with options (a COOKIE among them) never take the hot path.
@@ -398,14 +410,23 @@ async fn serve_connection(
                 stream_transfer(&mut stream, service, &message, shell).await?;
                 continue;
             }
-            if is_notify_request(&message) {
-                if let Some(answer) = service.notify(&message, shell.peer) {
+            let signed = is_signed(&message);
+            if signed || is_notify_request(&message) {
+                let handed = if signed && !is_notify_request(&message) {
+                    let zones = shell.catalog.snapshot();
+                    service.signed_query(&message, shell.peer, &mut |unsigned| {
+                        crate::library::answer_library(unsigned, Transport::Tcp, &zones, config)
+                    })
+                } else {
+                    service.notify(&message, shell.peer)
+                };
+                if let Some(answer) = handed {
                     let length = u16::try_from(answer.len()).unwrap_or(u16::MAX);
                     let mut framed = length.to_be_bytes().to_vec();
                     framed.extend_from_slice(&answer[..usize::from(length)]);
                     stream.write_all(&framed).await?;
+                    continue;
                 }
-                continue;
             }
         }
         let Some(length) = answer_tcp(&message, shell, &mut framed[2..]) else {

@@ -27,4 +27,18 @@ pub trait TransferService: Send + Sync + 'static {
         let _ = (request, peer);
         None
     }
+
+    /// Answers a query signed with TSIG (RFC 8945; e.g. a secondary's SOA query): checks
+    /// the signature and signs `answer`'s reply to the query without its TSIG record, or
+    /// answers the TSIG error. `None` leaves the query to the answer paths, which ignore
+    /// the TSIG record.
+    fn signed_query(
+        &self,
+        request: &[u8],
+        peer: IpAddr,
+        answer: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let _ = (request, peer, answer);
+        None
+    }
 }

@@ -97,6 +97,54 @@ pub fn is_notify_request(message: &[u8]) -> bool {
         && (message[2] >> 3) & 0x0f == OPCODE_NOTIFY
 }
 
+/// RFC 8945: the TSIG record type.
+pub(crate) const TYPE_TSIG: u16 = 250;
+
+/// Where the name starting at `at` ends (after its root label or compression pointer).
+fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let length = *message.get(at)?;
+        match length & 0xc0 {
+            0x00 if length == 0 => return Some(at + 1),
+            0x00 => at += 1 + usize::from(length),
+            0xc0 => return (at + 2 <= message.len()).then_some(at + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether the last record of `message` is a TSIG record (RFC 8945 §5.1: where a signed
+/// message carries it): such a query goes to the [`crate::TransferService`] to be checked
+/// and its answer signed. Walks the records only when there are additional ones; anything
+/// malformed is not signed.
+pub fn is_signed(message: &[u8]) -> bool {
+    tsig_start(message).is_some()
+}
+
+/// Where the TSIG record that ends `message` starts (see [`is_signed`]): the message
+/// without it is `message[..start]` with one additional record less.
+pub fn tsig_start(message: &[u8]) -> Option<usize> {
+    let header = message.get(..HEADER_BYTES)?;
+    let count = |at: usize| usize::from(u16::from_be_bytes([header[at], header[at + 1]]));
+    let (questions, records, additional) = (count(4), count(6) + count(8) + count(10), count(10));
+    if additional == 0 {
+        return None;
+    }
+    let mut at = HEADER_BYTES;
+    for _ in 0..questions {
+        at = skip_name(message, at)? + 4;
+    }
+    for index in 0..records {
+        let end = skip_name(message, at)?;
+        let fixed = message.get(end..end + 10)?;
+        if index + 1 == records {
+            return (u16::from_be_bytes([fixed[0], fixed[1]]) == TYPE_TSIG).then_some(at);
+        }
+        at = end + 10 + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +161,31 @@ mod tests {
     fn axfr_and_ixfr_queries_are_transfer_requests() {
         assert!(is_transfer_request(&question(0, 1, TYPE_AXFR)));
         assert!(is_transfer_request(&question(0, 1, TYPE_IXFR)));
+    }
+
+    /// `question(…)` with one additional record of `rtype` (root owner, empty data).
+    fn with_additional(rtype: u16) -> Vec<u8> {
+        let mut message = question(0, 1, 6);
+        message[11] = 1;
+        message.push(0);
+        message.extend_from_slice(&rtype.to_be_bytes());
+        message.extend_from_slice(&[0, 255, 0, 0, 0, 0, 0, 0]);
+        message
+    }
+
+    #[test]
+    fn a_message_ending_in_a_tsig_record_is_signed_and_others_are_not() {
+        assert!(is_signed(&with_additional(TYPE_TSIG)));
+        assert!(!is_signed(&with_additional(TYPE_OPT)));
+        assert!(!is_signed(&question(0, 1, 6)));
+        assert_eq!(
+            tsig_start(&with_additional(TYPE_TSIG)),
+            Some(question(0, 1, 6).len())
+        );
+        let whole = with_additional(TYPE_TSIG);
+        for cut in 0..whole.len() - 10 {
+            assert!(!is_signed(&whole[..cut]), "cut at {cut}");
+        }
     }
 
     #[test]

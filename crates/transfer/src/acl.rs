@@ -70,7 +70,7 @@ fn masked(address: IpAddr, length: u8) -> IpAddr {
 }
 
 /// Two key names are one key when they are the same domain name.
-fn same_key(a: &str, b: &str) -> bool {
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }

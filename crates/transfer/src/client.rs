@@ -405,3 +405,140 @@ pub async fn fetch(
     }
     interpret(records, have).map_err(malformed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, SOA};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn soa(serial: u32) -> Record {
+        let data = SOA::new(
+            name("ns.z.test."),
+            name("h.z.test."),
+            serial,
+            60,
+            30,
+            600,
+            5,
+        );
+        Record::from_rdata(name("z.test."), 300, RData::SOA(data))
+    }
+
+    fn a(owner: &str, last: u8) -> Record {
+        Record::from_rdata(name(owner), 60, RData::A(A::new(192, 0, 2, last)))
+    }
+
+    fn completes(records: &[Record], have: Option<u32>) -> Vec<Progress> {
+        let mut completion = Completion::new(have);
+        records
+            .iter()
+            .map(|record| {
+                completion.push(record);
+                completion.progress()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_zone_completes_at_its_closing_soa() {
+        let records = [soa(7), a("a.z.test.", 1), a("b.z.test.", 2), soa(7)];
+        use Progress::{Complete, More};
+        assert_eq!(completes(&records, None), [More, More, More, Complete]);
+        let fetched = interpret(records.to_vec(), None).unwrap();
+        assert_eq!(
+            fetched,
+            Fetched::Whole {
+                serial: 7,
+                records: records[..3].to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn a_difference_sequence_completes_at_the_third_soa_of_the_new_serial() {
+        // 5 → 6 deletes a, 6 → 7 adds b.
+        let records = [
+            soa(7),
+            soa(5),
+            a("a.z.test.", 1),
+            soa(6),
+            soa(6),
+            soa(7),
+            a("b.z.test.", 2),
+            soa(7),
+        ];
+        use Progress::{Complete, More};
+        assert_eq!(
+            completes(&records, Some(5)),
+            [More, More, More, More, More, More, More, Complete]
+        );
+        let Fetched::Incremental { serial, steps } = interpret(records.to_vec(), Some(5)).unwrap()
+        else {
+            panic!("incremental expected");
+        };
+        assert_eq!(serial, 7);
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].deleted, vec![a("a.z.test.", 1)]);
+        assert!(steps[0].added.is_empty());
+        assert_eq!(steps[1].added, vec![a("b.z.test.", 2)]);
+    }
+
+    #[test]
+    fn a_lone_soa_is_up_to_date_only_when_not_newer_than_what_is_held() {
+        assert_eq!(completes(&[soa(5)], Some(5)), [Progress::Complete]);
+        assert_eq!(
+            interpret(vec![soa(5)], Some(5)).unwrap(),
+            Fetched::UpToDate { serial: 5 }
+        );
+        // A newer serial alone is the first message of a transfer, not an answer.
+        assert_eq!(completes(&[soa(6)], Some(5)), [Progress::More]);
+        assert!(interpret(vec![soa(6)], Some(5)).is_err());
+    }
+
+    #[test]
+    fn broken_transfers_are_errors_not_zones() {
+        assert!(interpret(vec![a("a.z.test.", 1), soa(7)], None).is_err());
+        assert!(interpret(vec![soa(7), a("a.z.test.", 1)], None).is_err());
+        assert!(interpret(vec![soa(7), a("a.z.test.", 1), soa(6), soa(7)], None).is_err());
+        assert!(
+            interpret(vec![soa(7), soa(5), soa(6), soa(7)], Some(5)).is_err(),
+            "the differences must lead to the new serial"
+        );
+    }
+
+    #[test]
+    fn a_difference_applies_to_the_version_it_starts_from_and_nowhere_else() {
+        let held = ZoneContent::from_records(
+            name("z.test."),
+            [soa(5), a("a.z.test.", 1), a("a.z.test.", 9)],
+        )
+        .unwrap();
+        let step = Step {
+            from: soa(5),
+            to: soa(6),
+            deleted: vec![a("a.z.test.", 1)],
+            added: vec![a("b.z.test.", 2)],
+        };
+        let next = apply(&held, std::slice::from_ref(&step)).unwrap();
+        assert_eq!(next.serial(), Some(6));
+        let a_set = next.get(&name("a.z.test."), RecordType::A).unwrap();
+        assert_eq!(a_set.rdatas, vec![RData::A(A::new(192, 0, 2, 9))]);
+        assert!(next.get(&name("b.z.test."), RecordType::A).is_some());
+        assert!(
+            apply(&next, std::slice::from_ref(&step)).is_err(),
+            "held is at 6, the step starts at 5"
+        );
+        let missing = Step {
+            deleted: vec![a("c.z.test.", 3)],
+            ..step
+        };
+        assert!(
+            apply(&held, &[missing]).is_err(),
+            "deleting what is not there"
+        );
+    }
+}

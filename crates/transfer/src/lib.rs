@@ -20,6 +20,7 @@ mod messages;
 pub mod notify;
 mod primary;
 pub mod secondary;
+mod signed;
 
 pub use acl::AllowTransfer;
 pub use keys::{KeyConfig, KeyError, Keys};
@@ -49,5 +50,14 @@ impl server::TransferService for Transfers {
 
     fn notify(&self, request: &[u8], peer: IpAddr) -> Option<Vec<u8>> {
         self.secondaries.notify(request, peer)
+    }
+
+    fn signed_query(
+        &self,
+        request: &[u8],
+        peer: IpAddr,
+        answer: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        signed::signed_query(self.primary.keys(), request, peer, answer)
     }
 }

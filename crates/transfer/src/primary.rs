@@ -90,6 +90,11 @@ impl Primary {
         }
     }
 
+    /// The keys requests are checked against.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     /// Answers one request: see the module documentation.
     pub fn answer(
         &self,
@@ -264,7 +269,7 @@ fn refuse(
 /// FORMERR), which BIND and Knot report as a malformed request rather than a wrong key. Its
 /// unsigned error answer ends with the TSIG record, whose data ends with the error and an
 /// empty other-data length: the error is the four bytes before the end.
-fn bad_signature_as_badsig(reply: &mut [u8]) {
+pub(crate) fn bad_signature_as_badsig(reply: &mut [u8]) {
     const NOTAUTH: u8 = 9;
     const TSIG_FORMERR: [u8; 2] = [0, 1];
     const TSIG_BADSIG: [u8; 2] = [0, 16];

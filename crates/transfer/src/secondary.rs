@@ -225,7 +225,9 @@ fn from_primary(config: &SecondaryZone, peer: IpAddr, signed_by: Option<&str>) -
     };
     let key_matches = match &config.key {
         None => true,
-        Some(key) => signed_by == Some(key.name().to_string().as_str()),
+        Some(key) => {
+            signed_by.is_some_and(|used| crate::acl::same_key(used, &key.name().to_string()))
+        }
     };
     peer == config.primary.ip() && key_matches
 }

@@ -1,0 +1,515 @@
+//! dnsward in a real estate of secondaries and primaries: NSD 4.6, Knot 3.2 and BIND 9.18
+//! (Debian packages, started here on loopback ports) transfer a node's zone with TSIG, follow
+//! its changes by IXFR after a NOTIFY and its rollbacks under a higher serial, and answer
+//! like the node; unsigned and wrongly signed transfer requests get nothing. The other way
+//! round, a node as the guarded secondary of a BIND primary serves a normal change and
+//! refuses one that empties a protected name.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::secondaries::{
+    last_transfer_kind, reload_primary, soa_serial, start_primary_on, start_secondary_on,
+    wait_serial, Kind, TsigKey,
+};
+use common::{free_port, query, tcp_exchange, udp_exchange, wait_until};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+const ZONE: &str = "xfr.test.";
+/// Hosts in the zone: a 1 % change is 20 names.
+const HOSTS: u32 = 2_000;
+/// Transfers and NOTIFY on loopback take milliseconds; this only bounds a failure.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The zone file: SOA, NS, MX, TXT at the apex and `HOSTS` names with an A record each,
+/// `extra` lines appended.
+fn zone_text(serial: u32, extra: &str) -> String {
+    let mut text = format!(
+        "$ORIGIN {ZONE}\n$TTL 300\n\
+         @ IN SOA ns1 hostmaster {serial} 3600 600 86400 300\n\
+         @ IN NS ns1\n@ IN MX 10 mail\n@ IN TXT \"dnsward transfer test\"\n\
+         ns1 IN A 192.0.2.1\nmail IN A 192.0.2.25\nwww IN A 192.0.2.10\nwww IN A 192.0.2.11\n\
+         alias IN CNAME www\n"
+    );
+    for host in 0..HOSTS {
+        text.push_str(&format!(
+            "host{host} IN A 10.0.{}.{}\n",
+            host / 250,
+            host % 250
+        ));
+    }
+    text.push_str(extra);
+    text
+}
+
+/// What `server` answers for `name`/`rtype`: the rcode and the answer section as sorted
+/// presentation lines (TTL included), over UDP.
+fn answer(server: SocketAddr, name: &str, rtype: RecordType) -> (ResponseCode, BTreeSet<String>) {
+    let reply = udp_exchange(
+        server,
+        &query(name, rtype, Some(1232)),
+        Duration::from_secs(2),
+    )
+    .unwrap_or_else(|error| panic!("{server} did not answer {name} {rtype}: {error}"));
+    (
+        reply.metadata.response_code,
+        reply.answers.iter().map(ToString::to_string).collect(),
+    )
+}
+
+/// The questions compared between the node and each secondary: the apex's types, a CNAME,
+/// a sample of hosts, names that do not exist and the names `extra` lists.
+fn questions(extra: &[String]) -> Vec<(String, RecordType)> {
+    let mut questions: Vec<(String, RecordType)> = [
+        (ZONE.to_string(), RecordType::SOA),
+        (ZONE.to_string(), RecordType::NS),
+        (ZONE.to_string(), RecordType::MX),
+        (ZONE.to_string(), RecordType::TXT),
+        (format!("www.{ZONE}"), RecordType::A),
+        (format!("www.{ZONE}"), RecordType::AAAA),
+        (format!("alias.{ZONE}"), RecordType::A),
+        (format!("nothing.{ZONE}"), RecordType::A),
+    ]
+    .into_iter()
+    .collect();
+    questions.extend(
+        (0..HOSTS)
+            .step_by(97)
+            .map(|host| (format!("host{host}.{ZONE}"), RecordType::A)),
+    );
+    questions.extend(extra.iter().map(|name| (name.clone(), RecordType::A)));
+    questions
+}
+
+fn assert_same_answers(node: SocketAddr, secondary: SocketAddr, who: &str, extra: &[String]) {
+    for (name, rtype) in questions(extra) {
+        assert_eq!(
+            answer(secondary, &name, rtype),
+            answer(node, &name, rtype),
+            "{who} and the node differ on {name} {rtype}"
+        );
+    }
+}
+
+/// A `dnsward run` node in its own folder, killed when dropped.
+struct Node {
+    dir: tempfile::TempDir,
+    child: Child,
+    dns: SocketAddr,
+    api: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Starts a node with `blocks` (its `[[key]]` and `[[zone]]` blocks) and `files` in its
+    /// folder on fresh ports; returns once its API accepts connections.
+    fn start(blocks: &str, files: &[(&str, String)]) -> Node {
+        Node::start_on(blocks, files, free_port())
+    }
+
+    /// [`Node::start`] answering DNS on `port` (chosen before, so a primary can notify it).
+    fn start_on(blocks: &str, files: &[(&str, String)], port: u16) -> Node {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write a zone file");
+        }
+        let dns = SocketAddr::from(([127, 0, 0, 1], port));
+        let api_port = free_port();
+        let config = format!(
+            "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\
+             [store]\npath = \"node.db\"\n{blocks}"
+        );
+        std::fs::write(dir.path().join("dnsward.toml"), config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("node.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+            .current_dir(dir.path())
+            .args(["run", "--config", "dnsward.toml"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start dnsward run");
+        let node = Node {
+            dir,
+            child,
+            dns,
+            api: format!("http://127.0.0.1:{api_port}"),
+        };
+        let api = SocketAddr::from(([127, 0, 0, 1], api_port));
+        wait_until(
+            DEADLINE,
+            || std::net::TcpStream::connect(api).is_ok(),
+            || format!("the node's API never answered\n{}", node.log()),
+        );
+        node
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("node.log")).unwrap_or_default()
+    }
+
+    fn serial(&self) -> Option<u32> {
+        soa_serial(self.dns, ZONE)
+    }
+
+    fn wait_serial(&self, want: impl Fn(u32) -> bool, what: &str) -> u32 {
+        wait_until(
+            DEADLINE,
+            || self.serial().is_some_and(&want),
+            || {
+                format!(
+                    "the node never served {what}; it serves {:?}\n{}",
+                    self.serial(),
+                    self.log()
+                )
+            },
+        );
+        self.serial().expect("just seen")
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        common::cli_at(&self.api, &self.path("dnsward.toml"), args)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.cli(&["status", "--json"])).expect("status is JSON");
+        status["zones"][0].clone()
+    }
+}
+
+fn key_block(key: &TsigKey) -> String {
+    format!(
+        "[[key]]\nname = \"{}\"\nalgorithm = \"{}\"\nsecret = \"{}\"\n",
+        key.name, key.algorithm, key.secret
+    )
+}
+
+/// `dig` of an AXFR of the zone from `server` signed with `key` (`None`: unsigned): its
+/// output.
+fn dig_axfr(server: SocketAddr, key: Option<&TsigKey>) -> String {
+    let mut command = Command::new("dig");
+    if let Some(key) = key {
+        command.args([
+            "-y",
+            &format!("{}:{}:{}", key.algorithm, key.name, key.secret),
+        ]);
+    }
+    let output = command
+        .args([
+            &format!("@{}", server.ip()),
+            "-p",
+            &server.port().to_string(),
+            ZONE,
+            "AXFR",
+        ])
+        .output()
+        .expect("dig is installed by scripts/test");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `text` without terminal colour codes (ESC [ … m).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Lines of the node's log of transfers signed with `key`, as `answer=…` words.
+fn transfers_with_key(log: &str, key: &str) -> Vec<String> {
+    plain(log)
+        .lines()
+        .filter(|line| {
+            line.contains("zone transfer sent") && line.contains(&format!("key=\"{key}\""))
+        })
+        .filter_map(|line| {
+            let at = line.find("answer=")?;
+            Some(line[at + 7..].split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn nsd_knot_and_bind_transfer_a_nodes_zone_follow_its_changes_by_ixfr_and_its_rollback() {
+    // One key per secondary, so the node's log tells their transfers apart.
+    let kinds = [
+        (Kind::Nsd, "nsd-key"),
+        (Kind::Knot, "knot-key"),
+        (Kind::Bind, "bind-key"),
+    ];
+    let keys: Vec<TsigKey> = kinds
+        .iter()
+        .map(|(_, name)| TsigKey::new(name, "hmac-sha256"))
+        .collect();
+    let ports: Vec<u16> = kinds.iter().map(|_| free_port()).collect();
+    let mut blocks: String = keys.iter().map(key_block).collect();
+    blocks.push_str(&format!(
+        "[[zone]]\nname = \"{ZONE}\"\nfile = \"xfr.test.zone\"\nallow_transfer = [\n"
+    ));
+    for key in &keys {
+        blocks.push_str(&format!(
+            "  {{ from = \"127.0.0.0/8\", key = \"{}\" }},\n",
+            key.name
+        ));
+    }
+    blocks.push_str("]\nnotify = [\n");
+    for (key, port) in keys.iter().zip(&ports) {
+        blocks.push_str(&format!(
+            "  {{ address = \"127.0.0.1:{port}\", key = \"{}\" }},\n",
+            key.name
+        ));
+    }
+    blocks.push_str("]\n");
+    let node = Node::start(&blocks, &[("xfr.test.zone", zone_text(2026120301, ""))]);
+    let first = node.wait_serial(|_| true, "the zone");
+
+    let secondaries: Vec<_> = kinds
+        .iter()
+        .zip(&keys)
+        .zip(&ports)
+        .map(|(((kind, _), key), port)| {
+            (
+                *kind,
+                start_secondary_on(*kind, ZONE, node.dns, Some(key), *port),
+            )
+        })
+        .collect();
+    for (kind, secondary) in &secondaries {
+        let took = wait_serial(secondary, ZONE, first, DEADLINE);
+        println!("{kind:?}: first transfer served after {took:?}");
+        assert_same_answers(node.dns, secondary.addr, &format!("{kind:?}"), &[]);
+    }
+
+    // A 1 % change through the operator path: 20 new names and a second address on 20 hosts.
+    let mut extra = String::new();
+    let mut changed = Vec::new();
+    for index in 0..10 {
+        extra.push_str(&format!("new{index} IN A 192.0.2.{}\n", 100 + index));
+        changed.push(format!("new{index}.{ZONE}"));
+        extra.push_str(&format!("host{index} IN A 10.9.9.{index}\n"));
+        changed.push(format!("host{index}.{ZONE}"));
+    }
+    std::fs::write(node.path("change.zone"), zone_text(first, &extra)).expect("write the change");
+    node.cli(&[
+        "apply",
+        ZONE,
+        node.path("change.zone").to_str().unwrap(),
+        "--reason",
+        "1 % change",
+    ]);
+    let changed_serial = node.wait_serial(|serial| serial != first, "the change");
+    for (kind, secondary) in &secondaries {
+        let took = wait_serial(secondary, ZONE, changed_serial, DEADLINE);
+        println!("{kind:?}: the change served after {took:?}");
+        assert_same_answers(node.dns, secondary.addr, &format!("{kind:?}"), &changed);
+    }
+    // How each secondary got it: the node's log (signed with that secondary's key), and the
+    // secondary's own log where it says (Knot and BIND; NSD 4.6 does not log the type).
+    for ((kind, key_name), (_, secondary)) in kinds.iter().zip(&secondaries) {
+        let answers = transfers_with_key(&node.log(), key_name);
+        assert!(
+            answers.iter().any(|answer| answer.starts_with("Ixfr")),
+            "{kind:?} did not get an incremental transfer: {answers:?}\n{}",
+            node.log()
+        );
+        if *kind != Kind::Nsd {
+            assert_eq!(
+                last_transfer_kind(secondary, ZONE),
+                Some("IXFR"),
+                "{kind:?}:\n{}",
+                secondary.log_text()
+            );
+        }
+    }
+
+    // A rollback to the first version: its content, under a higher serial.
+    node.cli(&[
+        "rollback",
+        ZONE,
+        "--to",
+        "1",
+        "--reason",
+        "back to the first version",
+    ]);
+    let rolled_back = node.wait_serial(
+        |serial| model::serial::is_after(serial, changed_serial),
+        "the rollback",
+    );
+    assert_eq!(
+        answer(node.dns, &format!("new0.{ZONE}"), RecordType::A).0,
+        ResponseCode::NXDomain
+    );
+    for (kind, secondary) in &secondaries {
+        wait_serial(secondary, ZONE, rolled_back, DEADLINE);
+        assert_same_answers(node.dns, secondary.addr, &format!("{kind:?}"), &changed);
+    }
+
+    // Nothing of the zone without the right key.
+    let unsigned = tcp_exchange(node.dns, &query(ZONE, RecordType::AXFR, None)).expect("an answer");
+    assert_eq!(unsigned.metadata.response_code, ResponseCode::Refused);
+    assert!(unsigned.answers.is_empty());
+    let wrong = TsigKey::new("nsd-key", "hmac-sha256");
+    let output = dig_axfr(node.dns, Some(&wrong));
+    assert!(
+        !output.contains("host1."),
+        "a wrongly signed AXFR got records:\n{output}"
+    );
+    assert!(
+        output.contains("Transfer failed") || output.contains("BADSIG"),
+        "{output}"
+    );
+    let output = dig_axfr(node.dns, Some(&keys[0]));
+    assert!(
+        output.contains(&format!("host1.{ZONE}")),
+        "the right key transfers:\n{output}"
+    );
+}
+
+/// A zone file for the BIND primary: the test zone with `www` as given.
+fn primary_zone(serial: u32, www: &[&str], extra: &str) -> String {
+    let mut text = format!(
+        "$ORIGIN {ZONE}\n$TTL 300\n@ IN SOA ns1 hostmaster {serial} 3600 600 86400 300\n\
+         @ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    );
+    for address in www {
+        text.push_str(&format!("www IN A {address}\n"));
+    }
+    text.push_str(extra);
+    text
+}
+
+fn www(server: SocketAddr) -> BTreeSet<String> {
+    udp_exchange(
+        server,
+        &query(&format!("www.{ZONE}"), RecordType::A, Some(1232)),
+        Duration::from_secs(2),
+    )
+    .map(|reply| {
+        reply
+            .answers
+            .iter()
+            .filter_map(|record| match &record.data {
+                hickory_proto::rr::RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write the primary's zone file");
+}
+
+#[test]
+fn a_node_as_the_secondary_of_bind_serves_a_normal_change_and_refuses_one_that_empties_a_protected_name(
+) {
+    let key = TsigKey::new("primary-key", "hmac-sha256");
+    let files = tempfile::tempdir().expect("temporary directory");
+    let zone_file = files.path().join("xfr.test.zone");
+    write(
+        &zone_file,
+        &primary_zone(10, &["192.0.2.10", "192.0.2.11"], ""),
+    );
+    let node_port = free_port();
+    let primary_port = free_port();
+    let primary_address = SocketAddr::from(([127, 0, 0, 1], primary_port));
+    // The node first: the primary's NOTIFY at load then finds it.
+    let blocks = format!(
+        "{}[[zone]]\nname = \"{ZONE}\"\nprimary = \"{primary_address}\"\nprimary_key = \"{}\"\n\
+         protect = [{{ name = \"www.{ZONE}\", min_answers = 1 }}]\n",
+        key_block(&key),
+        key.name
+    );
+    let node = Node::start_on(&blocks, &[], node_port);
+    let primary = start_primary_on(
+        Kind::Bind,
+        ZONE,
+        &zone_file,
+        &[node.dns],
+        Some(&key),
+        primary_port,
+    );
+    node.wait_serial(|serial| serial == 10, "the primary's first version");
+    assert_eq!(
+        www(node.dns),
+        BTreeSet::from(["192.0.2.10".into(), "192.0.2.11".into()])
+    );
+
+    // A normal change: a new name.
+    write(
+        &zone_file,
+        &primary_zone(11, &["192.0.2.10", "192.0.2.11"], "api IN A 192.0.2.80\n"),
+    );
+    reload_primary(Kind::Bind, &primary, ZONE);
+    node.wait_serial(|serial| serial == 11, "the normal change");
+    assert_eq!(
+        answer(node.dns, &format!("api.{ZONE}"), RecordType::A)
+            .1
+            .len(),
+        1
+    );
+    assert_eq!(node.status()["primary"]["serial"], 11);
+
+    // A change that empties the protected name: refused, the last good version serves.
+    write(&zone_file, &primary_zone(12, &[], "api IN A 192.0.2.80\n"));
+    reload_primary(Kind::Bind, &primary, ZONE);
+    wait_until(
+        DEADLINE,
+        || node.status()["breaker"] == "tripped",
+        || {
+            format!(
+                "the breaker never tripped: {}\n{}",
+                node.status(),
+                node.log()
+            )
+        },
+    );
+    let status = node.status();
+    assert_eq!(status["primary"]["serial"], 12, "{status}");
+    assert_eq!(status["serial"], 11, "{status}");
+    assert_eq!(node.serial(), Some(11));
+    assert_eq!(
+        www(node.dns),
+        BTreeSet::from(["192.0.2.10".into(), "192.0.2.11".into()])
+    );
+    let last = status["primary"]["last_transfer"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last.contains("refused by the guard") && last.contains("www"),
+        "{status}"
+    );
+    let audit = node.cli(&["timeline", "--zone", ZONE]);
+    assert!(
+        audit.contains("www") && audit.contains("transfer from"),
+        "the audit log says why:\n{audit}"
+    );
+}
