@@ -504,7 +504,7 @@ fn a_node_as_the_secondary_of_bind_serves_a_normal_change_and_refuses_one_that_e
         .as_str()
         .unwrap_or_default();
     assert!(
-        last.contains("refused by the guard") && last.contains("www"),
+        last.contains("refused by the guard") && last.contains(&format!("below floor: www.{ZONE}")),
         "{status}"
     );
     let audit = node.cli(&["timeline", "--zone", ZONE]);

@@ -431,6 +431,7 @@ fn installed(name: &str) -> PathBuf {
 /// NOTIFYs, reloads; a transfer served at once, not up to 1 s after the one before) and
 /// `remote-control:` (with `control`: on the socket `d/nsd.sock`, for `nsd-control`,
 /// which needs no TLS keys there).
+/// NSD's `server:` (response rate limiting off: tests and benchmarks poll its serial).
 fn nsd_server(d: &str, port: u16, control: bool) -> String {
     let control = if control {
         format!("yes\n  control-interface: \"{d}/nsd.sock\"")
@@ -442,7 +443,7 @@ fn nsd_server(d: &str, port: u16, control: bool) -> String {
          zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  \
          xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  \
          server-count: 1\n  verbosity: 2\n  logfile: \"{d}/nsd.log\"\n  \
-         xfrd-reload-timeout: 0\n\
+         xfrd-reload-timeout: 0\n  rrl-ratelimit: 0\n\
          remote-control:\n  control-enable: {control}\n"
     )
 }
