@@ -159,7 +159,13 @@ fn notify_to_serving(names: u64, rounds: u64) {
         // The apply runs beside the polling: the node's first answer with the new serial
         // is when it sends NOTIFY.
         let mut apply = Command::new(env!("CARGO_BIN_EXE_dnsward"))
-            .args(["apply", ZONE, file.to_str().expect("utf-8"), "--reason", "bench: 1 % change"])
+            .args([
+                "apply",
+                ZONE,
+                file.to_str().expect("utf-8"),
+                "--reason",
+                "bench: 1 % change",
+            ])
             .args(["--api", &node.api, "--config"])
             .arg(node.dir.path().join("dnsward.toml"))
             .stdout(Stdio::null())
@@ -169,7 +175,10 @@ fn notify_to_serving(names: u64, rounds: u64) {
         let mut served_at = None;
         let mut seen: Vec<Option<Instant>> = vec![None; secondaries.len()];
         while served_at.is_none() || seen.iter().any(Option::is_none) {
-            assert!(started.elapsed() < ROUND_DEADLINE, "round {round} did not finish");
+            assert!(
+                started.elapsed() < ROUND_DEADLINE,
+                "round {round} did not finish"
+            );
             let now = soa_serial(node.dns, ZONE);
             if served_at.is_none() && now.is_some_and(|now| now != serial) {
                 served_at = Some(Instant::now());
@@ -187,7 +196,9 @@ fn notify_to_serving(names: u64, rounds: u64) {
             eprintln!(
                 "round {round}: node at {:?}, secondaries at {:?}",
                 served_at - started,
-                seen.iter().map(|at| at.map(|at| at - started)).collect::<Vec<_>>()
+                seen.iter()
+                    .map(|at| at.map(|at| at - started))
+                    .collect::<Vec<_>>()
             );
         }
         for (index, at) in seen.into_iter().enumerate() {
@@ -251,8 +262,13 @@ fn axfr_to_knot(names: u64) {
     let from_knot = start_secondary_on(Kind::Knot, ZONE, primary.addr, None, free_port());
     wait_serial(&from_knot, ZONE, 1, LOAD_DEADLINE);
     let knot_axfr = knot_axfr(&from_knot.log_text()).expect("Knot logged the AXFR");
-    println!("AXFR of {} records to Knot 3.2 (as the receiving Knot logs it):", names + 3);
-    for (who, (seconds, messages, bytes)) in [("dnsward → Knot", node_axfr), ("Knot → Knot", knot_axfr)] {
+    println!(
+        "AXFR of {} records to Knot 3.2 (as the receiving Knot logs it):",
+        names + 3
+    );
+    for (who, (seconds, messages, bytes)) in
+        [("dnsward → Knot", node_axfr), ("Knot → Knot", knot_axfr)]
+    {
         println!(
             "  {who}: {seconds:.2} s, {messages} messages, {:.1} MB, {:.1} MB/s",
             bytes as f64 / 1e6,

@@ -32,7 +32,7 @@ use store::{zone_key, Store};
 
 use crate::acl::{permits, AllowTransfer};
 use crate::keys::Keys;
-use crate::messages::{wire_record, Batcher, Sent};
+use crate::messages::{Batcher, Sent};
 
 /// How many of a zone's newest versions are searched for the serial an IXFR asks from.
 pub const IXFR_HISTORY_VERSIONS: Limit = Limit {
@@ -173,10 +173,7 @@ impl Primary {
         let pushed = if whole_zone {
             push_whole_zone(&mut batcher, zone, &soa)
         } else {
-            records
-                .iter()
-                .filter_map(wire_record)
-                .all(|record| batcher.push(&record))
+            records.iter().all(|record| batcher.push_record(record))
         };
         let sent = batcher.finish();
         if !pushed || sent.cut_short {
@@ -233,16 +230,12 @@ impl Primary {
 
 /// SOA, every other record, SOA (RFC 5936 §2.2); `false` when the connection went away.
 fn push_whole_zone(batcher: &mut Batcher<'_>, zone: &server::ZoneData, soa: &Record) -> bool {
-    let Some(soa) = wire_record(soa) else {
-        return false;
-    };
-    batcher.push(&soa)
+    batcher.push_record(soa)
         && zone
             .records()
             .filter(|record| record.record_type() != RecordType::SOA)
-            .filter_map(wire_record)
-            .all(|record| batcher.push(&record))
-        && batcher.push(&soa)
+            .all(|record| batcher.push_record(record))
+        && batcher.push_record(soa)
 }
 
 /// An error answer (signed when the request was).
