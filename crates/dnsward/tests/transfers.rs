@@ -513,3 +513,174 @@ fn a_node_as_the_secondary_of_bind_serves_a_normal_change_and_refuses_one_that_e
         "the audit log says why:\n{audit}"
     );
 }
+
+/// Multi-region, first shape: one region's node is the primary of another region's node,
+/// a guarded secondary (any other secondary works the same way; see the NSD/Knot/BIND test).
+#[test]
+fn a_node_in_another_region_follows_a_primary_node_by_ixfr_and_keeps_its_own_guard() {
+    let key = TsigKey::new("region-key", "hmac-sha256");
+    let secondary_port = free_port();
+    let primary_blocks = format!(
+        "{}[[zone]]\nname = \"{ZONE}\"\nfile = \"xfr.test.zone\"\n\
+         allow_transfer = [{{ from = \"127.0.0.0/8\", key = \"{}\" }}]\n\
+         notify = [{{ address = \"127.0.0.1:{secondary_port}\", key = \"{}\" }}]\n",
+        key_block(&key),
+        key.name,
+        key.name
+    );
+    let primary = Node::start(
+        &primary_blocks,
+        &[("xfr.test.zone", zone_text(2026120301, ""))],
+    );
+    let first = primary.wait_serial(|_| true, "the zone");
+    let secondary_blocks = format!(
+        "{}[[zone]]\nname = \"{ZONE}\"\nprimary = \"{}\"\nprimary_key = \"{}\"\n\
+         protect = [{{ name = \"www.{ZONE}\", min_answers = 2 }}]\n",
+        key_block(&key),
+        primary.dns,
+        key.name
+    );
+    let secondary = Node::start_on(&secondary_blocks, &[], secondary_port);
+    secondary.wait_serial(|serial| serial == first, "the primary's zone");
+    assert_same_answers(primary.dns, secondary.dns, "the secondary node", &[]);
+
+    let mut extra = String::new();
+    let mut changed = Vec::new();
+    for index in 0..20 {
+        extra.push_str(&format!("new{index} IN A 192.0.2.{}\n", 100 + index));
+        changed.push(format!("new{index}.{ZONE}"));
+    }
+    std::fs::write(primary.path("change.zone"), zone_text(first, &extra)).expect("write");
+    primary.cli(&[
+        "apply",
+        ZONE,
+        primary.path("change.zone").to_str().unwrap(),
+        "--reason",
+        "20 new names",
+    ]);
+    let changed_serial = primary.wait_serial(|serial| serial != first, "the change");
+    secondary.wait_serial(|serial| serial == changed_serial, "the change");
+    assert_same_answers(primary.dns, secondary.dns, "the secondary node", &changed);
+    let status = secondary.status();
+    assert_eq!(status["primary"]["serial"], changed_serial, "{status}");
+    let last = status["primary"]["last_transfer"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("IXFR from the primary") && last.ends_with("committed"),
+        "{status}"
+    );
+    assert!(
+        transfers_with_key(&primary.log(), "region-key")
+            .iter()
+            .any(|answer| answer.starts_with("Ixfr")),
+        "the change went by IXFR:\n{}",
+        primary.log()
+    );
+    assert_eq!(status["breaker"], "closed", "{status}");
+}
+
+/// Multi-region, second shape: independent regional planes (each its own store, planner
+/// and guard) whose validators also ask each other's servers. What one region finds on the
+/// other's server is reported in its own audit log and never repaired: its own zone is not
+/// rolled back, frozen or changed.
+#[test]
+fn independent_regions_report_each_others_violations_and_repair_only_their_own() {
+    const APP: &str = "app.example.test.";
+    let backends = ["127.0.9.1", "127.0.9.2", "127.0.9.3"];
+    let endpoint = format!(
+        "[[endpoint]]\nname = \"{APP}\"\nttl = 5\nmin_answers = 1\nbackends = [{}]\n",
+        backends
+            .iter()
+            .map(|address| format!("{{ address = \"{address}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let example = std::fs::read_to_string(common::example_zone()).expect("example zone");
+    let zone = "[[zone]]\nname = \"example.test\"\nfile = \"example.test.zone\"\n";
+    let east = Node::start(
+        &format!("{zone}{endpoint}"),
+        &[("example.test.zone", example.clone())],
+    );
+    let west = Node::start(
+        &format!(
+            "[validator]\ninterval_ms = 200\nservers = [\"{}\"]\n{zone}{endpoint}",
+            east.dns
+        ),
+        &[("example.test.zone", example.clone())],
+    );
+    let all: BTreeSet<String> = backends.iter().map(|address| address.to_string()).collect();
+    for node in [&east, &west] {
+        wait_until(
+            DEADLINE,
+            || common::dig(node.dns, APP).as_ref() == Some(&all),
+            || format!("{APP} never answered its backends\n{}", node.log()),
+        );
+    }
+    let west_before = west.status();
+
+    // East drains the endpoint on purpose, below its floor (an operator override).
+    std::fs::write(east.path("drained.zone"), &example).expect("write");
+    east.cli(&[
+        "apply",
+        "example.test",
+        east.path("drained.zone").to_str().unwrap(),
+        "--reason",
+        "drain app",
+        "--force",
+        "east maintenance",
+    ]);
+    wait_until(
+        DEADLINE,
+        || common::dig(east.dns, APP) == Some(BTreeSet::new()),
+        || format!("east never served the drained endpoint\n{}", east.log()),
+    );
+
+    // West's validator reports east's server, and repairs nothing of its own.
+    let reported = || {
+        west_audit(&west).iter().any(|entry| {
+            entry["action"] == "validator-finding"
+                && entry["reason"].as_str().is_some_and(|reason| {
+                    reason.contains(&east.dns.to_string()) && reason.contains("app.example.test")
+                })
+        })
+    };
+    wait_until(DEADLINE, reported, || {
+        format!(
+            "west never reported east's empty endpoint:\n{:#?}\n{}",
+            west_audit(&west),
+            west.log()
+        )
+    });
+    let west_after = west.status();
+    assert_eq!(
+        west_after["active"], west_before["active"],
+        "west's zone did not move: {west_after}"
+    );
+    assert_eq!(west_after["breaker"], "closed", "{west_after}");
+    assert_eq!(
+        common::dig(west.dns, APP).as_ref(),
+        Some(&all),
+        "west still answers its backends"
+    );
+    assert!(
+        !west_audit(&west)
+            .iter()
+            .any(|entry| entry["action"] == "rollback" || entry["action"] == "breaker-trip"),
+        "west repaired nothing"
+    );
+}
+
+fn west_audit(node: &Node) -> Vec<serde_json::Value> {
+    let body = ureq::get(&format!(
+        "{}/v1/audit?zone=example.test&limit=1000",
+        node.api
+    ))
+    .call()
+    .expect("audit")
+    .body_mut()
+    .read_to_string()
+    .expect("audit body");
+    let audit: serde_json::Value = serde_json::from_str(&body).expect("audit is JSON");
+    audit["entries"].as_array().cloned().unwrap_or_default()
+}
