@@ -258,7 +258,10 @@ fn axfr_to_knot(names: u64) {
         },
         || "the node never finished encoding its answers".into(),
     );
-    println!("node quiet (answers encoded) after {:.1?}", started.elapsed());
+    println!(
+        "node quiet (answers encoded) after {:.1?}",
+        started.elapsed()
+    );
     let serial = soa_serial(node.dns, ZONE).expect("served");
     let from_node = start_secondary_on(Kind::Knot, ZONE, node.dns, None, free_port());
     wait_serial(&from_node, ZONE, serial, LOAD_DEADLINE);
