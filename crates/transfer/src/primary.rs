@@ -228,13 +228,18 @@ impl Primary {
     }
 }
 
-/// SOA, every other record, SOA (RFC 5936 §2.2); `false` when the connection went away.
+/// SOA, every other record in canonical order, SOA (RFC 5936 §2.2); `false` when the
+/// connection went away. The order is not required, but a secondary building its tree from
+/// names in order does much less work: sorting here took a 1M-record AXFR to Knot from 2.0
+/// to 1.4 s (`bench/transfers`).
 fn push_whole_zone(batcher: &mut Batcher<'_>, zone: &server::ZoneData, soa: &Record) -> bool {
+    let mut records: Vec<&Record> = zone
+        .records()
+        .filter(|record| record.record_type() != RecordType::SOA)
+        .collect();
+    records.sort_by_cached_key(|record| model::RrsetKey::new(record.name.clone(), RecordType::A));
     batcher.push_record(soa)
-        && zone
-            .records()
-            .filter(|record| record.record_type() != RecordType::SOA)
-            .all(|record| batcher.push_record(record))
+        && records.into_iter().all(|record| batcher.push_record(record))
         && batcher.push_record(soa)
 }
 
