@@ -10,7 +10,9 @@ use clap::Args;
 use enactor::{ControlConfig, OperatorChange, ZonePlan};
 use health::{HealthMonitor, ProbeTarget, PushedReport};
 use model::rdata::{A, AAAA, NS, SOA};
-use model::{Clock, Hysteresis, Name, RData, Record, RecordType, SystemClock, ZoneContent};
+use model::{
+    Clock, Hysteresis, Name, RData, Record, RecordType, RefName, SystemClock, ZoneContent,
+};
 use server::{Catalog, ServerConfig};
 use store::{SqliteStore, Store};
 
@@ -82,16 +84,18 @@ fn secondary_zones(config: &Config) -> Vec<transfer::secondary::SecondaryZone> {
         .collect()
 }
 
-/// What a secondary zone holds now: its active version (through the control plane's
-/// content cache).
+/// What a secondary zone holds now: its pending canary, else its active version (through
+/// the control plane's content cache), so a version waiting for the validator is not
+/// fetched again.
 fn held_versions(
     store: Arc<dyn Store>,
     cache: Arc<enactor::ContentCache>,
 ) -> transfer::secondary::Held {
     Arc::new(move |zone: &Name| {
-        let active = store.refs(zone).ok()?.active?;
-        let content = cache.content(store.as_ref(), zone, active).ok()?;
-        Some((active, content))
+        let refs = store.refs(zone).ok()?;
+        let held = refs.canary.or(refs.active)?;
+        let content = cache.content(store.as_ref(), zone, held).ok()?;
+        Some((refs.active?, content))
     })
 }
 
@@ -116,6 +120,9 @@ fn commit_transferred(
         })
         .collect();
     let policy = config.guard;
+    // In canary mode a received version is a canary first: the validator asks it over the
+    // wire before it is served, like the planner's.
+    let target = crate::validate::spawn_options(config).target;
     Arc::new(
         move |zone: &Name, content: &ZoneContent, base, reason: &str| {
             let (actor, endpoints) = protected
@@ -135,6 +142,7 @@ fn commit_transferred(
                     base,
                     now_ms: clock.now_ms(),
                     automated: true,
+                    target,
                 },
             )
             .map(|version| version.serial)
@@ -663,6 +671,7 @@ impl OperatorChanges for Operator {
                 base: submission.base,
                 now_ms: self.clock.now_ms(),
                 automated: false,
+                target: RefName::Active,
             },
         )
         .map_err(|error| match error {
@@ -688,6 +697,7 @@ impl OperatorChanges for Operator {
                 base: None,
                 now_ms: self.clock.now_ms(),
                 automated: false,
+                target: RefName::Active,
             },
         )?;
         Ok(api::Preview {

@@ -74,12 +74,24 @@ pub fn validator_config(
     server: std::net::SocketAddr,
 ) -> ValidatorConfig {
     let settings = &config.validator;
+    // Planned zones with their endpoints, and secondary zones with their protected names
+    // (held to their floors; their addresses come from the primary).
     let zones = zones
         .iter()
         .map(|zone| ZoneToValidate {
             origin: zone.origin.clone(),
             endpoints: zone.endpoints.clone(),
         })
+        .chain(
+            config
+                .zones
+                .iter()
+                .filter(|zone| zone.primary.is_some())
+                .map(|zone| ZoneToValidate {
+                    origin: zone.name.clone(),
+                    endpoints: zone.protect.clone(),
+                }),
+        )
         .collect();
     ValidatorConfig {
         interval_ms: settings.interval_ms,

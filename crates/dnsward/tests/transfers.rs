@@ -745,3 +745,81 @@ fn secondaries_answer_the_differential_query_set_like_the_node() {
         );
     }
 }
+
+/// In canary mode a transferred version is a canary first: the validator asks it over the
+/// canary listener and promotes it; only then is it served.
+#[test]
+fn in_canary_mode_a_transferred_version_is_served_after_the_validator_passes_it() {
+    let key = TsigKey::new("primary-key", "hmac-sha256");
+    let files = tempfile::tempdir().expect("temporary directory");
+    let zone_file = files.path().join("xfr.test.zone");
+    write(
+        &zone_file,
+        &primary_zone(10, &["192.0.2.10", "192.0.2.11"], ""),
+    );
+    let node_port = free_port();
+    let primary_port = free_port();
+    let canary_port = free_port();
+    let blocks = format!(
+        "[validator]\ncanary = true\ncanary_listen = \"127.0.0.1:{canary_port}\"\n\
+         good_after_ms = 500\ninterval_ms = 200\n\
+         {}[[zone]]\nname = \"{ZONE}\"\nprimary = \"127.0.0.1:{primary_port}\"\n\
+         primary_key = \"{}\"\nprotect = [{{ name = \"www.{ZONE}\", min_answers = 1 }}]\n",
+        key_block(&key),
+        key.name
+    );
+    let node = Node::start_on(&blocks, &[], node_port);
+    let primary = start_primary_on(
+        Kind::Bind,
+        ZONE,
+        &zone_file,
+        &[node.dns],
+        Some(&key),
+        primary_port,
+    );
+    node.wait_serial(|serial| serial == 10, "the primary's first version");
+
+    write(
+        &zone_file,
+        &primary_zone(11, &["192.0.2.10", "192.0.2.11"], "api IN A 192.0.2.80\n"),
+    );
+    reload_primary(Kind::Bind, &primary, ZONE);
+    node.wait_serial(|serial| serial == 11, "the change, once promoted");
+    let audit = audit_of(&node, ZONE);
+    let canary_by_transfer = audit.iter().find(|entry| {
+        entry["action"] == "canary-move"
+            && entry["actor"]
+                .as_str()
+                .is_some_and(|actor| actor.starts_with("transfer from"))
+            && entry["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.contains("(serial 11)"))
+    });
+    let promoted_by_validator = canary_by_transfer.is_some_and(|canary| {
+        audit.iter().any(|entry| {
+            entry["actor"] == "validator"
+                && entry["action"] == "ref-move"
+                && entry["to"] == canary["to"]
+                && entry["reason"]
+                    .as_str()
+                    .is_some_and(|reason| reason.contains("passed validation"))
+        })
+    });
+    assert!(
+        promoted_by_validator,
+        "the transfer went to the canary and the validator promoted it:\n{audit:#?}"
+    );
+    assert_eq!(node.status()["breaker"], "closed");
+}
+
+/// The node's audit log of `zone` (API).
+fn audit_of(node: &Node, zone: &str) -> Vec<serde_json::Value> {
+    let body = ureq::get(&format!("{}/v1/audit?zone={zone}&limit=1000", node.api))
+        .call()
+        .expect("audit")
+        .body_mut()
+        .read_to_string()
+        .expect("audit body");
+    let audit: serde_json::Value = serde_json::from_str(&body).expect("audit is JSON");
+    audit["entries"].as_array().cloned().unwrap_or_default()
+}

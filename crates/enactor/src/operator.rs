@@ -33,6 +33,10 @@ pub struct OperatorChange<'a> {
     /// like automation's own commits. A person's change (`false`) is theirs to make on a
     /// frozen zone.
     pub automated: bool,
+    /// Where the version goes: [`RefName::Active`] for a person's change; a zone transfer
+    /// in canary mode goes to [`RefName::Canary`], for the validator to check on the wire
+    /// before it is served.
+    pub target: RefName,
 }
 
 /// What an operator change would do, worked out without writing: the guard's verdict
@@ -147,7 +151,7 @@ pub fn submit_operator_change(
     Ok(store.commit(Commit {
         content: change.content,
         base: active,
-        target: RefName::Active,
+        target: change.target,
         provenance,
         actor: change.actor,
         reason: &reason,

@@ -830,6 +830,7 @@ async fn an_operator_change_below_the_floor_is_refused_frozen_and_audited_unless
         base: None,
         now_ms: world.clock.now_ms(),
         automated: false,
+        target: model::RefName::Active,
     };
 
     let error = submit_operator_change(&*world.store, change(None)).unwrap_err();

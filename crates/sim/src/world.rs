@@ -660,6 +660,7 @@ impl<'rt> World<'rt> {
                         base: None,
                         now_ms,
                         automated: false,
+                        target: model::RefName::Active,
                     },
                 );
                 match result {

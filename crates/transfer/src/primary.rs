@@ -239,7 +239,9 @@ fn push_whole_zone(batcher: &mut Batcher<'_>, zone: &server::ZoneData, soa: &Rec
         .collect();
     records.sort_by_cached_key(|record| model::RrsetKey::new(record.name.clone(), RecordType::A));
     batcher.push_record(soa)
-        && records.into_iter().all(|record| batcher.push_record(record))
+        && records
+            .into_iter()
+            .all(|record| batcher.push_record(record))
         && batcher.push_record(soa)
 }
 

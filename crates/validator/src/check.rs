@@ -358,9 +358,11 @@ fn check_endpoint(
             },
         ));
     }
+    // A protected name without backends (a secondary zone's `protect`: its addresses come
+    // from the primary) is held to its floor only.
     let configured: BTreeSet<IpAddr> = endpoint.backends.iter().map(|b| b.address).collect();
     let foreign: Vec<IpAddr> = answered.difference(&configured).copied().collect();
-    if !foreign.is_empty() {
+    if !endpoint.backends.is_empty() && !foreign.is_empty() {
         findings.push((
             Severity::Violation,
             FindingKind::ForeignAddress {
@@ -605,6 +607,47 @@ mod tests {
         assert!(
             matches!(&kinds(&findings)[..], [FindingKind::ForeignAddress { addresses, .. }] if addresses == &vec![ip("192.0.2.1")])
         );
+    }
+
+    #[test]
+    fn a_protected_name_without_backends_is_held_to_its_floor_only() {
+        let zone = name("example.test.");
+        let mut protected = EndpointConfig::new(name("app.example.test."), Vec::new());
+        protected.min_answers = 2;
+        let endpoints = [protected];
+        let health = HealthView::new();
+        let expectation = Expectation {
+            zone: &zone,
+            target: Ok(Target {
+                generation: Generation(7),
+                serial: 70,
+            }),
+            target_since_ms: 1_000,
+            endpoints: &endpoints,
+            health: &health,
+            serial_lag_ms: 3_000,
+            served_before: true,
+            health_grace_ms: 5_000,
+            health_tolerance: 0.0,
+        };
+        let two = observation(
+            Reply::Answer(70),
+            Reply::Answer(addresses(&["192.0.2.1", "192.0.2.2"])),
+        );
+        assert_eq!(
+            check(&[two], &expectation, 2_000),
+            vec![],
+            "any addresses, none foreign"
+        );
+        let one = observation(Reply::Answer(70), Reply::Answer(addresses(&["192.0.2.1"])));
+        assert!(matches!(
+            &kinds(&check(&[one], &expectation, 2_000))[..],
+            [FindingKind::BelowFloor {
+                answered: 1,
+                floor: 2,
+                ..
+            }]
+        ));
     }
 
     #[test]
