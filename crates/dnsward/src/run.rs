@@ -302,6 +302,12 @@ async fn run_node(
             store: Arc::clone(&store),
             control: Arc::clone(&control),
             clock: Arc::clone(&clock),
+            protected: config
+                .zones
+                .iter()
+                .filter(|zone| zone.primary.is_some())
+                .map(|zone| (store::zone_key(&zone.name), zone.protect.clone()))
+                .collect(),
         })),
         token: Some(crate::token::for_node(&config)?),
         now_ms: Arc::new(move || clock.now_ms()),
@@ -634,6 +640,9 @@ struct Operator {
     /// a reload last set: an operator change is judged by the same rules as automation now.
     control: Arc<enactor::ControlHandle>,
     clock: Arc<dyn Clock>,
+    /// Secondary zones' protected names (`protect`), by zone key: the planner does not plan
+    /// those zones, but an operator change to one is judged by their floors too.
+    protected: std::collections::HashMap<String, Vec<model::EndpointConfig>>,
 }
 
 impl Operator {
@@ -645,6 +654,7 @@ impl Operator {
             .iter()
             .find(|plan| &plan.origin == zone)
             .map(|plan| plan.endpoints.clone())
+            .or_else(|| self.protected.get(&store::zone_key(zone)).cloned())
             .unwrap_or_default();
         (endpoints, config.policy)
     }

@@ -507,6 +507,25 @@ fn a_node_as_the_secondary_of_bind_serves_a_normal_change_and_refuses_one_that_e
         last.contains("refused by the guard") && last.contains(&format!("below floor: www.{ZONE}")),
         "{status}"
     );
+    // An operator change on the secondary is held to the same protected names.
+    std::fs::write(node.path("empty-www.zone"), primary_zone(13, &[], "")).expect("write");
+    let refused = Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .args([
+            "apply",
+            ZONE,
+            node.path("empty-www.zone").to_str().unwrap(),
+            "--reason",
+            "try",
+        ])
+        .args(["--api", &node.api, "--config"])
+        .arg(node.path("dnsward.toml"))
+        .output()
+        .expect("run dnsward apply");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains(&format!("below floor: www.{ZONE}")),
+        "an operator apply emptying a protected name of a secondary zone is refused: {said}"
+    );
     let audit = node.cli(&["timeline", "--zone", ZONE]);
     assert!(
         audit.contains("www") && audit.contains("transfer from"),
