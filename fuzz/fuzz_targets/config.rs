@@ -2,8 +2,8 @@
 //!
 //! `dnsward` is a binary crate only, so its configuration reader cannot be called from
 //! here; its source file, `crates/dnsward/src/config.rs`, is compiled into this target as a
-//! module instead (it uses nothing of the binary but `model`, `validator::limits`, `serde`,
-//! `toml` and `thiserror`). This fuzzes exactly the code `dnsward run` uses.
+//! module instead (it uses nothing of the binary but `model`, `validator::limits`,
+//! `transfer` (keys, ACLs), `serde`, `toml` and `thiserror`). This fuzzes exactly the code `dnsward run` uses.
 //!
 //! Properties:
 //! * `config::parse` never panics;

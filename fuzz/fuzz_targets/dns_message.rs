@@ -172,7 +172,9 @@ fn check_query(packet: &[u8], fixture: &Fixture, config: &ServerConfig) {
         (Transport::Udp, &udp, REPLY_BYTES),
         (Transport::Tcp, &tcp, usize::from(u16::MAX)),
     ] {
-        if let Some(length) = answer_fast(packet, transport, &fixture.zones, config, &mut out[..room]) {
+        if let Some(length) =
+            answer_fast(packet, transport, &fixture.zones, config, &mut out[..room])
+        {
             let fast = &out[..length];
             check_reply(packet, fast, "fast");
             assert_eq!(

@@ -565,7 +565,9 @@ fn spawn(kind: Kind, role: &str, dir: tempfile::TempDir, port: u16, config: &str
         Kind::Bind => &["-f", "-d", "1"],
     };
     let mut command = Command::new(installed(kind.program()));
+    // In its own directory: BIND with -d writes `named.run` into its working directory.
     let child = command
+        .current_dir(dir.path())
         .args(foreground)
         .arg("-c")
         .arg(&config_file)
