@@ -15,10 +15,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::node::Node;
 use common::secondaries::{
     soa_serial, start_primary_on, start_secondary_on, wait_serial, Kind, TsigKey,
 };
@@ -66,53 +66,17 @@ fn zone_text(names: u64, rounds: u64) -> String {
     text
 }
 
-struct Node {
-    dir: tempfile::TempDir,
-    child: Child,
-    dns: SocketAddr,
-    api: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A node serving `zone` (the file) with `blocks`, response rate limiting off (the bench
+/// polls serials) and the validator off; returns once it serves the zone.
 fn start_node(blocks: &str, zone: &str) -> Node {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("zone"), zone).expect("write the zone");
-    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let api_port = free_port();
-    std::fs::write(
-        dir.path().join("dnsward.toml"),
-        format!(
-            "[server]\nlisten = \"{dns}\"\n[server.rrl]\nresponses_per_second = 0\n\
-             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\
-             [store]\npath = \"node.db\"\n[validator]\nenabled = false\n{blocks}"
-        ),
-    )
-    .expect("write the config");
-    let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_dnsward"))
-        .current_dir(dir.path())
-        .args(["run", "--config", "dnsward.toml"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start dnsward run");
-    let node = Node {
-        dir,
-        child,
-        dns,
-        api: format!("http://127.0.0.1:{api_port}"),
-    };
+    let node = Node::start(
+        &format!("[server.rrl]\nresponses_per_second = 0\n[validator]\nenabled = false\n{blocks}"),
+        &[("zone", zone.to_string())],
+    );
     wait_until(
         LOAD_DEADLINE,
         || soa_serial(node.dns, ZONE).is_some(),
-        || "the node never served the zone".into(),
+        || format!("the node never served the zone\n{}", node.log()),
     );
     node
 }
@@ -155,7 +119,7 @@ fn notify_to_serving(names: u64, rounds: u64) {
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
     let mut serial = first;
     for round in 1..=rounds {
-        let file = node.dir.path().join("change.zone");
+        let file = node.path("change.zone");
         std::fs::write(&file, zone_text(names, round)).expect("write the change");
         // The apply runs beside the polling: the node's first answer with the new serial
         // is when it sends NOTIFY.
@@ -168,7 +132,7 @@ fn notify_to_serving(names: u64, rounds: u64) {
                 "bench: 1 % change",
             ])
             .args(["--api", &node.api, "--config"])
-            .arg(node.dir.path().join("dnsward.toml"))
+            .arg(node.path("dnsward.toml"))
             .stdout(Stdio::null())
             .spawn()
             .expect("run dnsward apply");
@@ -252,10 +216,7 @@ fn axfr_to_knot(names: u64) {
     // start, on the other core's worth of CPU) done, as a primary is most of its life.
     wait_until(
         LOAD_DEADLINE,
-        || {
-            std::fs::read_to_string(node.dir.path().join("node.log"))
-                .is_ok_and(|log| log.contains("answers pre-encoded"))
-        },
+        || node.log().contains("answers pre-encoded"),
         || "the node never finished encoding its answers".into(),
     );
     println!(

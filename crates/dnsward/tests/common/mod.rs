@@ -2,6 +2,7 @@
 //! processes on loopback ports, and a small DNS client built on hickory-proto.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod node;
 pub mod queries;
 pub mod secondaries;
 
