@@ -416,7 +416,8 @@ impl ControlLoop {
             }
         };
         if let (Some(generation), Some(content)) = (view.active, &view.content) {
-            let taken = layer.follow_active(generation, content, &endpoint_names);
+            let by_planner = view.provenance == Some(Provenance::Planner);
+            let taken = layer.follow_active(generation, content, &endpoint_names, by_planner);
             if taken > 0 {
                 tracing::info!(zone = %zone.origin, %generation, sets = taken, "record sets changed by a version not made by the planner (operator, rollback, import) are kept in later plans");
             }
@@ -503,6 +504,9 @@ impl ControlLoop {
             let content = active
                 .map(|generation| cache.content(store, &origin, generation))
                 .transpose()?;
+            let provenance = active
+                .map(|generation| store.version(&origin, generation).map(|v| v.provenance))
+                .transpose()?;
             let removals = ledger.recent(store, &origin, &endpoints, &policy, now_ms)?;
             let source = if needs_source {
                 store.zone_source(&origin)?
@@ -511,6 +515,7 @@ impl ControlLoop {
             };
             Ok(Ok(ZoneView {
                 active,
+                provenance,
                 content,
                 removals,
                 source,
@@ -532,6 +537,8 @@ pub struct Convergence {
 /// What the control loop read of a zone in one round.
 struct ZoneView {
     active: Option<Generation>,
+    /// Who made the active version (the planner, an operator, …).
+    provenance: Option<Provenance>,
     content: Option<ZoneContent>,
     removals: Vec<Removal>,
     /// What the store recorded as the zone's static records' source (read only for a zone

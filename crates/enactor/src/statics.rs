@@ -129,9 +129,10 @@ impl StaticLayer {
         count
     }
 
-    /// Brings the records in line with the active version (`generation`, `content`): every
-    /// set the versions since the last one seen changed, that no endpoint in `endpoints`
-    /// owns, is taken over (an operator, a rollback or an import made it). Sets the records
+    /// Brings the records in line with the active version (`generation`, `content`, made by
+    /// the planner when `by_planner`): every set the versions since the last one seen
+    /// changed, that no endpoint in `endpoints` owns, is taken over (an operator, a rollback
+    /// or an import made it). Sets the records
     /// already hold are left alone, so the planner's own versions change nothing here.
     /// Returns how many sets were taken over.
     pub fn follow_active(
@@ -139,14 +140,24 @@ impl StaticLayer {
         generation: Generation,
         content: &ZoneContent,
         endpoints: &[Name],
+        by_planner: bool,
     ) -> usize {
-        let Some((seen, before)) = &self.seen else {
-            self.seen = Some((generation, content.clone()));
-            return 0;
+        // A layer started before the zone had a version has seen none. When the first
+        // version it sees is the planner's, it is the baseline; when someone else made it
+        // (an operator change applied before the first round that saw an active version),
+        // it is compared with the records the layer holds (the file): the planner changes
+        // only endpoint sets, so every other set that differs is that person's change.
+        // (Found in CI: a change applied right after the first version and a reload before
+        // the next tick lost the change.)
+        let before = match &self.seen {
+            Some((seen, _)) if *seen == generation => return 0,
+            Some((_, before)) => before.clone(),
+            None if by_planner => {
+                self.seen = Some((generation, content.clone()));
+                return 0;
+            }
+            None => self.records.clone(),
         };
-        if *seen == generation {
-            return 0;
-        }
         let mut taken = 0;
         for set in before.changed_sets(content) {
             let (name, rtype) = (&set.key.name, set.key.rtype);
@@ -254,7 +265,7 @@ mod tests {
         assert_eq!(start, Start::FirstLoad);
         let planned = zone(5, &[(WWW, [192, 0, 2, 10]), (APP, [10, 0, 0, 1])]);
         assert_eq!(
-            layer.follow_active(Generation(1), &planned, &[name(APP)]),
+            layer.follow_active(Generation(1), &planned, &[name(APP)], true),
             0
         );
         let fixed = zone(
@@ -265,12 +276,51 @@ mod tests {
                 (APP, [10, 0, 0, 9]),
             ],
         );
-        assert_eq!(layer.follow_active(Generation(2), &fixed, &[name(APP)]), 1);
+        assert_eq!(
+            layer.follow_active(Generation(2), &fixed, &[name(APP)], false),
+            1
+        );
         assert_eq!(
             addresses(layer.records(), WWW),
             ["192.0.2.10", "192.0.2.11"]
         );
         assert!(addresses(layer.records(), APP).is_empty());
+    }
+
+    #[test]
+    fn an_operator_change_in_the_first_version_the_layer_sees_is_taken_over() {
+        let file = zone(1, &[(WWW, [192, 0, 2, 10])]);
+        let (mut layer, start) = StaticLayer::start(&file, None, None);
+        assert_eq!(start, Start::FirstLoad);
+        // The planner's first version and an operator's fix were both made before the
+        // layer's next round: it first sees the fix.
+        let fixed = zone(
+            6,
+            &[
+                (WWW, [192, 0, 2, 10]),
+                (WWW, [192, 0, 2, 11]),
+                (APP, [10, 0, 0, 9]),
+            ],
+        );
+        assert_eq!(
+            layer.follow_active(Generation(2), &fixed, &[name(APP)], false),
+            1
+        );
+        assert_eq!(
+            addresses(layer.records(), WWW),
+            ["192.0.2.10", "192.0.2.11"]
+        );
+        assert!(
+            addresses(layer.records(), APP).is_empty(),
+            "endpoint sets are not taken"
+        );
+        // The planner's own first version (file and endpoints only) takes nothing.
+        let (mut fresh, _) = StaticLayer::start(&file, None, None);
+        let planned = zone(5, &[(WWW, [192, 0, 2, 10]), (APP, [10, 0, 0, 1])]);
+        assert_eq!(
+            fresh.follow_active(Generation(1), &planned, &[name(APP)], true),
+            0
+        );
     }
 
     #[test]
@@ -290,7 +340,7 @@ mod tests {
             );
             planned = planned.with_serial(7 + last as u32);
             assert_eq!(
-                layer.follow_active(Generation(generation), &planned, &[name(APP)]),
+                layer.follow_active(Generation(generation), &planned, &[name(APP)], true),
                 0
             );
         }
@@ -307,7 +357,7 @@ mod tests {
             ],
         );
         let (mut layer, _) = StaticLayer::start(&file, None, None);
-        layer.follow_active(Generation(1), &file, &[]);
+        layer.follow_active(Generation(1), &file, &[], true);
         let fixed = zone(
             2,
             &[
@@ -316,7 +366,7 @@ mod tests {
                 ("mail.example.test.", [192, 0, 2, 25]),
             ],
         );
-        layer.follow_active(Generation(2), &fixed, &[]);
+        layer.follow_active(Generation(2), &fixed, &[], false);
         layer.recorded();
         let edited = zone(
             3,
