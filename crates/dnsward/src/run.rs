@@ -54,18 +54,23 @@ fn uses_transfers(config: &Config) -> bool {
 
 /// AXFR and IXFR of the configured zones, as their `allow_transfer` rules allow.
 fn transfer_service(config: &Config, store: Arc<dyn Store>) -> transfer::Primary {
-    transfer::Primary::new(
-        store,
-        config.keys.clone(),
-        config.zones.iter().map(|zone| {
+    transfer::Primary::new(store, config.keys.clone(), transfer_rules(config))
+}
+
+/// Each zone's `allow_transfer` rules.
+fn transfer_rules(config: &Config) -> Vec<(Name, transfer::ZoneTransfers)> {
+    config
+        .zones
+        .iter()
+        .map(|zone| {
             (
                 zone.name.clone(),
                 transfer::ZoneTransfers {
                     allow_transfer: zone.allow_transfer.clone(),
                 },
             )
-        }),
-    )
+        })
+        .collect()
 }
 
 /// The zones this node is a secondary of, with their primaries and keys.
@@ -260,14 +265,17 @@ async fn run_node(
         config.keys.clone(),
     ));
     let mut server = server::Server::bind(server_config, Arc::clone(&catalog)).await?;
+    let transfers = Arc::new(transfer::Transfers {
+        primary: transfer_service(&config, Arc::clone(&store)),
+        secondaries: Arc::clone(&secondaries),
+    });
     // Only a node that transfers pays for looking at transfer requests, NOTIFY and TSIG.
-    if uses_transfers(&config) {
-        server = server.with_transfers(Arc::new(transfer::Transfers {
-            primary: transfer_service(&config, Arc::clone(&store)),
-            secondaries: Arc::clone(&secondaries),
-        }));
+    let transfers_on = uses_transfers(&config);
+    if transfers_on {
+        server = server.with_transfers(Arc::clone(&transfers) as Arc<dyn server::TransferService>);
     }
-    let notifier = transfer::notify::start(Arc::clone(&catalog), notify_targets(&config));
+    let notify = Arc::new(transfer::notify::Targets::new(notify_targets(&config)));
+    let notifier = transfer::notify::start(Arc::clone(&catalog), Arc::clone(&notify));
     let secondary_tasks = secondaries.start(
         held_versions(Arc::clone(&store), Arc::clone(control.control().cache())),
         commit_transferred(&config, Arc::clone(&store), Arc::clone(&clock)),
@@ -293,6 +301,12 @@ async fn run_node(
             server: server.local_addr(),
             canary: crate::validate::validator_config(&config, &zones, server.local_addr()).canary,
         }),
+        TransferReload {
+            transfers: Arc::clone(&transfers),
+            notify: Arc::clone(&notify),
+            on: transfers_on,
+            secondaries: secondary_set(&config),
+        },
     ));
 
     let api_state = ApiState {
@@ -421,11 +435,49 @@ struct ValidatorReload {
 /// guard, which trips the zone's breaker. Listen addresses (the canary listener's too), the
 /// store, the enactor count and turning the validator or canary mode on or off apply at the
 /// next start.
+/// What a reload changes of the transfer plane: keys, `allow_transfer`, `notify`.
+struct TransferReload {
+    transfers: Arc<transfer::Transfers>,
+    notify: Arc<transfer::notify::Targets>,
+    /// The server looks at transfers at all (decided at start).
+    on: bool,
+    /// The secondary zones and their primaries, as started.
+    secondaries: Vec<(String, std::net::SocketAddr, Option<String>)>,
+}
+
+/// The secondary zones with their primaries and key names, in order: what a reload cannot
+/// change.
+fn secondary_set(config: &Config) -> Vec<(String, std::net::SocketAddr, Option<String>)> {
+    config
+        .zones
+        .iter()
+        .filter_map(|zone| {
+            let (primary, key) = zone.primary.as_ref()?;
+            Some((store::zone_key(&zone.name), *primary, key.clone()))
+        })
+        .collect()
+}
+
+impl TransferReload {
+    fn apply(&self, config: &Config) {
+        self.transfers
+            .reload(config.keys.clone(), transfer_rules(config));
+        self.notify.set(notify_targets(config));
+        if !self.on && uses_transfers(config) {
+            tracing::warn!("transfer settings were added to a node started without any: they take effect at the next start");
+        }
+        if secondary_set(config) != self.secondaries {
+            tracing::warn!("secondary zones (primary, primary_key) changed: they take effect at the next start");
+        }
+    }
+}
+
 async fn reload_on_hangup(
     path: PathBuf,
     control: Arc<enactor::ControlHandle>,
     monitor: Arc<HealthMonitor>,
     validator: Option<ValidatorReload>,
+    transfers: TransferReload,
 ) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
@@ -464,6 +516,7 @@ async fn reload_on_hangup(
             enactor_count: config.enactor_count,
             keep_last: config.keep_last,
         });
+        transfers.apply(&config);
         tracing::info!(file = %path.display(), "configuration reloaded");
     }
 }

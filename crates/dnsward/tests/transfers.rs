@@ -767,3 +767,53 @@ fn in_canary_mode_a_transferred_version_is_served_after_the_validator_passes_it(
     );
     assert_eq!(node.status()["breaker"], "closed");
 }
+
+/// `kill -HUP` takes new keys and `allow_transfer` rules: a secondary added to the
+/// configuration can transfer without a restart.
+#[test]
+fn a_reload_lets_a_newly_configured_secondary_transfer() {
+    let old = TsigKey::new("old-key", "hmac-sha256");
+    let new = TsigKey::new("new-key", "hmac-sha512");
+    let zone_block = |keys: &[&TsigKey]| {
+        let blocks: String = keys.iter().map(|key| key_block(key)).collect();
+        let rules: Vec<String> = keys
+            .iter()
+            .map(|key| format!("{{ from = \"127.0.0.0/8\", key = \"{}\" }}", key.name))
+            .collect();
+        format!(
+            "{blocks}[[zone]]\nname = \"{ZONE}\"\nfile = \"xfr.test.zone\"\nallow_transfer = [{}]\n",
+            rules.join(", ")
+        )
+    };
+    let node = Node::start(&zone_block(&[&old]), &[("xfr.test.zone", zone_text(7, ""))]);
+    wait_node_serial(&node, |_| true, "the zone");
+    assert!(dig_axfr(node.dns, Some(&old)).contains(&format!("host1.{ZONE}")));
+    assert!(
+        !dig_axfr(node.dns, Some(&new)).contains(&format!("host1.{ZONE}")),
+        "not yet"
+    );
+
+    let config = node.path("dnsward.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let head = &text[..text.find("[[key]]").expect("the key block")];
+    std::fs::write(&config, format!("{head}{}", zone_block(&[&old, &new]))).expect("write");
+    let hangup = Command::new("kill")
+        .args(["-HUP", &node.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hangup.success());
+    wait_until(
+        DEADLINE,
+        || dig_axfr(node.dns, Some(&new)).contains(&format!("host1.{ZONE}")),
+        || {
+            format!(
+                "the new key never transferred after the reload\n{}",
+                node.log()
+            )
+        },
+    );
+    assert!(
+        dig_axfr(node.dns, Some(&old)).contains(&format!("host1.{ZONE}")),
+        "the old key still does"
+    );
+}

@@ -37,6 +37,18 @@ pub struct Transfers {
     pub secondaries: Arc<secondary::Secondaries>,
 }
 
+impl Transfers {
+    /// Takes reloaded keys and transfer rules (`allow_transfer`).
+    pub fn reload(
+        &self,
+        keys: Keys,
+        zones: impl IntoIterator<Item = (hickory_proto::rr::Name, ZoneTransfers)>,
+    ) {
+        self.secondaries.set_keys(keys.clone());
+        self.primary.reload(keys, zones);
+    }
+}
+
 impl server::TransferService for Transfers {
     fn transfer(
         &self,
@@ -58,6 +70,6 @@ impl server::TransferService for Transfers {
         peer: IpAddr,
         answer: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
     ) -> Option<Vec<u8>> {
-        signed::signed_query(self.primary.keys(), request, peer, answer)
+        signed::signed_query(&self.primary.keys(), request, peer, answer)
     }
 }

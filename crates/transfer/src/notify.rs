@@ -70,46 +70,83 @@ pub enum Notified {
     Unanswered,
 }
 
-/// Watches `catalog` and notifies each zone's `targets` of every new served serial, until
-/// the task is aborted.
-pub fn start(catalog: Arc<Catalog>, targets: Vec<(Name, Vec<NotifyTarget>)>) -> JoinHandle<()> {
+/// The zones' NOTIFY targets, replaceable while the node runs (a configuration reload).
+#[derive(Default)]
+pub struct Targets {
+    zones: std::sync::RwLock<Vec<(Name, Vec<NotifyTarget>)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Targets {
+    pub fn new(zones: Vec<(Name, Vec<NotifyTarget>)>) -> Targets {
+        Targets {
+            zones: std::sync::RwLock::new(zones),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Replaces every zone's targets; a target not told of the served serial yet is told
+    /// at once.
+    pub fn set(&self, zones: Vec<(Name, Vec<NotifyTarget>)>) {
+        *self
+            .zones
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = zones;
+        self.changed.notify_one();
+    }
+
+    fn current(&self) -> Vec<(Name, Vec<NotifyTarget>)> {
+        self.zones
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Watches `catalog` and tells each zone's targets of every new served serial (each target
+/// once per serial), until the task is aborted.
+pub fn start(catalog: Arc<Catalog>, targets: Arc<Targets>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut changes = catalog.subscribe();
-        let mut notified: HashMap<String, u32> = HashMap::new();
+        let mut notified: HashMap<(String, SocketAddr), u32> = HashMap::new();
         let mut in_flight: HashMap<(String, SocketAddr), JoinHandle<Notified>> = HashMap::new();
         loop {
             let zones = catalog.snapshot();
-            for (zone, secondaries) in &targets {
-                let Some(snapshot) = zones.get(zone) else {
+            for (zone, secondaries) in targets.current() {
+                let Some(snapshot) = zones.get(&zone) else {
                     continue;
                 };
                 let data = snapshot.data();
-                let key = store::zone_key(zone);
-                if notified.get(&key) == Some(&data.serial()) {
-                    continue;
-                }
+                let key = store::zone_key(&zone);
                 let Some(soa) = data.soa().cloned() else {
                     continue;
                 };
-                notified.insert(key.clone(), data.serial());
                 for target in secondaries {
+                    let id = (key.clone(), target.address);
+                    if notified.get(&id) == Some(&data.serial()) {
+                        continue;
+                    }
+                    notified.insert(id.clone(), data.serial());
                     let zone = zone.clone();
                     let soa = soa.clone();
-                    let address = target.address;
-                    let target = target.clone();
                     let task = tokio::spawn(async move {
                         let outcome = notify(&zone, &soa, &target).await;
                         log(&zone, &soa, &target, &outcome);
                         outcome
                     });
-                    if let Some(previous) = in_flight.insert((key.clone(), address), task) {
+                    if let Some(previous) = in_flight.insert(id, task) {
                         previous.abort();
                     }
                 }
             }
             in_flight.retain(|_, task| !task.is_finished());
-            if changes.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = targets.changed.notified() => {}
             }
         }
     })

@@ -52,9 +52,27 @@ pub struct ZoneTransfers {
 /// The transfer service of a node: see the module documentation.
 pub struct Primary {
     store: Arc<dyn Store>,
+    /// Replaced whole by a configuration reload ([`Primary::reload`]); a request uses the
+    /// settings it started with.
+    settings: std::sync::RwLock<Arc<Settings>>,
+}
+
+struct Settings {
     keys: Keys,
     /// By [`zone_key`].
     zones: HashMap<String, ZoneTransfers>,
+}
+
+impl Settings {
+    fn new(keys: Keys, zones: impl IntoIterator<Item = (Name, ZoneTransfers)>) -> Settings {
+        Settings {
+            keys,
+            zones: zones
+                .into_iter()
+                .map(|(name, transfers)| (zone_key(&name), transfers))
+                .collect(),
+        }
+    }
 }
 
 /// What one request got, for its log line and tests.
@@ -82,17 +100,32 @@ impl Primary {
     ) -> Primary {
         Primary {
             store,
-            keys,
-            zones: zones
-                .into_iter()
-                .map(|(name, transfers)| (zone_key(&name), transfers))
-                .collect(),
+            settings: std::sync::RwLock::new(Arc::new(Settings::new(keys, zones))),
         }
     }
 
-    /// The keys requests are checked against.
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    /// Takes reloaded keys and transfer rules; requests already answering finish with the
+    /// ones they started with.
+    pub fn reload(&self, keys: Keys, zones: impl IntoIterator<Item = (Name, ZoneTransfers)>) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::new(Settings::new(keys, zones));
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(
+            &self
+                .settings
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// The keys requests are checked against now.
+    pub fn keys(&self) -> Keys {
+        self.settings().keys.clone()
     }
 
     /// Answers one request: see the module documentation.
@@ -103,8 +136,10 @@ impl Primary {
         zones: &Zones,
         send: &mut dyn FnMut(Vec<u8>) -> bool,
     ) -> Option<(Answer, Sent)> {
+        let settings = self.settings();
         let mut message = Message::from_octets(request.to_vec()).ok()?;
-        let tsig = match ServerSequence::request(self.keys.store(), &mut message, Time48::now()) {
+        let tsig = match ServerSequence::request(settings.keys.store(), &mut message, Time48::now())
+        {
             Ok(tsig) => tsig,
             Err(error) => {
                 tracing::warn!(%peer, error = %error, "zone transfer refused: its TSIG does not verify");
@@ -132,7 +167,7 @@ impl Primary {
             tracing::info!(%peer, zone = %qname, "zone transfer refused: no such zone here");
             return Some(refuse(&message, tsig, Rcode::NOTAUTH, send));
         };
-        let rules = self
+        let rules = settings
             .zones
             .get(&zone_key(&qname))
             .map(|zone| zone.allow_transfer.as_slice())

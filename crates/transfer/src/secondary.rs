@@ -106,7 +106,8 @@ struct ZoneTask {
 /// Every secondary zone of a node: their refresh tasks, NOTIFY and status.
 pub struct Secondaries {
     zones: HashMap<String, Arc<ZoneTask>>,
-    keys: Keys,
+    /// The keys NOTIFY is checked against; replaced by a reload ([`Secondaries::set_keys`]).
+    keys: std::sync::RwLock<Keys>,
 }
 
 impl Secondaries {
@@ -125,8 +126,17 @@ impl Secondaries {
                     )
                 })
                 .collect(),
-            keys,
+            keys: std::sync::RwLock::new(keys),
         }
+    }
+
+    /// Takes reloaded keys (for NOTIFY; a zone's primary and `primary_key` apply at the
+    /// next start).
+    pub fn set_keys(&self, keys: Keys) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -173,8 +183,13 @@ impl Secondaries {
         if header.opcode() != Opcode::NOTIFY || header.qr() {
             return None;
         }
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let transaction =
-            match ServerTransaction::request(self.keys.store(), &mut message, Time48::now()) {
+            match ServerTransaction::request(keys.store(), &mut message, Time48::now()) {
                 Ok(transaction) => transaction,
                 Err(error) => {
                     tracing::warn!(%peer, %error, "NOTIFY refused: its TSIG does not verify");
