@@ -118,6 +118,9 @@ pub struct ApiState {
     pub listen: Option<std::net::SocketAddr>,
     /// For a secondary zone: its primary and what the node knows of it (`status`).
     pub primary: Option<PrimaryView>,
+    /// The configured secondary zones: listed by `status` even before their first
+    /// transfer put a version in the store.
+    pub secondary_zones: Vec<Name>,
 }
 
 /// A secondary zone's primary as the node sees it; `None` for a zone that is not one.
@@ -367,6 +370,7 @@ async fn status(
     let store = state.store.clone();
     let convergence = state.convergence.clone();
     let primary = state.primary.clone();
+    let secondary_zones = state.secondary_zones.clone();
     let zones = blocking(move || {
         let mut zones = Vec::new();
         for (zone, refs) in store.zones()? {
@@ -410,6 +414,27 @@ async fn status(
                     })
                     .collect(),
             });
+        }
+        // A secondary zone whose first transfer has not succeeded has no version yet: it is
+        // listed with its primary (and why it cannot transfer) all the same.
+        for zone in &secondary_zones {
+            let listed = zones
+                .iter()
+                .any(|status: &ZoneStatus| status.zone.eq_ignore_ascii_case(&zone.to_ascii()));
+            if !listed {
+                zones.push(ZoneStatus {
+                    zone: zone.to_ascii(),
+                    active: None,
+                    canary: None,
+                    serial: None,
+                    breaker: model::Breaker::Closed.state_name().to_string(),
+                    breaker_reason: None,
+                    forced: None,
+                    primary: primary.as_ref().and_then(|primary| primary(zone)),
+                    deferred: Vec::new(),
+                    endpoints: Vec::new(),
+                });
+            }
         }
         Ok(zones)
     })

@@ -332,6 +332,12 @@ async fn run_node(
             Arc::new(move || control.replan())
         }),
         listen: Some(config.api_listen),
+        secondary_zones: config
+            .zones
+            .iter()
+            .filter(|zone| zone.primary.is_some())
+            .map(|zone| zone.name.clone())
+            .collect(),
         primary: Some({
             let secondaries = Arc::clone(&secondaries);
             Arc::new(move |zone: &Name| {

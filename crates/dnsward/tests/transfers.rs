@@ -817,3 +817,45 @@ fn a_reload_lets_a_newly_configured_secondary_transfer() {
         "the old key still does"
     );
 }
+
+/// A secondary zone whose primary cannot be reached is listed by `status` from the start,
+/// with its primary and why the transfer fails, and is not served.
+#[test]
+fn status_lists_a_secondary_zone_whose_primary_is_unreachable() {
+    let nobody = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let node = Node::start(
+        &format!("[[zone]]\nname = \"{ZONE}\"\nprimary = \"{nobody}\"\n"),
+        &[],
+    );
+    wait_until(
+        DEADLINE,
+        || node.status()["primary"]["last_error"].is_string(),
+        || {
+            format!(
+                "status never said why the zone is not transferred: {}\n{}",
+                node.status(),
+                node.log()
+            )
+        },
+    );
+    let status = node.status();
+    assert_eq!(status["zone"], ZONE, "{status}");
+    assert_eq!(status["primary"]["address"], nobody.to_string(), "{status}");
+    assert!(
+        status["serial"].is_null() && status["primary"]["serial"].is_null(),
+        "{status}"
+    );
+    assert!(
+        status["primary"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&nobody.to_string()),
+        "{status}"
+    );
+    assert_eq!(serial(&node), None, "nothing is served");
+    let table = node.cli(&["status"]);
+    assert!(
+        table.contains(&format!("primary {nobody}: not reached yet")),
+        "{table}"
+    );
+}
