@@ -89,6 +89,19 @@ fn secondary_zones(config: &Config) -> Vec<transfer::secondary::SecondaryZone> {
         .collect()
 }
 
+/// Each secondary zone's protected names (`protect`), by zone key: what a received version
+/// and an operator change to the zone are judged by.
+fn secondary_protect(
+    config: &Config,
+) -> std::collections::HashMap<String, Vec<model::EndpointConfig>> {
+    config
+        .zones
+        .iter()
+        .filter(|zone| zone.primary.is_some())
+        .map(|zone| (store::zone_key(&zone.name), zone.protect.clone()))
+        .collect()
+}
+
 /// What a secondary zone holds now: its pending canary, else its active version (through
 /// the control plane's content cache), so a version waiting for the validator is not
 /// fetched again.
@@ -113,27 +126,24 @@ fn commit_transferred(
     clock: Arc<dyn Clock>,
 ) -> transfer::secondary::Apply {
     use transfer::secondary::ApplyError;
-    let protected: std::collections::HashMap<String, (String, Vec<model::EndpointConfig>)> = config
-        .zones
-        .iter()
-        .filter_map(|zone| {
-            let (primary, _) = zone.primary.as_ref()?;
-            Some((
-                store::zone_key(&zone.name),
-                (format!("transfer from {primary}"), zone.protect.clone()),
-            ))
-        })
-        .collect();
+    let protected = secondary_protect(config);
+    let primaries: std::collections::HashMap<String, std::net::SocketAddr> =
+        secondary_zones(config)
+            .into_iter()
+            .map(|zone| (store::zone_key(&zone.zone), zone.primary))
+            .collect();
     let policy = config.guard;
     // In canary mode a received version is a canary first: the validator asks it over the
     // wire before it is served, like the planner's.
     let target = crate::validate::spawn_options(config).target;
     Arc::new(
         move |zone: &Name, content: &ZoneContent, base, reason: &str| {
-            let (actor, endpoints) = protected
-                .get(&store::zone_key(zone))
-                .cloned()
-                .unwrap_or_else(|| ("transfer".into(), Vec::new()));
+            let key = store::zone_key(zone);
+            let endpoints = protected.get(&key).cloned().unwrap_or_default();
+            let actor = match primaries.get(&key) {
+                Some(primary) => format!("transfer from {primary}"),
+                None => "transfer".to_string(),
+            };
             enactor::submit_operator_change(
                 store.as_ref(),
                 OperatorChange {
@@ -316,12 +326,7 @@ async fn run_node(
             store: Arc::clone(&store),
             control: Arc::clone(&control),
             clock: Arc::clone(&clock),
-            protected: config
-                .zones
-                .iter()
-                .filter(|zone| zone.primary.is_some())
-                .map(|zone| (store::zone_key(&zone.name), zone.protect.clone()))
-                .collect(),
+            protected: secondary_protect(&config),
         })),
         token: Some(crate::token::for_node(&config)?),
         now_ms: Arc::new(move || clock.now_ms()),

@@ -226,13 +226,25 @@ impl ControlLoop {
             .unwrap_or_default();
         // The recorded source matters only when the zone's static layer is made (its first
         // round): not read again every round.
-        let needs_source = !self
+        // Who made the active version matters only to a layer that has seen none yet.
+        let (needs_source, needs_provenance) = match self
             .statics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&zone_key(&zone.origin));
+            .get(&zone_key(&zone.origin))
+        {
+            None => (true, true),
+            Some(layer) => (false, !layer.has_seen()),
+        };
         let read = self
-            .read_zone(zone, policy, &retired, needs_source, now_ms)
+            .read_zone(
+                zone,
+                policy,
+                &retired,
+                needs_source,
+                needs_provenance,
+                now_ms,
+            )
             .await;
         let view = match read {
             Ok(Ok(view)) => view,
@@ -487,6 +499,7 @@ impl ControlLoop {
         policy: &GuardPolicy,
         retired: &[EndpointConfig],
         needs_source: bool,
+        needs_provenance: bool,
         now_ms: u64,
     ) -> Result<Result<ZoneView, Breaker>, StoreError> {
         let origin = zone.origin.clone();
@@ -505,6 +518,7 @@ impl ControlLoop {
                 .map(|generation| cache.content(store, &origin, generation))
                 .transpose()?;
             let provenance = active
+                .filter(|_| needs_provenance)
                 .map(|generation| store.version(&origin, generation).map(|v| v.provenance))
                 .transpose()?;
             let removals = ledger.recent(store, &origin, &endpoints, &policy, now_ms)?;
@@ -537,7 +551,8 @@ pub struct Convergence {
 /// What the control loop read of a zone in one round.
 struct ZoneView {
     active: Option<Generation>,
-    /// Who made the active version (the planner, an operator, …).
+    /// Who made the active version (the planner, an operator, …); read only for a zone
+    /// whose static layer has seen no version yet.
     provenance: Option<Provenance>,
     content: Option<ZoneContent>,
     removals: Vec<Removal>,

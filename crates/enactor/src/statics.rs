@@ -88,6 +88,12 @@ impl StaticLayer {
         }
     }
 
+    /// Whether the layer has seen an active version (else the next one it sees needs its
+    /// provenance, see [`StaticLayer::follow_active`]).
+    pub fn has_seen(&self) -> bool {
+        self.seen.is_some()
+    }
+
     /// The records the planner starts from.
     pub fn records(&self) -> &ZoneContent {
         &self.records
@@ -258,6 +264,18 @@ mod tests {
     const WWW: &str = "www.example.test.";
     const APP: &str = "app.example.test.";
 
+    /// A version an operator made: a second `www` address (and the endpoint's own set).
+    fn operator_fix() -> ZoneContent {
+        zone(
+            6,
+            &[
+                (WWW, [192, 0, 2, 10]),
+                (WWW, [192, 0, 2, 11]),
+                (APP, [10, 0, 0, 9]),
+            ],
+        )
+    }
+
     #[test]
     fn an_operator_change_to_a_static_set_is_taken_over_and_an_endpoint_set_is_not() {
         let file = zone(1, &[(WWW, [192, 0, 2, 10])]);
@@ -268,16 +286,8 @@ mod tests {
             layer.follow_active(Generation(1), &planned, &[name(APP)], true),
             0
         );
-        let fixed = zone(
-            6,
-            &[
-                (WWW, [192, 0, 2, 10]),
-                (WWW, [192, 0, 2, 11]),
-                (APP, [10, 0, 0, 9]),
-            ],
-        );
         assert_eq!(
-            layer.follow_active(Generation(2), &fixed, &[name(APP)], false),
+            layer.follow_active(Generation(2), &operator_fix(), &[name(APP)], false),
             1
         );
         assert_eq!(
@@ -294,16 +304,8 @@ mod tests {
         assert_eq!(start, Start::FirstLoad);
         // The planner's first version and an operator's fix were both made before the
         // layer's next round: it first sees the fix.
-        let fixed = zone(
-            6,
-            &[
-                (WWW, [192, 0, 2, 10]),
-                (WWW, [192, 0, 2, 11]),
-                (APP, [10, 0, 0, 9]),
-            ],
-        );
         assert_eq!(
-            layer.follow_active(Generation(2), &fixed, &[name(APP)], false),
+            layer.follow_active(Generation(2), &operator_fix(), &[name(APP)], false),
             1
         );
         assert_eq!(

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use server::Prefix;
+
 /// One rule: requests from `network`/`prefix_length`, signed with `key` when one is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowTransfer {
@@ -13,49 +15,35 @@ pub struct AllowTransfer {
 }
 
 impl AllowTransfer {
-    /// Parses `ADDRESS/LENGTH` (or a bare address: just that host); the error says what to
+    /// Parses `ADDRESS/LENGTH` (or a bare address: just that host; `server::Prefix`, as
+    /// `server.rrl.exempt` is written); host bits set are an error naming the prefix to
     /// write.
     pub fn parse(from: &str, key: Option<&str>) -> Result<AllowTransfer, String> {
-        let (address, length) = match from.split_once('/') {
-            Some((address, length)) => (address, Some(length)),
-            None => (from, None),
-        };
-        let network: IpAddr = address.trim().parse().map_err(|_| {
-            format!("\"{from}\" is not an address prefix; write e.g. \"192.0.2.0/24\" or \"2001:db8::/48\"")
-        })?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix_length = match length {
-            None => max,
-            Some(length) => length
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|length| *length <= max)
-                .ok_or_else(|| format!("\"{from}\": the prefix length must be 0 to {max}"))?,
-        };
-        if masked(network, prefix_length) != network {
+        let prefix = Prefix::parse(from)?;
+        let network = masked(prefix.address, prefix.length);
+        if network != prefix.address {
             return Err(format!(
-                "\"{from}\" has host bits set; write \"{}/{prefix_length}\"",
-                masked(network, prefix_length)
+                "\"{from}\" has host bits set; write \"{network}/{}\"",
+                prefix.length
             ));
         }
         Ok(AllowTransfer {
             network,
-            prefix_length,
+            prefix_length: prefix.length,
             key: key.map(str::to_string),
         })
     }
 
     fn contains(&self, peer: IpAddr) -> bool {
-        let peer = match (peer, self.network) {
-            // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
-            (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            _ => peer,
-        };
-        peer.is_ipv4() == self.network.is_ipv4() && masked(peer, self.prefix_length) == self.network
+        Prefix {
+            address: self.network,
+            length: self.prefix_length,
+        }
+        .contains(peer)
     }
 }
 
+/// `address` with every bit past the first `length` cleared.
 fn masked(address: IpAddr, length: u8) -> IpAddr {
     match address {
         IpAddr::V4(v4) => {

@@ -31,10 +31,7 @@ pub type WireRecord = (WireName<Bytes>, Ttl, UnknownRecordData<Bytes>);
 /// uncompressed (valid for every type; the owners are compressed by the builder).
 pub fn wire_record(record: &Record) -> Option<WireRecord> {
     let owner = WireName::from_octets(Bytes::from(record.name.to_bytes().ok()?)).ok()?;
-    let mut rdata = Vec::new();
-    let mut encoder = BinEncoder::new(&mut rdata);
-    encoder.set_name_encoding(NameEncoding::Uncompressed);
-    record.data.emit(&mut encoder).ok()?;
+    let rdata = model::encode_rdata(&record.data);
     let rtype = Rtype::from_int(u16::from(record.record_type()));
     let data = UnknownRecordData::from_octets(rtype, Bytes::from(rdata)).ok()?;
     Some((owner, Ttl::from_secs(record.ttl), data))

@@ -25,7 +25,7 @@ use domain::rdata::Soa;
 use domain::tsig::{Key, ServerSequence};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder, NameEncoding};
+use hickory_proto::serialize::binary::BinDecodable;
 use model::limits::Limit;
 use server::Zones;
 use store::{zone_key, Store};
@@ -338,17 +338,11 @@ fn by_identity(
             *soa = Some(record);
             continue;
         }
-        let mut data = Vec::new();
-        let mut encoder = BinEncoder::new(&mut data);
-        encoder.set_name_encoding(NameEncoding::Uncompressed);
-        if record.data.emit(&mut encoder).is_err() {
-            continue;
-        }
         let identity = (
             record.name.to_lowercase().to_ascii(),
             u16::from(record.record_type()),
             record.ttl,
-            data,
+            model::encode_rdata(&record.data),
         );
         map.insert(identity, record);
     }

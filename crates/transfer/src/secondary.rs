@@ -139,10 +139,6 @@ impl Secondaries {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.zones.is_empty()
-    }
-
     /// Starts one refresh task per zone.
     pub fn start(
         &self,

@@ -477,8 +477,17 @@ mod tests {
     }
 
     fn judge(observation: Observation, health: &HealthView, now_ms: u64) -> Vec<Finding> {
+        judge_with(observation, &[endpoint()], health, now_ms)
+    }
+
+    /// [`judge`] with other protected names.
+    fn judge_with(
+        observation: Observation,
+        endpoints: &[EndpointConfig],
+        health: &HealthView,
+        now_ms: u64,
+    ) -> Vec<Finding> {
         let zone = name("example.test.");
-        let endpoints = [endpoint()];
         let expectation = Expectation {
             zone: &zone,
             target: Ok(Target {
@@ -486,7 +495,7 @@ mod tests {
                 serial: 70,
             }),
             target_since_ms: 1_000,
-            endpoints: &endpoints,
+            endpoints,
             health,
             serial_lag_ms: 3_000,
             served_before: true,
@@ -611,37 +620,22 @@ mod tests {
 
     #[test]
     fn a_protected_name_without_backends_is_held_to_its_floor_only() {
-        let zone = name("example.test.");
         let mut protected = EndpointConfig::new(name("app.example.test."), Vec::new());
         protected.min_answers = 2;
         let endpoints = [protected];
         let health = HealthView::new();
-        let expectation = Expectation {
-            zone: &zone,
-            target: Ok(Target {
-                generation: Generation(7),
-                serial: 70,
-            }),
-            target_since_ms: 1_000,
-            endpoints: &endpoints,
-            health: &health,
-            serial_lag_ms: 3_000,
-            served_before: true,
-            health_grace_ms: 5_000,
-            health_tolerance: 0.0,
-        };
         let two = observation(
             Reply::Answer(70),
             Reply::Answer(addresses(&["192.0.2.1", "192.0.2.2"])),
         );
         assert_eq!(
-            check(&[two], &expectation, 2_000),
+            judge_with(two, &endpoints, &health, 2_000),
             vec![],
             "any addresses, none foreign"
         );
         let one = observation(Reply::Answer(70), Reply::Answer(addresses(&["192.0.2.1"])));
         assert!(matches!(
-            &kinds(&check(&[one], &expectation, 2_000))[..],
+            &kinds(&judge_with(one, &endpoints, &health, 2_000))[..],
             [FindingKind::BelowFloor {
                 answered: 1,
                 floor: 2,
