@@ -61,18 +61,35 @@ pub fn example_zone() -> PathBuf {
     repo_root().join("examples/zones/example.test.zone")
 }
 
-/// A loopback port free for both UDP and TCP right now.
+/// The loopback ports [`free_port`] hands out: below the kernel's ephemeral range
+/// (32768–60999 on Linux), so no outgoing connection or `bind(0)` of any process can take
+/// a port between the moment a test reserves it and the moment its server binds it (a
+/// port reserved by `bind(0)` and released is the next source port of someone's connect).
+const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A loopback port free for both UDP and TCP right now, never handed out before by this
+/// test process: each process starts at its own offset in [`TEST_PORTS`] (by process id)
+/// and walks on, so parallel tests in one binary never share a port.
 pub fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("loopback UDP bind");
-        let port = udp
-            .local_addr()
-            .expect("bound socket has an address")
-            .port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(97) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = TEST_PORTS.start + offset as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
+    panic!("no free loopback port in {TEST_PORTS:?}")
 }
 
 /// A child process killed when dropped, with its log kept for failure messages.
