@@ -128,6 +128,42 @@ pub const ZONE_RECORDS: Limit = Limit {
     max: 50_000_000,
 };
 
+/// How long one call to etcd may take before its outcome counts as unknown (re-read, never
+/// assumed failed): `[store] etcd = { timeout_ms = ... }`.
+pub const STORE_ETCD_TIMEOUT_MS: Limit = Limit {
+    name: "store.etcd.timeout_ms",
+    default: 5_000,
+    min: 100,
+    max: 60_000,
+};
+
+/// Keys one etcd transaction writes when the store stores content or deletes it in batches:
+/// below etcd's own limit of 128 operations per transaction (`--max-txn-ops`).
+pub const STORE_ETCD_TXN_OPS: Limit = Limit {
+    name: "store.etcd.txn_ops",
+    default: 100,
+    min: 1,
+    max: 128,
+};
+
+/// Bytes one etcd transaction writes when the store stores content in batches: below etcd's
+/// request limit of 1.5 MiB (`--max-request-bytes`).
+pub const STORE_ETCD_TXN_BYTES: Limit = Limit {
+    name: "store.etcd.txn_bytes",
+    default: 1 << 20,
+    min: 64 << 10,
+    max: 1_400_000,
+};
+
+/// How many times one store call re-reads and retries when another writer changed what it
+/// read (a transaction's compare failed) before it reports the contention.
+pub const STORE_ETCD_RETRIES: Limit = Limit {
+    name: "store.etcd.retries",
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+};
+
 /// Record sets per storage bucket that the store aims for when it splits content into
 /// content-addressed buckets; a small change rewrites only the buckets it touches.
 pub const STORE_BUCKET_RRSETS: Limit = Limit {

@@ -4,9 +4,10 @@
 //! operators write versions and move refs here; the server follows the active ref of each
 //! zone (through [`watch_changes`]) and serves a snapshot of that version's content.
 //!
-//! * [`Store`]: the trait every backend implements (SQLite now, etcd next). Synchronous and
+//! * [`Store`]: the trait every backend implements (SQLite, etcd, memory). Synchronous and
 //!   free of backend concepts: versions, refs, audit, clean-up.
 //! * [`SqliteStore`]: the embedded implementation (WAL, `synchronous=FULL`).
+//! * [`EtcdStore`]: the shared implementation on an etcd cluster, for several nodes.
 //! * [`MemoryStore`]: the in-memory implementation (tests, the simulation), with a fault hook
 //!   ([`Fault`]) that makes a call time out before or after it happened.
 //! * [`Commit`], [`MoveRef`]: the two ways a ref moves, both compare-and-swap.
@@ -35,6 +36,8 @@ pub mod buckets;
 pub mod changes;
 pub mod contract;
 mod error;
+mod etcd;
+pub mod etcd_cluster;
 mod memory;
 pub mod repair;
 pub mod rules;
@@ -46,6 +49,7 @@ use model::{
 };
 
 pub use error::StoreError;
+pub use etcd::{EtcdConfig, EtcdStore};
 pub use memory::{Fault, MemoryStore};
 pub use sqlite::SqliteStore;
 pub use watch::{default_poll_interval, watch_changes, WatchHandle};
