@@ -35,7 +35,19 @@ pub struct Config {
     /// `api.token_file`: where the token is kept when the configuration names none
     /// (generated at the first start, mode 0600).
     pub api_token_file: PathBuf,
+    /// `[store] path`: the SQLite store (the default, `dnsward.db` beside the file). Also
+    /// where a node on etcd keeps nothing: see `store_etcd`.
     pub store_path: PathBuf,
+    /// `[store] etcd = { endpoints, prefix, timeout_ms }`: the store is the etcd cluster
+    /// several nodes share, instead of the SQLite file.
+    pub store_etcd: Option<store::EtcdConfig>,
+    /// `[node] name`: who this node is among the nodes of one store (audit actors, metrics,
+    /// published health verdicts); the host name by default.
+    pub node_name: String,
+    /// `[node] local_copy`: the directory where the node keeps a copy of every zone version it
+    /// serves, which it serves from when it starts while the store is unreachable
+    /// (`NAME.served` beside the file by default).
+    pub local_copy: PathBuf,
     pub keep_last: usize,
     pub guard: GuardPolicy,
     pub enactor_count: usize,
@@ -123,6 +135,8 @@ struct RawConfig {
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
+    node: RawNode,
+    #[serde(default)]
     health: RawHealth,
     #[serde(default)]
     guard: RawGuard,
@@ -170,8 +184,24 @@ struct RawApi {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Option<Spanned<String>>,
+    local_copy: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEtcd {
+    endpoints: Spanned<Vec<Spanned<String>>>,
+    prefix: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawStore {
-    path: Option<String>,
+    path: Option<Spanned<String>>,
+    etcd: Option<Spanned<RawEtcd>>,
     keep_last: Option<Spanned<u64>>,
 }
 
@@ -559,7 +589,20 @@ impl Checker<'_> {
         let api_listen = self.address(&raw.api.listen, "127.0.0.1:8053", "api.listen")?;
         let base = self.path.parent().unwrap_or(Path::new("."));
         let api_token_file = base.join(raw.api.token_file.as_deref().unwrap_or("dnsward.token"));
-        let store_path = base.join(raw.store.path.as_deref().unwrap_or("dnsward.db"));
+        let store_path = base.join(
+            raw.store
+                .path
+                .as_ref()
+                .map_or("dnsward.db", |path| path.get_ref().as_str()),
+        );
+        let store_etcd = self.etcd(&raw.store)?;
+        let node_name = self.node_name(&raw.node)?;
+        let local_copy = base.join(
+            raw.node
+                .local_copy
+                .clone()
+                .unwrap_or_else(|| format!("{node_name}.served")),
+        );
         let keep_last = self.limit(&raw.store.keep_last, limits::KEEP_LAST_VERSIONS)? as usize;
         let health = HealthDefaults {
             interval_ms: self.limit(&raw.health.interval_ms, limits::HEALTH_INTERVAL_MS)?,
@@ -646,6 +689,9 @@ impl Checker<'_> {
             api_token: raw.api.token,
             api_token_file,
             store_path,
+            store_etcd,
+            node_name,
+            local_copy,
             keep_last,
             guard,
             enactor_count,
@@ -654,6 +700,106 @@ impl Checker<'_> {
             endpoints,
             validator,
         })
+    }
+
+    /// `[store] etcd`, checked: at least one `host:port` endpoint, a prefix, the timeout in
+    /// bounds, and not beside `path` (a node has one store).
+    fn etcd(&self, raw: &RawStore) -> Result<Option<store::EtcdConfig>, ConfigError> {
+        let Some(etcd) = &raw.etcd else {
+            return Ok(None);
+        };
+        if let Some(path) = &raw.path {
+            return Err(self.error(
+                path.span(),
+                "[store] has both path and etcd: a node uses one store; remove path to use \
+                 etcd, or etcd to use the SQLite file"
+                    .to_string(),
+            ));
+        }
+        let etcd = etcd.get_ref();
+        if etcd.endpoints.get_ref().is_empty() {
+            return Err(self.error(
+                etcd.endpoints.span(),
+                "store.etcd.endpoints is empty: list the cluster's members, e.g. \
+                 [\"127.0.0.1:2379\"]"
+                    .to_string(),
+            ));
+        }
+        let mut endpoints = Vec::new();
+        for endpoint in etcd.endpoints.get_ref() {
+            let text = endpoint.get_ref();
+            let bare = text
+                .strip_prefix("http://")
+                .or_else(|| text.strip_prefix("https://"))
+                .unwrap_or(text);
+            let port = bare.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            match port {
+                Some((host, Ok(port))) if !host.is_empty() && port > 0 => {
+                    endpoints.push(text.clone())
+                }
+                _ => {
+                    return Err(self.error(
+                        endpoint.span(),
+                        format!(
+                            "store.etcd endpoint \"{text}\" is not HOST:PORT (e.g. \
+                             \"127.0.0.1:2379\")"
+                        ),
+                    ))
+                }
+            }
+        }
+        let prefix = match &etcd.prefix {
+            None => store::EtcdConfig::DEFAULT_PREFIX.to_string(),
+            Some(prefix) if prefix.get_ref().trim().is_empty() => {
+                return Err(self.error(
+                    prefix.span(),
+                    "store.etcd.prefix is empty: every key of the store is written under it \
+                     (default \"/dnsward/\")"
+                        .to_string(),
+                ))
+            }
+            Some(prefix) => prefix.get_ref().clone(),
+        };
+        let timeout_ms = self.limit(&etcd.timeout_ms, limits::STORE_ETCD_TIMEOUT_MS)?;
+        Ok(Some(store::EtcdConfig {
+            endpoints,
+            prefix,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+        }))
+    }
+
+    /// `[node] name`: letters, digits, `.`, `_` and `-`, at most 63; the host name (or
+    /// "dnsward") when not set.
+    fn node_name(&self, raw: &RawNode) -> Result<String, ConfigError> {
+        let valid = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        match &raw.name {
+            Some(name) if valid(name.get_ref()) => Ok(name.get_ref().clone()),
+            Some(name) => Err(self.error(
+                name.span(),
+                format!(
+                    "node.name \"{}\" must be 1 to 63 letters, digits, '.', '_' or '-' (it \
+                     names the node in keys, audit entries and metrics)",
+                    name.get_ref()
+                ),
+            )),
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                Ok(if valid(&host) {
+                    host
+                } else {
+                    "dnsward".to_string()
+                })
+            }
+        }
     }
 
     fn rrl(&self, raw: &RawRrl) -> Result<server::RrlConfig, ConfigError> {

@@ -14,7 +14,7 @@ use model::{
     Clock, Hysteresis, Name, RData, Record, RecordType, RefName, SystemClock, ZoneContent,
 };
 use server::{Catalog, ServerConfig};
-use store::{SqliteStore, Store};
+use store::{EtcdStore, SqliteStore, Store};
 
 use crate::config::{self, Config};
 use crate::node_lock::NodeLock;
@@ -31,9 +31,16 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     crate::supervise::exit_on_panic("dnsward run");
     let config = config::load(&args.config)?;
     let zones = zone_plans(&config)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path)?);
-    // Held while the node runs: `zone import` refuses to write around its guard.
-    let _serving = NodeLock::serving(&config.store_path, Some(&config.api_listen.to_string()))?;
+    let store = open_store(&config)?;
+    // Held while the node runs: `zone import` refuses to write around its guard (a SQLite
+    // file; etcd has no file to lock, and `zone import` does not write to it).
+    let _serving = match config.store_etcd {
+        None => Some(NodeLock::serving(
+            &config.store_path,
+            Some(&config.api_listen.to_string()),
+        )?),
+        Some(_) => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,6 +49,22 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             source,
         })?;
     runtime.block_on(run_node(args.config, config, zones, store))
+}
+
+/// The node's store: the etcd cluster when `[store] etcd` is set, else the SQLite file.
+pub(crate) fn open_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+    Ok(match &config.store_etcd {
+        Some(etcd) => Arc::new(EtcdStore::open(etcd)?),
+        None => Arc::new(SqliteStore::open(&config.store_path)?),
+    })
+}
+
+/// Where the node's store is, for its log.
+fn store_location(config: &Config) -> String {
+    match &config.store_etcd {
+        Some(etcd) => format!("etcd {} {}", etcd.endpoints.join(","), etcd.prefix),
+        None => config.store_path.display().to_string(),
+    }
 }
 
 /// Whether any zone is transferred to or from anyone, or any TSIG key is configured.
@@ -371,7 +394,7 @@ async fn run_node(
             path: format!("api.listen {}", config.api_listen).into(),
             source,
         })?;
-    tracing::info!(dns = %server.local_addr(), api = %config.api_listen, store = %config.store_path.display(), "dnsward running");
+    tracing::info!(node = %config.node_name, dns = %server.local_addr(), api = %config.api_listen, store = %store_location(&config), "dnsward running");
 
     let api = axum::serve(api_listener, api::router(api_state))
         .with_graceful_shutdown(crate::serve::shutdown_signal());

@@ -9,7 +9,7 @@ use clap::Args;
 use enactor::{SpawnOptions, ZonePlan};
 use model::{Clock, RefName, SystemClock};
 use server::{Catalog, ServerConfig};
-use store::{SqliteStore, Store};
+use store::Store;
 use validator::{Severity, ValidatorConfig, ValidatorHandle, ZoneToValidate};
 
 use crate::config::{self, Config};
@@ -64,6 +64,7 @@ pub fn spawn_options(config: &Config) -> SpawnOptions {
         } else {
             RefName::Active
         },
+        node: config.node_name.clone(),
     }
 }
 
@@ -175,7 +176,7 @@ async fn start_canary_listener(
 pub fn run(args: ValidateArgs) -> Result<(), CliError> {
     let config = config::load(&args.config)?;
     let zones = crate::run::zone_plans(&config)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path)?);
+    let store = crate::run::open_store(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

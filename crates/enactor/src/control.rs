@@ -694,18 +694,22 @@ pub fn spawn(
 }
 
 /// How [`spawn_with`] runs the enactors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnOptions {
     /// `RefName::Active` (default): plans are applied directly. `RefName::Canary`: plans go
     /// to the canary ref and active moves only when the validator promotes them
     /// ([`crate::promote_canary`]).
     pub target: RefName,
+    /// The node the enactors run on (`[node] name`): their actor is `NODE/enactor-N`, so the
+    /// audit log of a store shared by several nodes says which node wrote. Empty: `enactor-N`.
+    pub node: String,
 }
 
 impl Default for SpawnOptions {
     fn default() -> SpawnOptions {
         SpawnOptions {
             target: RefName::Active,
+            node: String::new(),
         }
     }
 }
@@ -746,7 +750,8 @@ pub fn spawn_with(
             Arc::clone(&replan),
         )
         .with_target(options.target)
-        .with_cache(Arc::clone(&cache));
+        .with_cache(Arc::clone(&cache))
+        .on_node(&options.node);
         if let Some(observer) = &observer {
             enactor = enactor.with_observer(Arc::clone(observer));
         }

@@ -143,6 +143,14 @@ impl Enactor {
 
     /// Canary mode with `RefName::Canary`: plans go to the canary ref and wait for the
     /// validator's promotion. `RefName::Active` (the default) applies them directly.
+    /// The enactor of node `node`: actor `NODE/enactor-N` (unchanged when `node` is empty).
+    pub fn on_node(mut self, node: &str) -> Enactor {
+        if !node.is_empty() {
+            self.actor = format!("{node}/enactor-{}", self.index);
+        }
+        self
+    }
+
     pub fn with_target(mut self, target: RefName) -> Enactor {
         self.target = target;
         self
