@@ -121,9 +121,19 @@ pub struct ApiState {
     /// The configured secondary zones: listed by `status` even before their first
     /// transfer put a version in the store.
     pub secondary_zones: Vec<Name>,
+    /// Who this node is and where its store is, for `status`.
+    pub node: Option<NodeInfo>,
 }
 
 /// A secondary zone's primary as the node sees it; `None` for a zone that is not one.
+/// The node behind an API: its name, its store, and whether it serves its local copy.
+#[derive(Clone)]
+pub struct NodeInfo {
+    pub name: String,
+    pub store: String,
+    pub serving_local_copy: Arc<std::sync::atomic::AtomicBool>,
+}
+
 pub type PrimaryView = Arc<dyn Fn(&Name) -> Option<types::PrimaryStatus> + Send + Sync>;
 
 /// A zone's removals held back by the guard policy, and why each endpoint answers what it
@@ -438,8 +448,45 @@ async fn status(
         }
         Ok(zones)
     })
-    .await?;
-    Ok(Json(StatusResponse { zones }))
+    .await;
+    let node = state.node.as_ref().map(|node| types::NodeStatus {
+        name: node.name.clone(),
+        store: node.store.clone(),
+        serving_local_copy: node
+            .serving_local_copy
+            .load(std::sync::atomic::Ordering::SeqCst),
+        store_error: None,
+    });
+    match (zones, node, &state.catalog) {
+        (Ok(zones), node, _) => Ok(Json(StatusResponse { zones, node })),
+        // A node whose store cannot be read still says what it serves (from memory) and why
+        // the rest is missing: the outage is when an operator needs status most.
+        (Err(error), Some(mut node), Some(catalog)) => {
+            node.store_error = Some(error.message);
+            let zones = catalog
+                .snapshot()
+                .list()
+                .into_iter()
+                .map(|(zone, generation)| ZoneStatus {
+                    serial: catalog.snapshot().get(&zone).map(|served| served.serial()),
+                    zone: zone.to_ascii(),
+                    active: Some(generation.0),
+                    canary: None,
+                    breaker: "unknown".to_string(),
+                    breaker_reason: None,
+                    forced: None,
+                    primary: None,
+                    deferred: Vec::new(),
+                    endpoints: Vec::new(),
+                })
+                .collect();
+            Ok(Json(StatusResponse {
+                zones,
+                node: Some(node),
+            }))
+        }
+        (Err(error), _, _) => Err(error),
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]

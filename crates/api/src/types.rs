@@ -13,6 +13,26 @@ pub struct ApiErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusResponse {
     pub zones: Vec<ZoneStatus>,
+    /// The node that answered: its name, its store, and whether it serves from the store or
+    /// from its local copy. `None` from a server that does not say (older API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeStatus>,
+}
+
+/// The answering node, in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// `[node] name`.
+    pub name: String,
+    /// Where its store is (a file, or etcd endpoints and prefix).
+    pub store: String,
+    /// The node started while the store could not be read and serves its local copy of the
+    /// zones (static stability) until it can.
+    pub serving_local_copy: bool,
+    /// Why the store could not be read for this status (then `zones` lists what the node
+    /// serves, from its own memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

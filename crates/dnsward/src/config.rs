@@ -732,7 +732,9 @@ impl Checker<'_> {
                 .strip_prefix("http://")
                 .or_else(|| text.strip_prefix("https://"))
                 .unwrap_or(text);
-            let port = bare.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            let port = bare
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
             match port {
                 Some((host, Ok(port))) if !host.is_empty() && port > 0 => {
                     endpoints.push(text.clone())

@@ -11,6 +11,7 @@
 
 mod backend;
 mod config;
+mod local_copy;
 mod node_lock;
 mod resolve_command;
 mod run;

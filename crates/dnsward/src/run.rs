@@ -279,14 +279,50 @@ async fn run_node(
                 .collect(),
         ),
     };
-    let _follower = follow::start(
-        sources,
+    // On a shared store, the node keeps a local copy of what it serves, and serves that copy
+    // when the store cannot be read at start (static stability).
+    let serving_local_copy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = match follow::start(
+        sources.clone(),
         Arc::clone(&catalog),
         follow::Target::Active,
         server::default_cname_chain_length(),
         || crate::supervise::task_ended("store follower"),
     )
-    .await?;
+    .await
+    {
+        Ok(follower) => tokio::spawn(async move {
+            let _follower = follower;
+            std::future::pending::<()>().await
+        }),
+        Err(follow::FollowError::Store(error)) if config.store_etcd.is_some() => {
+            let served = crate::local_copy::serve(&config.local_copy, &catalog);
+            if served.is_empty() {
+                return Err(CliError::Usage {
+                    message: format!(
+                        "{error}; and there is no local copy to serve in {} (a node writes \
+                         one once it has served from the store): start the node when the \
+                         store answers",
+                        config.local_copy.display()
+                    ),
+                });
+            }
+            for (zone, generation, serial) in &served {
+                tracing::warn!(%zone, generation = generation.0, serial, %error, "the store cannot be read at start: serving the local copy until it can");
+            }
+            serving_local_copy.store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(follow_when_reachable(
+                sources.clone(),
+                Arc::clone(&catalog),
+                Arc::clone(&serving_local_copy),
+            ))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let local_copy = config
+        .store_etcd
+        .is_some()
+        .then(|| crate::local_copy::keep(config.local_copy.clone(), Arc::clone(&catalog)));
     let server_config = ServerConfig {
         listen: config.server_listen,
         udp_payload_bytes: config.udp_payload_bytes,
@@ -366,6 +402,11 @@ async fn run_node(
             .filter(|zone| zone.primary.is_some())
             .map(|zone| zone.name.clone())
             .collect(),
+        node: Some(api::NodeInfo {
+            name: config.node_name.clone(),
+            store: store_location(&config),
+            serving_local_copy: Arc::clone(&serving_local_copy),
+        }),
         primary: Some({
             let secondaries = Arc::clone(&secondaries);
             Arc::new(move |zone: &Name| {
@@ -423,6 +464,15 @@ async fn run_node(
             if notifier.is_finished() {
                 return "NOTIFY sender";
             }
+            if follower.is_finished() {
+                return "store follower";
+            }
+            if local_copy
+                .as_ref()
+                .is_some_and(tokio::task::JoinHandle::is_finished)
+            {
+                return "local copy writer";
+            }
             if secondary_tasks
                 .iter()
                 .any(tokio::task::JoinHandle::is_finished)
@@ -448,6 +498,38 @@ async fn run_node(
     tracing::info!("stopped");
     result
 }
+
+/// Starts following the store once it can be read (a node that started from its local copy),
+/// every [`STORE_RETRY_INTERVAL`]; then holds the follower for as long as the node runs.
+async fn follow_when_reachable(
+    sources: follow::Sources,
+    catalog: Arc<Catalog>,
+    serving_local_copy: Arc<std::sync::atomic::AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(STORE_RETRY_INTERVAL).await;
+        match follow::start(
+            sources.clone(),
+            Arc::clone(&catalog),
+            follow::Target::Active,
+            server::default_cname_chain_length(),
+            || crate::supervise::task_ended("store follower"),
+        )
+        .await
+        {
+            Ok(follower) => {
+                serving_local_copy.store(false, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!("the store can be read again: serving from it");
+                let _follower = follower;
+                std::future::pending::<()>().await
+            }
+            Err(error) => tracing::debug!(%error, "the store still cannot be read"),
+        }
+    }
+}
+
+/// How often a node serving its local copy tries the store again.
+const STORE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often `run` looks whether a task of the node ended before shutdown.
 const SUPERVISION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);

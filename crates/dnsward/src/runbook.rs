@@ -172,6 +172,21 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
     if args.api.json {
         return print_json(&response);
     }
+    if let Some(node) = &response.node {
+        println!("node {} on store {}", node.name, node.store);
+        if node.serving_local_copy {
+            println!(
+                "WARNING: the store could not be read when this node started: it serves its \
+                 local copy of the zones until it can"
+            );
+        }
+        if let Some(error) = &node.store_error {
+            println!(
+                "WARNING: the store cannot be read ({error}); zones below are what this node \
+                 serves from memory"
+            );
+        }
+    }
     println!(
         "{:<28} {:>8} {:>8} {:>12}  breaker",
         "zone", "active", "canary", "serial"

@@ -116,9 +116,16 @@ impl EtcdCluster {
 
     /// Kills a member with SIGKILL and waits for it to be gone.
     pub fn kill(&mut self, index: usize) {
-        if let Some(mut running) = self.members[index].running.take() {
-            signal(running.pid, "KILL");
-            let _ = running.shell.wait();
+        if let Some(Running {
+            mut shell,
+            _lifeline,
+            pid,
+        }) = self.members[index].running.take()
+        {
+            signal(pid, "KILL");
+            // The shell waits for its stdin to close before it exits.
+            drop(_lifeline);
+            let _ = shell.wait();
         }
     }
 

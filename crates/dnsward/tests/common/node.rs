@@ -24,6 +24,23 @@ impl Drop for Node {
     }
 }
 
+/// `dnsward run` in `dir`, logging (appending) to `node.log` there.
+fn spawn(dir: &tempfile::TempDir) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("node.log"))
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_dnsward"))
+        .current_dir(dir.path())
+        .args(["run", "--config", "dnsward.toml"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start dnsward run")
+}
+
 impl Node {
     /// Starts a node with `blocks` appended to its configuration and `files` written into
     /// its folder, on fresh ports; returns once its API accepts connections (its zones may
@@ -35,6 +52,17 @@ impl Node {
     /// [`Node::start`] answering DNS on `port` (chosen before, e.g. so a primary can
     /// notify it).
     pub fn start_on(blocks: &str, files: &[(&str, String)], port: u16) -> Node {
+        Node::start_with_store("[store]\npath = \"node.db\"\n", blocks, files, port)
+    }
+
+    /// [`Node::start_on`] with `store` as the configuration's `[store]` table (and anything
+    /// else that goes before `blocks`, e.g. `[node]`).
+    pub fn start_with_store(
+        store: &str,
+        blocks: &str,
+        files: &[(&str, String)],
+        port: u16,
+    ) -> Node {
         let dir = tempfile::tempdir().expect("temporary directory");
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write a file of the node");
@@ -43,31 +71,45 @@ impl Node {
         let api_port = free_port();
         let config = format!(
             "[server]\nlisten = \"{dns}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\
-             [store]\npath = \"node.db\"\n{blocks}"
+             {store}{blocks}"
         );
         std::fs::write(dir.path().join("dnsward.toml"), config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("node.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_dnsward"))
-            .current_dir(dir.path())
-            .args(["run", "--config", "dnsward.toml"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start dnsward run");
-        let node = Node {
+        let mut node = Node {
+            child: spawn(&dir),
             dir,
-            child,
             dns,
             api: format!("http://127.0.0.1:{api_port}"),
         };
-        let api = SocketAddr::from(([127, 0, 0, 1], api_port));
+        node.wait_api();
+        node
+    }
+
+    /// Kills the node (SIGKILL) and starts it again on the same folder, configuration and
+    /// ports; returns once its API accepts connections.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.dir);
+        self.wait_api();
+    }
+
+    fn wait_api(&mut self) {
+        let api: SocketAddr = self
+            .api
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the API address");
+        let log = self.path("node.log");
         wait_until(
             START_DEADLINE,
             || std::net::TcpStream::connect(api).is_ok(),
-            || format!("the node's API never answered\n{}", node.log()),
+            || {
+                format!(
+                    "the node's API never answered\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            },
         );
-        node
     }
 
     /// A file in the node's folder.

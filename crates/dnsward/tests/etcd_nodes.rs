@@ -1,0 +1,366 @@
+//! Several `dnsward run` nodes on one etcd cluster (real etcd members on loopback, started by
+//! the test): every node runs the whole pipeline against the shared store, and keeps serving
+//! when the store is gone.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::node::Node;
+use common::{free_port, query, udp_exchange, wait_until};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use store::etcd_cluster::EtcdCluster;
+
+const ZONE: &str = "shared.test.";
+const APP: &str = "app.shared.test.";
+const DEADLINE: Duration = Duration::from_secs(30);
+/// How long etcd stays down while every node is sampled (the issue's figure).
+const OUTAGE: Duration = Duration::from_secs(60);
+
+fn zone_text() -> String {
+    "$ORIGIN shared.test.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n\
+     @ IN NS ns\nns IN A 127.0.0.1\nstatic IN A 192.0.2.1\n"
+        .to_string()
+}
+
+/// TCP backends on 127.0.9.N, checked with a TCP connect; each accepts (and closes) every
+/// connection while it is up, so a long run of probes never fills its backlog.
+struct Backends {
+    addresses: Vec<SocketAddr>,
+    up: Vec<Arc<AtomicBool>>,
+}
+
+/// Accepts and closes connections on `listener` until `up` turns false, then closes it.
+fn serve_backend(listener: TcpListener, up: Arc<AtomicBool>) {
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    std::thread::spawn(move || {
+        while up.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => drop(stream),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        for up in &self.up {
+            up.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Backends {
+    fn start(count: u8) -> Backends {
+        let addresses: Vec<SocketAddr> = (1..=count)
+            .map(|last| SocketAddr::from(([127, 0, 9, last], free_port())))
+            .collect();
+        let up = addresses
+            .iter()
+            .map(|address| {
+                let up = Arc::new(AtomicBool::new(true));
+                serve_backend(
+                    TcpListener::bind(address).expect("bind a backend"),
+                    Arc::clone(&up),
+                );
+                up
+            })
+            .collect();
+        Backends { addresses, up }
+    }
+
+    fn stop(&mut self, index: usize) {
+        self.up[index].store(false, Ordering::SeqCst);
+    }
+
+    fn ips(&self, indexes: &[usize]) -> BTreeSet<String> {
+        indexes
+            .iter()
+            .map(|index| self.addresses[*index].ip().to_string())
+            .collect()
+    }
+
+    fn config(&self) -> String {
+        let lines: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|address| {
+                format!(
+                    "  {{ address = \"{}\", check = \"tcp:{address}\" }},",
+                    address.ip()
+                )
+            })
+            .collect();
+        format!(
+            "[health]\ninterval_ms = 100\ntimeout_ms = 200\nrise = 2\nfall = 2\n\
+             [[zone]]\nname = \"{ZONE}\"\nfile = \"shared.test.zone\"\n\
+             [[endpoint]]\nname = \"{APP}\"\nttl = 5\nmin_answers = 1\nall_down = \"serve-all\"\n\
+             backends = [\n{}\n]\n",
+            lines.join("\n")
+        )
+    }
+}
+
+/// A node named `name` on the cluster's store under `prefix`.
+fn start_node(cluster: &EtcdCluster, prefix: &str, name: &str, backends: &Backends) -> Node {
+    let endpoints: Vec<String> = cluster
+        .endpoints()
+        .iter()
+        .map(|endpoint| format!("\"{endpoint}\""))
+        .collect();
+    let store = format!(
+        "[store]\netcd = {{ endpoints = [{}], prefix = \"{prefix}\", timeout_ms = 1000 }}\n\
+         [node]\nname = \"{name}\"\n",
+        endpoints.join(", ")
+    );
+    Node::start_with_store(
+        &store,
+        &backends.config(),
+        &[("shared.test.zone", zone_text())],
+        free_port(),
+    )
+}
+
+/// The A records `node` answers for the endpoint; `None` unless it answers NOERROR.
+fn answer(node: SocketAddr) -> Option<BTreeSet<String>> {
+    let reply = udp_exchange(
+        node,
+        &query(APP, RecordType::A, Some(1232)),
+        Duration::from_secs(1),
+    )
+    .ok()?;
+    (reply.metadata.response_code == ResponseCode::NoError).then(|| {
+        reply
+            .answers
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+fn serial(node: SocketAddr) -> Option<u32> {
+    let reply = udp_exchange(
+        node,
+        &query(ZONE, RecordType::SOA, Some(1232)),
+        Duration::from_secs(1),
+    )
+    .ok()?;
+    reply.answers.iter().find_map(|record| match &record.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+fn wait_all_answer(nodes: &[Node], expected: &BTreeSet<String>, what: &str) -> Duration {
+    wait_until(
+        DEADLINE,
+        || {
+            nodes
+                .iter()
+                .all(|node| answer(node.dns).as_ref() == Some(expected))
+        },
+        || {
+            let seen: Vec<_> = nodes.iter().map(|node| answer(node.dns)).collect();
+            format!(
+                "{what}: not every node answers {expected:?} within {DEADLINE:?}: {seen:?}\n{}",
+                nodes[0].log()
+            )
+        },
+    )
+}
+
+#[test]
+fn three_nodes_on_one_etcd_cluster_follow_a_backend_failure_and_serve_the_same_serial() {
+    let cluster = EtcdCluster::start(3);
+    let mut backends = Backends::start(2);
+    let nodes: Vec<Node> = ["node-a", "node-b", "node-c"]
+        .iter()
+        .map(|name| start_node(&cluster, "/three/", name, &backends))
+        .collect();
+    wait_all_answer(&nodes, &backends.ips(&[0, 1]), "both backends up");
+
+    backends.stop(0);
+    let took = wait_all_answer(&nodes, &backends.ips(&[1]), "backend 0 stopped");
+    println!("backend stopped → every node answers without it after {took:?}");
+
+    wait_until(
+        DEADLINE,
+        || {
+            let serials: BTreeSet<Option<u32>> =
+                nodes.iter().map(|node| serial(node.dns)).collect();
+            serials.len() == 1 && !serials.contains(&None)
+        },
+        || "the nodes do not converge on one serial".to_string(),
+    );
+    // One store, one history: any node's runbook shows the same versions, and the audit log
+    // names the node whose enactor wrote each one.
+    let status: Vec<serde_json::Value> = nodes.iter().map(Node::status).collect();
+    assert!(
+        status
+            .windows(2)
+            .all(|pair| pair[0]["active"] == pair[1]["active"]),
+        "{status:?}"
+    );
+    let actors: BTreeSet<String> = nodes[1]
+        .audit(ZONE)
+        .iter()
+        .filter_map(|entry| entry["actor"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        actors
+            .iter()
+            .any(|actor| actor.starts_with("node-") && actor.contains("/enactor-")),
+        "the audit log names the writing node: {actors:?}"
+    );
+}
+
+/// When (since the outage began) a query was not answered right, and what it got.
+type BadAnswer = (Duration, Option<BTreeSet<String>>);
+
+/// Queries a node continuously and counts what was not a good answer.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    bad: Arc<Mutex<Vec<BadAnswer>>>,
+    asked: Arc<Mutex<u64>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(node: SocketAddr, good: BTreeSet<String>, since: Instant) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
+        let bad = Arc::new(Mutex::new(Vec::new()));
+        let asked = Arc::new(Mutex::new(0));
+        let thread = {
+            let (stop, paused, bad, asked) = (
+                Arc::clone(&stop),
+                Arc::clone(&paused),
+                Arc::clone(&bad),
+                Arc::clone(&asked),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if !paused.load(Ordering::SeqCst) {
+                        let seen = answer(node);
+                        *asked.lock().unwrap() += 1;
+                        if seen.as_ref() != Some(&good) {
+                            bad.lock().unwrap().push((since.elapsed(), seen));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        Sampler {
+            stop,
+            paused,
+            bad,
+            asked,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; the number of queries asked and the bad answers.
+    fn finish(mut self) -> (u64, Vec<BadAnswer>) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("sampler");
+        }
+        let asked = *self.asked.lock().unwrap();
+        let bad = self.bad.lock().unwrap().clone();
+        (asked, bad)
+    }
+}
+
+#[test]
+fn with_etcd_down_every_node_keeps_answering_and_a_restarted_node_serves_its_local_copy() {
+    let mut cluster = EtcdCluster::start(1);
+    let mut backends = Backends::start(2);
+    let mut nodes: Vec<Node> = ["node-a", "node-b", "node-c"]
+        .iter()
+        .map(|name| start_node(&cluster, "/outage/", name, &backends))
+        .collect();
+    let good = backends.ips(&[0, 1]);
+    wait_all_answer(&nodes, &good, "both backends up");
+    for (node, name) in nodes.iter().zip(["node-a", "node-b", "node-c"]) {
+        let copy = node.path(&format!("{name}.served/shared.test.copy"));
+        wait_until(
+            DEADLINE,
+            || copy.exists(),
+            || format!("{} was never written\n{}", copy.display(), node.log()),
+        );
+    }
+
+    let started = Instant::now();
+    cluster.kill(0);
+    let samplers: Vec<Sampler> = nodes
+        .iter()
+        .map(|node| Sampler::start(node.dns, good.clone(), started))
+        .collect();
+
+    // A node restarted during the outage answers from its local copy as soon as it is up.
+    std::thread::sleep(OUTAGE / 6);
+    samplers[1].paused.store(true, Ordering::SeqCst);
+    let restarted = Instant::now();
+    nodes[1].restart();
+    let up = restarted.elapsed();
+    let first = answer(nodes[1].dns);
+    samplers[1].paused.store(false, Ordering::SeqCst);
+    println!("node-b restarted during the outage: up after {up:?}, first answer {first:?}");
+    assert_eq!(
+        first.as_ref(),
+        Some(&good),
+        "the restarted node answers from its local copy once it is up\n{}",
+        nodes[1].log()
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&nodes[1].cli(&["status", "--json"])).expect("status is JSON");
+    assert_eq!(status["node"]["serving_local_copy"], true, "{status}");
+    assert!(status["node"]["store_error"].is_string(), "{status}");
+    assert_eq!(status["zones"][0]["zone"], ZONE, "{status}");
+    assert!(nodes[1].log().contains("serving the local copy"));
+
+    std::thread::sleep(OUTAGE.saturating_sub(started.elapsed()));
+    let results: Vec<(u64, Vec<_>)> = samplers.into_iter().map(Sampler::finish).collect();
+    for ((asked, bad), name) in results.iter().zip(["node-a", "node-b", "node-c"]) {
+        println!("{name}: {asked} queries during {OUTAGE:?} of etcd down, {} not answered with both backends", bad.len());
+        assert!(*asked > 100, "{name} was sampled ({asked} queries)");
+        assert!(
+            bad.is_empty(),
+            "{name} answered badly: {:?}",
+            &bad[..bad.len().min(5)]
+        );
+    }
+
+    // The store back: the restarted node follows it again, and the pipeline moves again on
+    // every node.
+    cluster.restart(0);
+    wait_until(
+        DEADLINE,
+        || {
+            let status: serde_json::Value =
+                serde_json::from_str(&nodes[1].cli(&["status", "--json"])).unwrap_or_default();
+            status["node"]["serving_local_copy"] == false && status["node"]["store_error"].is_null()
+        },
+        || format!("node-b never followed the store again\n{}", nodes[1].log()),
+    );
+    backends.stop(0);
+    wait_all_answer(
+        &nodes,
+        &backends.ips(&[1]),
+        "backend 0 stopped after the outage",
+    );
+}
