@@ -183,7 +183,12 @@ mod tests {
     fn zone() -> ZoneContent {
         let text = "$ORIGIN copy.test.\n$TTL 300\n@ IN SOA ns hostmaster 7 3600 600 86400 60\n\
                     @ IN NS ns\nns IN A 192.0.2.1\nwww IN A 192.0.2.2\nwww IN A 192.0.2.3\n";
-        zonefile::parse_str(text, Some(&Name::from_ascii("copy.test.").unwrap())).unwrap()
+        zonefile::parse_str(
+            text,
+            Path::new("copy.test.zone"),
+            Some(&Name::from_ascii("copy.test.").unwrap()),
+        )
+        .unwrap()
     }
 
     #[test]
