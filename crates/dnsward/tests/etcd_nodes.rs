@@ -29,33 +29,44 @@ fn zone_text() -> String {
         .to_string()
 }
 
-/// TCP backends on 127.0.9.N, checked with a TCP connect; each accepts (and closes) every
-/// connection while it is up, so a long run of probes never fills its backlog.
+/// TCP backends on 127.0.9.N, checked with a TCP connect. A backend that is up listens and
+/// accepts (and closes) every connection, so a long run of probes never fills its backlog;
+/// one that is down does not listen at all.
 struct Backends {
     addresses: Vec<SocketAddr>,
     up: Vec<Arc<AtomicBool>>,
+    alive: Arc<AtomicBool>,
 }
 
-/// Accepts and closes connections on `listener` until `up` turns false, then closes it.
-fn serve_backend(listener: TcpListener, up: Arc<AtomicBool>) {
-    listener
-        .set_nonblocking(true)
-        .expect("a non-blocking listener");
+/// Listens on `address` while `up` holds, until `alive` turns false.
+fn serve_backend(address: SocketAddr, up: Arc<AtomicBool>, alive: Arc<AtomicBool>) {
+    let mut listener: Option<TcpListener> = Some(bind_backend(address));
     std::thread::spawn(move || {
-        while up.load(Ordering::SeqCst) {
-            match listener.accept() {
-                Ok((stream, _)) => drop(stream),
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        while alive.load(Ordering::SeqCst) {
+            if !up.load(Ordering::SeqCst) {
+                listener = None;
+            } else if listener.is_none() {
+                listener = Some(bind_backend(address));
+            }
+            match listener.as_ref().map(TcpListener::accept) {
+                Some(Ok((stream, _))) => drop(stream),
+                _ => std::thread::sleep(Duration::from_millis(5)),
             }
         }
     });
 }
 
+fn bind_backend(address: SocketAddr) -> TcpListener {
+    let listener = TcpListener::bind(address).expect("bind a backend");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    listener
+}
+
 impl Drop for Backends {
     fn drop(&mut self) {
-        for up in &self.up {
-            up.store(false, Ordering::SeqCst);
-        }
+        self.alive.store(false, Ordering::SeqCst);
     }
 }
 
@@ -64,22 +75,36 @@ impl Backends {
         let addresses: Vec<SocketAddr> = (1..=count)
             .map(|last| SocketAddr::from(([127, 0, 9, last], free_port())))
             .collect();
+        let alive = Arc::new(AtomicBool::new(true));
         let up = addresses
             .iter()
             .map(|address| {
                 let up = Arc::new(AtomicBool::new(true));
-                serve_backend(
-                    TcpListener::bind(address).expect("bind a backend"),
-                    Arc::clone(&up),
-                );
+                serve_backend(*address, Arc::clone(&up), Arc::clone(&alive));
                 up
             })
             .collect();
-        Backends { addresses, up }
+        Backends {
+            addresses,
+            up,
+            alive,
+        }
     }
 
     fn stop(&mut self, index: usize) {
-        self.up[index].store(false, Ordering::SeqCst);
+        self.set(index, false);
+    }
+
+    fn set(&mut self, index: usize, up: bool) {
+        self.up[index].store(up, Ordering::SeqCst);
+    }
+
+    /// The addresses of the backends that are up.
+    fn up_ips(&self) -> BTreeSet<String> {
+        let up: Vec<usize> = (0..self.up.len())
+            .filter(|index| self.up[*index].load(Ordering::SeqCst))
+            .collect();
+        self.ips(&up)
     }
 
     fn ips(&self, indexes: &[usize]) -> BTreeSet<String> {
@@ -102,6 +127,7 @@ impl Backends {
             .collect();
         format!(
             "[health]\ninterval_ms = 100\ntimeout_ms = 200\nrise = 2\nfall = 2\n\
+             [guard]\nvelocity_window_ms = 1000\nmax_removals_per_window = 1000\n\
              [[zone]]\nname = \"{ZONE}\"\nfile = \"shared.test.zone\"\n\
              [[endpoint]]\nname = \"{APP}\"\nttl = 5\nmin_answers = 1\nall_down = \"serve-all\"\n\
              backends = [\n{}\n]\n",
@@ -119,6 +145,7 @@ fn start_node(cluster: &EtcdCluster, prefix: &str, name: &str, backends: &Backen
         .collect();
     let store = format!(
         "[store]\netcd = {{ endpoints = [{}], prefix = \"{prefix}\", timeout_ms = 1000 }}\n\
+         keep_last = 2\n\
          [node]\nname = \"{name}\"\n",
         endpoints.join(", ")
     );
@@ -362,5 +389,249 @@ fn with_etcd_down_every_node_keeps_answering_and_a_restarted_node_serves_its_loc
         &nodes,
         &backends.ips(&[1]),
         "backend 0 stopped after the outage",
+    );
+}
+
+/// Samples every node's answer and SOA serial until stopped: an answer that is not NOERROR
+/// with at least one address of `all`, or a serial lower than one the node served before, is
+/// a violation. A node's sampling pauses while `paused[node]` (stopped or restarting).
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    paused: Vec<Arc<AtomicBool>>,
+    violations: Arc<Mutex<Vec<String>>>,
+    asked: Arc<Mutex<u64>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(nodes: &[Node], all: BTreeSet<String>) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let asked = Arc::new(Mutex::new(0));
+        let mut paused = Vec::new();
+        let mut threads = Vec::new();
+        for (index, node) in nodes.iter().enumerate() {
+            let pause = Arc::new(AtomicBool::new(false));
+            paused.push(Arc::clone(&pause));
+            let (stop, violations, asked, all, dns) = (
+                Arc::clone(&stop),
+                Arc::clone(&violations),
+                Arc::clone(&asked),
+                all.clone(),
+                node.dns,
+            );
+            threads.push(std::thread::spawn(move || {
+                let mut highest = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if pause.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let seen = answer(dns);
+                    let current = serial(dns);
+                    if pause.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    *asked.lock().unwrap() += 1;
+                    let good = seen
+                        .as_ref()
+                        .is_some_and(|seen| !seen.is_empty() && seen.is_subset(&all));
+                    if !good {
+                        violations
+                            .lock()
+                            .unwrap()
+                            .push(format!("node {index} answered {seen:?}"));
+                    }
+                    match current {
+                        Some(serial) if serial < highest => violations.lock().unwrap().push(
+                            format!("node {index} served serial {serial} after {highest}"),
+                        ),
+                        Some(serial) => highest = serial,
+                        None => violations
+                            .lock()
+                            .unwrap()
+                            .push(format!("node {index} did not answer its SOA")),
+                    }
+                }
+            }));
+        }
+        Watcher {
+            stop,
+            paused,
+            violations,
+            asked,
+            threads,
+        }
+    }
+
+    fn pause(&self, node: usize, paused: bool) {
+        self.paused[node].store(paused, Ordering::SeqCst);
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads {
+            thread.join().expect("watcher");
+        }
+        let asked = *self.asked.lock().unwrap();
+        let violations = self.violations.lock().unwrap().clone();
+        (asked, violations)
+    }
+}
+
+/// The index of the member that leads the cluster now, as `etcdctl endpoint status` says.
+fn leader(cluster: &EtcdCluster) -> Option<usize> {
+    let output = std::process::Command::new("etcdctl")
+        .args(["--endpoints", &cluster.endpoints().join(",")])
+        .args(["endpoint", "status", "--write-out=json"])
+        .output()
+        .ok()?;
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let endpoints = cluster.endpoints();
+    status.as_array()?.iter().find_map(|member| {
+        let leads = member["Status"]["leader"] == member["Status"]["header"]["member_id"];
+        let endpoint = member["Endpoint"].as_str()?;
+        leads
+            .then(|| endpoints.iter().position(|e| e == endpoint))
+            .flatten()
+    })
+}
+
+fn signal(node: &Node, name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(node.child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} of a node");
+}
+
+/// Changes which backends are up (never all down) `count` times, each time waiting until
+/// the nodes in `answering` answer the backends that are up: `count` new versions.
+fn flap(backends: &mut Backends, nodes: &[Node], answering: &[usize], count: usize, step: usize) {
+    let mut turn = step;
+    for change in 0..count {
+        let expected = loop {
+            let index = turn % backends.addresses.len();
+            turn += 1;
+            let up = !backends.up[index].load(Ordering::SeqCst);
+            backends.set(index, up);
+            if backends.up_ips().is_empty() {
+                backends.set(index, true);
+                continue;
+            }
+            break backends.up_ips();
+        };
+        let answering: Vec<&Node> = answering.iter().map(|index| &nodes[*index]).collect();
+        wait_until(
+            DEADLINE,
+            || {
+                answering
+                    .iter()
+                    .all(|node| answer(node.dns).as_ref() == Some(&expected))
+            },
+            || {
+                format!(
+                    "change {change}: the nodes do not answer {expected:?}\n{}",
+                    answering[0].log()
+                )
+            },
+        );
+    }
+}
+
+/// How many fault rounds the October test runs: 1 in the suite; `bench/etcd-faults` asks
+/// for more through `DNSWARD_FAULT_ROUNDS`.
+fn fault_rounds() -> usize {
+    std::env::var("DNSWARD_FAULT_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(1)
+}
+
+#[test]
+fn the_october_race_across_hosts_a_stopped_node_resumes_and_nothing_newer_is_lost() {
+    let mut cluster = EtcdCluster::start(3);
+    let mut backends = Backends::start(3);
+    let all = backends.ips(&[0, 1, 2]);
+    let mut nodes: Vec<Node> = ["node-a", "node-b", "node-c"]
+        .iter()
+        .map(|name| start_node(&cluster, "/october/", name, &backends))
+        .collect();
+    wait_all_answer(&nodes, &all, "every backend up");
+    let watcher = Watcher::start(&nodes, all.clone());
+    let mut faults = 0;
+    let rounds = fault_rounds();
+    for round in 0..rounds {
+        // node-a is stopped right after a health change it sees: it holds (or is about to
+        // make) a plan for it. The others apply ten newer versions and clean up around it.
+        backends.set(round % 3, false);
+        std::thread::sleep(Duration::from_millis(150 + 37 * (round as u64 % 5)));
+        watcher.pause(0, true);
+        signal(&nodes[0], "STOP");
+        faults += 1;
+        let expected = backends.up_ips();
+        wait_until(
+            DEADLINE,
+            || {
+                nodes[1..]
+                    .iter()
+                    .all(|node| answer(node.dns).as_ref() == Some(&expected))
+            },
+            || "the change before node-a stopped is not served".to_string(),
+        );
+        let before = nodes[1].status()["active"].as_u64().unwrap_or(0);
+        flap(&mut backends, &nodes, &[1, 2], 10, round);
+        let after = nodes[1].status()["active"].as_u64().unwrap_or(0);
+        assert!(
+            after >= before + 10,
+            "ten newer versions: {before} → {after}"
+        );
+        signal(&nodes[0], "CONT");
+        watcher.pause(0, false);
+        wait_all_answer(&nodes, &backends.up_ips(), "node-a resumed");
+
+        // kill -9 of a node and of etcd's leader, with changes in between.
+        let victim = 1 + round % 2;
+        watcher.pause(victim, true);
+        nodes[victim].restart();
+        watcher.pause(victim, false);
+        faults += 1;
+        let member = leader(&cluster).unwrap_or(round % 3);
+        cluster.kill(member);
+        faults += 1;
+        flap(&mut backends, &nodes, &[0, 1, 2], 3, round + 1);
+        cluster.restart(member);
+        flap(&mut backends, &nodes, &[0, 1, 2], 2, round + 2);
+    }
+
+    // Converged: every node serves the same generation, the one that answers the backends
+    // that are up.
+    wait_all_answer(&nodes, &backends.up_ips(), "after the faults");
+    wait_until(
+        DEADLINE,
+        || {
+            let active: BTreeSet<String> = nodes
+                .iter()
+                .map(|node| node.status()["active"].to_string())
+                .collect();
+            active.len() == 1
+        },
+        || "the nodes do not converge on one generation".to_string(),
+    );
+    let (asked, violations) = watcher.finish();
+    println!(
+        "october across hosts: {rounds} runs, {faults} faults, {asked} queries sampled, {} violations",
+        violations.len()
+    );
+    assert!(
+        violations.is_empty(),
+        "{:?}",
+        &violations[..violations.len().min(10)]
+    );
+    let audit = nodes[2].audit(ZONE);
+    assert!(
+        audit.iter().any(|entry| entry["action"] == "clean-up"),
+        "clean-up ran while node-a was stopped"
     );
 }

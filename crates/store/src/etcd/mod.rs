@@ -57,6 +57,8 @@ const MANIFEST_CHUNK_HASHES: usize = 16_384;
 const PAGE: i64 = 1_000;
 /// Gets per read transaction when the store reads many buckets.
 const READ_BATCH: usize = 64;
+/// How long a call waits before it tries another member after a failure.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Batches of buckets read or written at once.
 const IN_FLIGHT: usize = 8;
 
@@ -219,36 +221,70 @@ impl EtcdStore {
         self.backend(
             operation,
             format!(
-                "etcd did not confirm the write within {} ms, twice; the outcome is unknown, \
+                "etcd did not confirm the write within {} ms; the outcome is unknown, \
                  re-read before acting",
-                self.timeout.as_millis()
+                (self.timeout * 2).as_millis()
             ),
         )
     }
 
-    /// One etcd call with the store's timeout; a timeout or failure is a backend error.
-    async fn call<T>(
-        &self,
-        operation: &str,
-        call: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.backend(operation, error.to_string())),
-            Err(_) => Err(self.backend(
-                operation,
-                format!(
+    /// One etcd call, made by `attempt`, retried while it fails and the store's timeout has
+    /// not passed: a member that is down answers a connection error at once, and the next
+    /// attempt goes to another member. Only for calls that are safe to repeat (reads, and
+    /// idempotent puts of content-addressed blobs); a timeout or failure is a backend error.
+    async fn call<T, F, Fut>(&self, operation: &str, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut(KvClient) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let error = match tokio::time::timeout(left, attempt(self.kv.clone())).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!(
                     "no answer within {} ms; check that the cluster has a leader \
                      (`etcdctl endpoint status`)",
                     self.timeout.as_millis()
                 ),
-            )),
+            };
+            if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(self.backend(operation, error));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 
+    async fn get_response(
+        &self,
+        operation: &str,
+        key: Vec<u8>,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse, StoreError> {
+        self.call(operation, |mut kv| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { kv.get(key, options).await }
+        })
+        .await
+    }
+
+    async fn txn_response(
+        &self,
+        operation: &str,
+        txn: Txn,
+    ) -> Result<etcd_client::TxnResponse, StoreError> {
+        self.call(operation, |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
+    }
+
     async fn get(&self, operation: &str, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut kv = self.kv.clone();
-        let response = self.call(operation, kv.get(key, None)).await?;
+        let response = self
+            .get_response(operation, key.as_bytes().to_vec(), None)
+            .await?;
         Ok(response.kvs().first().cloned())
     }
 
@@ -263,7 +299,6 @@ impl EtcdStore {
         descending: bool,
         keys_only: bool,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut kv = self.kv.clone();
         let mut out: Vec<KeyValue> = Vec::new();
         let mut low = start.unwrap_or_else(|| prefix.to_string()).into_bytes();
         let mut high = prefix_end(prefix);
@@ -284,7 +319,7 @@ impl EtcdStore {
                 options = options.with_keys_only();
             }
             let response = self
-                .call(operation, kv.get(low.clone(), Some(options)))
+                .get_response(operation, low.clone(), Some(options))
                 .await?;
             let page = response.kvs();
             let full = page.len() as i64 == wanted;
@@ -374,14 +409,13 @@ impl EtcdStore {
         let mut out = Vec::with_capacity(keys.len());
         for group in keys.chunks(READ_BATCH * IN_FLIGHT) {
             let batches = group.chunks(READ_BATCH).map(|batch| {
-                let mut kv = self.kv.clone();
                 let txn = Txn::new().and_then(
                     batch
                         .iter()
                         .map(|key| TxnOp::get(key.as_str(), None))
                         .collect::<Vec<_>>(),
                 );
-                async move { self.call(operation, kv.txn(txn)).await }
+                async move { self.txn_response(operation, txn).await }
             });
             for response in join_all(batches).await {
                 for op in response?.op_responses() {
@@ -424,14 +458,13 @@ impl EtcdStore {
         }
         for group in batches.chunks(IN_FLIGHT) {
             let writes = group.iter().map(|batch| {
-                let mut kv = self.kv.clone();
                 let txn = Txn::new().and_then(
                     batch
                         .iter()
                         .map(|(key, value)| TxnOp::put(key.as_str(), value.clone(), None))
                         .collect::<Vec<_>>(),
                 );
-                async move { self.call("writing content", kv.txn(txn)).await }
+                async move { self.txn_response("writing content", txn).await }
             });
             for written in join_all(writes).await {
                 written?;
@@ -479,55 +512,52 @@ impl EtcdStore {
         Txn::new().when(compares).and_then(ops)
     }
 
-    /// Runs one write transaction. A write etcd does not confirm is sent once more (its
-    /// compares keep it from applying twice); when that one loses its compare, `proof` (a
-    /// key and the token the call wrote there) tells whether the first one applied.
+    /// Runs one write transaction. A write etcd does not confirm (no answer, or an error: a
+    /// member down, no leader) is sent again until the store's timeout has passed twice; its
+    /// compares keep it from applying twice. When a re-sent one loses its compare, `proof`
+    /// (a key and the token the call wrote there) tells whether an earlier one applied;
+    /// without a proof, the outcome is reported unknown.
     async fn execute(
         &self,
         operation: &str,
         write: &Write,
         proof: Option<(&str, &str)>,
     ) -> Result<Outcome, StoreError> {
-        let send = || {
+        let txn = self.transaction(write);
+        let deadline = tokio::time::Instant::now() + self.timeout * 2;
+        let mut uncertain = false;
+        loop {
             let mut kv = self.kv.clone();
-            let txn = self.transaction(write);
-            async move { tokio::time::timeout(self.timeout, kv.txn(txn)).await }
-        };
-        let outcome = |response: etcd_client::TxnResponse| {
-            let revision = response.header().map_or(0, |header| header.revision());
-            if response.succeeded() {
-                Outcome::Applied(revision)
-            } else {
-                Outcome::Lost
-            }
-        };
-        // An error before etcd got the request (no leader, refused) or a lost answer: either
-        // way, the outcome is unknown until re-checked.
-        if let Ok(Ok(response)) = send().await {
-            return Ok(outcome(response));
-        }
-        match send().await {
-            Ok(Ok(response)) => match outcome(response) {
-                applied @ Outcome::Applied(_) => Ok(applied),
-                Outcome::Lost => match proof {
-                    Some((key, token)) => {
-                        let found = self.get(operation, key).await?;
-                        let ours = found
-                            .as_ref()
-                            .and_then(|kv| {
-                                records::decode::<VersionRecord>(kv.key(), kv.value()).ok()
-                            })
-                            .is_some_and(|record| record.token == token);
-                        Ok(if ours {
-                            Outcome::Applied(found.map_or(0, |kv| kv.mod_revision()))
-                        } else {
-                            Outcome::Lost
-                        })
+            let sent = tokio::time::timeout(self.timeout, kv.txn(txn.clone())).await;
+            match sent {
+                Ok(Ok(response)) if response.succeeded() => {
+                    let revision = response.header().map_or(0, |header| header.revision());
+                    return Ok(Outcome::Applied(revision));
+                }
+                Ok(Ok(_)) if !uncertain => return Ok(Outcome::Lost),
+                Ok(Ok(_)) => {
+                    let Some((key, token)) = proof else {
+                        return Err(self.unknown_outcome(operation));
+                    };
+                    let found = self.get(operation, key).await?;
+                    let ours = found
+                        .as_ref()
+                        .and_then(|kv| records::decode::<VersionRecord>(kv.key(), kv.value()).ok())
+                        .is_some_and(|record| record.token == token);
+                    return Ok(if ours {
+                        Outcome::Applied(found.map_or(0, |kv| kv.mod_revision()))
+                    } else {
+                        Outcome::Lost
+                    });
+                }
+                Ok(Err(_)) | Err(_) => {
+                    uncertain = true;
+                    if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                        return Err(self.unknown_outcome(operation));
                     }
-                    None => Err(self.unknown_outcome(operation)),
-                },
-            },
-            Ok(Err(_)) | Err(_) => Err(self.unknown_outcome(operation)),
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
         }
     }
 
@@ -1547,14 +1577,11 @@ impl Store for EtcdStore {
             .with_keys_only()
             .with_sort(SortTarget::Mod, SortOrder::Descend)
             .with_limit(1);
-        let response = self.run(async {
-            let mut kv = self.kv.clone();
-            self.call(
-                "reading the change counter",
-                kv.get(prefix.as_str(), Some(options)),
-            )
-            .await
-        })?;
+        let response = self.run(self.get_response(
+            "reading the change counter",
+            prefix.into_bytes(),
+            Some(options),
+        ))?;
         Ok(response
             .kvs()
             .first()
