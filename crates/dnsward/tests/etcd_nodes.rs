@@ -634,4 +634,24 @@ fn the_october_race_across_hosts_a_stopped_node_resumes_and_nothing_newer_is_los
         audit.iter().any(|entry| entry["action"] == "clean-up"),
         "clean-up ran while node-a was stopped"
     );
+    // No stale write: every move of the active ref starts where the one before ended (a plan
+    // computed from an older version would move it from that version, over a newer one).
+    let moves: Vec<(Option<u64>, Option<u64>, String)> = audit
+        .iter()
+        .filter(|entry| entry["action"] == "ref-move")
+        .map(|entry| {
+            (
+                entry["from"].as_u64(),
+                entry["to"].as_u64(),
+                entry["actor"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for pair in moves.windows(2) {
+        assert_eq!(
+            pair[1].0, pair[0].1,
+            "{} moved active from {:?} while it was at {:?} (by {})",
+            pair[1].2, pair[1].0, pair[0].1, pair[0].2
+        );
+    }
 }
