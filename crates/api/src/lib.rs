@@ -132,7 +132,13 @@ pub struct NodeInfo {
     pub name: String,
     pub store: String,
     pub serving_local_copy: Arc<std::sync::atomic::AtomicBool>,
+    /// Every live node's own health verdicts (node, address → healthy), on a shared store.
+    pub checkers: Option<CheckersView>,
 }
+
+/// See [`NodeInfo::checkers`].
+pub type CheckersView =
+    Arc<dyn Fn() -> Vec<(String, std::collections::BTreeMap<String, bool>)> + Send + Sync>;
 
 pub type PrimaryView = Arc<dyn Fn(&Name) -> Option<types::PrimaryStatus> + Send + Sync>;
 
@@ -456,6 +462,16 @@ async fn status(
             .serving_local_copy
             .load(std::sync::atomic::Ordering::SeqCst),
         store_error: None,
+        checkers: node
+            .checkers
+            .as_ref()
+            .map(|checkers| {
+                checkers()
+                    .into_iter()
+                    .map(|(node, verdicts)| types::CheckerStatus { node, verdicts })
+                    .collect()
+            })
+            .unwrap_or_default(),
     });
     match (zones, node, &state.catalog) {
         (Ok(zones), node, _) => Ok(Json(StatusResponse { zones, node })),

@@ -33,6 +33,18 @@ pub struct NodeStatus {
     /// serves, from its own memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
+    /// On a shared store: every live node's own verdict per backend (this node first); a
+    /// backend is down when the `[health] quorum` of them says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkers: Vec<CheckerStatus>,
+}
+
+/// One node's own health verdicts, in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckerStatus {
+    pub node: String,
+    /// Backend address → healthy.
+    pub verdicts: std::collections::BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -49,6 +49,8 @@ pub struct Config {
     /// (`NAME.served` beside the file by default).
     pub local_copy: PathBuf,
     pub keep_last: usize,
+    /// `[health] quorum`: when the nodes of a shared store count a backend as down.
+    pub quorum: model::Quorum,
     pub guard: GuardPolicy,
     pub enactor_count: usize,
     pub zones: Vec<ZoneConfig>,
@@ -208,6 +210,7 @@ struct RawStore {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawHealth {
+    quorum: Option<Spanned<String>>,
     interval_ms: Option<Spanned<u64>>,
     timeout_ms: Option<Spanned<u64>>,
     rise: Option<Spanned<u64>>,
@@ -610,6 +613,19 @@ impl Checker<'_> {
             rise: self.limit(&raw.health.rise, limits::HEALTH_RISE)?,
             fall: self.limit(&raw.health.fall, limits::HEALTH_FALL)?,
         };
+        let quorum = match &raw.health.quorum {
+            None => model::Quorum::default(),
+            Some(text) => model::Quorum::parse(text.get_ref()).ok_or_else(|| {
+                self.error(
+                    text.span(),
+                    format!(
+                        "health.quorum \"{}\" is not one of {}",
+                        text.get_ref(),
+                        model::Quorum::NAMES.join(", ")
+                    ),
+                )
+            })?,
+        };
         let guard = GuardPolicy {
             max_remove_fraction: self.fraction(
                 &raw.guard.max_remove_fraction,
@@ -693,6 +709,7 @@ impl Checker<'_> {
             node_name,
             local_copy,
             keep_last,
+            quorum,
             guard,
             enactor_count,
             zones,

@@ -11,6 +11,7 @@
 
 mod backend;
 mod config;
+mod health_quorum;
 mod local_copy;
 mod node_lock;
 mod resolve_command;

@@ -234,6 +234,19 @@ async fn run_node(
         message: format!("{}: {error}", config.file.display()),
     })?;
     let monitor = Arc::new(monitor);
+    // On a shared store, every node plans from all live nodes' verdicts (health by quorum).
+    let (health_view, checkers, exchange) = match config.store_etcd {
+        Some(_) => {
+            let (view, checkers, task) = crate::health_quorum::start(
+                Arc::clone(&store),
+                config.node_name.clone(),
+                config.quorum,
+                health_view,
+            );
+            (view, Some(checkers), Some(task))
+        }
+        None => (health_view, None, None),
+    };
 
     let control_config = ControlConfig {
         zones: zones.clone(),
@@ -406,6 +419,9 @@ async fn run_node(
             name: config.node_name.clone(),
             store: store_location(&config),
             serving_local_copy: Arc::clone(&serving_local_copy),
+            checkers: checkers.map(|checkers| {
+                Arc::new(move || crate::health_quorum::verdicts(&checkers)) as api::CheckersView
+            }),
         }),
         primary: Some({
             let secondaries = Arc::clone(&secondaries);
@@ -466,6 +482,12 @@ async fn run_node(
             }
             if follower.is_finished() {
                 return "store follower";
+            }
+            if exchange
+                .as_ref()
+                .is_some_and(tokio::task::JoinHandle::is_finished)
+            {
+                return "health verdict exchange";
             }
             if local_copy
                 .as_ref()

@@ -180,6 +180,16 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
                  local copy of the zones until it can"
             );
         }
+        for checker in &node.checkers {
+            let verdicts: Vec<String> = checker
+                .verdicts
+                .iter()
+                .map(|(address, healthy)| {
+                    format!("{address} {}", if *healthy { "up" } else { "down" })
+                })
+                .collect();
+            println!("checker {}: {}", checker.node, verdicts.join(", "));
+        }
         if let Some(error) = &node.store_error {
             println!(
                 "WARNING: the store cannot be read ({error}); zones below are what this node \

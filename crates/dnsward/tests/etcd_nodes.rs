@@ -138,6 +138,11 @@ impl Backends {
 
 /// A node named `name` on the cluster's store under `prefix`.
 fn start_node(cluster: &EtcdCluster, prefix: &str, name: &str, backends: &Backends) -> Node {
+    start_node_with(cluster, prefix, name, &backends.config())
+}
+
+/// [`start_node`] with `blocks` after `[store]` and `[node]`.
+fn start_node_with(cluster: &EtcdCluster, prefix: &str, name: &str, blocks: &str) -> Node {
     let endpoints: Vec<String> = cluster
         .endpoints()
         .iter()
@@ -151,7 +156,7 @@ fn start_node(cluster: &EtcdCluster, prefix: &str, name: &str, backends: &Backen
     );
     Node::start_with_store(
         &store,
-        &backends.config(),
+        blocks,
         &[("shared.test.zone", zone_text())],
         free_port(),
     )
@@ -255,6 +260,68 @@ fn three_nodes_on_one_etcd_cluster_follow_a_backend_failure_and_serve_the_same_s
 
 /// When (since the outage began) a query was not answered right, and what it got.
 type BadAnswer = (Duration, Option<BTreeSet<String>>);
+
+#[test]
+fn a_node_cut_off_from_the_backends_cannot_remove_them_alone() {
+    let cluster = EtcdCluster::start(1);
+    let mut backends = Backends::start(2);
+    // node-a probes backend 0 on a port where nothing listens: to it, backend 0 is down.
+    let address = backends.addresses[0];
+    let cut_off = backends.config().replace(
+        &format!("tcp:{address}"),
+        &format!("tcp:{}:{}", address.ip(), free_port()),
+    );
+    let nodes: Vec<Node> = vec![
+        start_node_with(&cluster, "/quorum/", "node-a", &cut_off),
+        start_node(&cluster, "/quorum/", "node-b", &backends),
+        start_node(&cluster, "/quorum/", "node-c", &backends),
+    ];
+    let both = backends.ips(&[0, 1]);
+    wait_all_answer(&nodes, &both, "both backends up for two of three checkers");
+    // Every node shows every checker's verdict, node-a's included.
+    wait_until(
+        DEADLINE,
+        || {
+            let status: serde_json::Value =
+                serde_json::from_str(&nodes[1].cli(&["status", "--json"])).unwrap_or_default();
+            let checkers = status["node"]["checkers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            checkers.len() == 3
+                && checkers.iter().any(|checker| {
+                    checker["node"] == "node-a"
+                        && checker["verdicts"][address.ip().to_string()] == false
+                })
+        },
+        || {
+            format!(
+                "node-b's status never showed node-a's verdicts\n{}",
+                nodes[1].cli(&["status"])
+            )
+        },
+    );
+    // Still answered by every node, well past node-a's fall: the quorum keeps them.
+    std::thread::sleep(Duration::from_secs(2));
+    for node in &nodes {
+        assert_eq!(answer(node.dns).as_ref(), Some(&both));
+    }
+    let moves: Vec<String> = nodes[2]
+        .audit(ZONE)
+        .iter()
+        .filter(|entry| entry["action"] == "ref-move")
+        .map(|entry| format!("{} {}", entry["actor"], entry["reason"]))
+        .collect();
+    assert_eq!(moves.len(), 1, "no version removed a backend: {moves:#?}");
+
+    // Backend 0 really down: two of three say so, and it goes on every node.
+    backends.stop(0);
+    wait_all_answer(
+        &nodes,
+        &backends.ips(&[1]),
+        "backend 0 down for the majority",
+    );
+}
 
 /// Queries a node continuously and counts what was not a good answer.
 struct Sampler {

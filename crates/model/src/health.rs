@@ -120,9 +120,155 @@ pub fn observe(
     next
 }
 
+/// When the nodes of one store count a backend as down (`[health] quorum`): each live node
+/// publishes its own verdicts, and every node plans from all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// Down when more than half of the nodes with a verdict on it say so (the default): a
+    /// node cut off from the backends cannot remove them alone.
+    #[default]
+    Majority,
+    /// Down only when every node with a verdict on it says so.
+    All,
+    /// Down when any node says so (one node's view, as a single node plans).
+    Any,
+}
+
+impl Quorum {
+    /// The names `[health] quorum` takes.
+    pub const NAMES: [&'static str; 3] = ["majority", "all", "any"];
+
+    pub fn parse(text: &str) -> Option<Quorum> {
+        match text {
+            "majority" => Some(Quorum::Majority),
+            "all" => Some(Quorum::All),
+            "any" => Some(Quorum::Any),
+            _ => None,
+        }
+    }
+
+    /// Whether `down` of `voters` verdicts make a backend down.
+    pub fn is_down(self, down: usize, voters: usize) -> bool {
+        match self {
+            Quorum::Majority => down * 2 > voters,
+            Quorum::All => voters > 0 && down == voters,
+            Quorum::Any => down > 0,
+        }
+    }
+}
+
+/// The view a node plans from, from the own views of the live nodes (`views`, this node's
+/// included): a backend is down when `quorum` of the live nodes say so (a node without a
+/// verdict on it yet, still starting, does not count as saying down), healthy when it is not
+/// down and some node says it is healthy, and absent (not probed yet) otherwise; `since_ms`
+/// is the latest change among the verdicts that agree with the result. Pure: the same
+/// verdicts give every node the same view.
+pub fn combine(views: &[&HealthView], quorum: Quorum) -> HealthView {
+    let mut votes: BTreeMap<IpAddr, Vec<BackendState>> = BTreeMap::new();
+    for view in views {
+        for (address, state) in &view.backends {
+            votes.entry(*address).or_default().push(*state);
+        }
+    }
+    let mut combined = HealthView::new();
+    for (address, states) in votes {
+        let down = states.iter().filter(|state| !state.healthy).count();
+        let healthy = if quorum.is_down(down, views.len()) {
+            false
+        } else if states.iter().any(|state| state.healthy) {
+            true
+        } else {
+            continue;
+        };
+        let since_ms = states
+            .iter()
+            .filter(|state| state.healthy == healthy)
+            .map(|state| state.since_ms)
+            .max()
+            .unwrap_or(0);
+        combined.set(address, BackendState { healthy, since_ms });
+    }
+    combined
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(verdicts: &[(&str, bool)]) -> HealthView {
+        let mut view = HealthView::new();
+        for (address, healthy) in verdicts {
+            view.set(
+                address.parse().unwrap(),
+                BackendState {
+                    healthy: *healthy,
+                    since_ms: 7,
+                },
+            );
+        }
+        view
+    }
+
+    #[test]
+    fn one_node_cut_off_from_a_backend_cannot_take_it_down_alone() {
+        let cut_off = view(&[("192.0.2.1", false), ("192.0.2.2", false)]);
+        let seeing = view(&[("192.0.2.1", true), ("192.0.2.2", true)]);
+        let combined = combine(&[&cut_off, &seeing, &seeing], Quorum::Majority);
+        assert_eq!(combined.healthy(&"192.0.2.1".parse().unwrap()), Some(true));
+        assert_eq!(combined.healthy(&"192.0.2.2".parse().unwrap()), Some(true));
+    }
+
+    #[test]
+    fn a_majority_takes_a_backend_down_and_a_tie_does_not() {
+        let down = view(&[("192.0.2.1", false)]);
+        let up = view(&[("192.0.2.1", true)]);
+        let address = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            combine(&[&down, &down, &up], Quorum::Majority).healthy(&address),
+            Some(false)
+        );
+        assert_eq!(
+            combine(&[&down, &up], Quorum::Majority).healthy(&address),
+            Some(true)
+        );
+        assert_eq!(
+            combine(&[&down], Quorum::Majority).healthy(&address),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn all_and_any_are_the_strict_and_the_loose_policy() {
+        let down = view(&[("192.0.2.1", false)]);
+        let up = view(&[("192.0.2.1", true)]);
+        let address = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            combine(&[&down, &down, &up], Quorum::All).healthy(&address),
+            Some(true)
+        );
+        assert_eq!(
+            combine(&[&down, &down], Quorum::All).healthy(&address),
+            Some(false)
+        );
+        assert_eq!(
+            combine(&[&down, &up, &up], Quorum::Any).healthy(&address),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn a_node_without_a_verdict_yet_does_not_count_as_saying_down() {
+        let says_down = view(&[("192.0.2.9", false)]);
+        let starting = view(&[("192.0.2.1", true)]);
+        let combined = combine(&[&says_down, &starting], Quorum::Majority);
+        assert_eq!(
+            combined.healthy(&"192.0.2.9".parse().unwrap()),
+            None,
+            "one of two live nodes says down, nobody says healthy: not probed yet"
+        );
+        assert_eq!(combined.healthy(&"192.0.2.1".parse().unwrap()), Some(true));
+        assert_eq!(combine(&[], Quorum::Majority), HealthView::new());
+    }
 
     fn run(results: &[bool], hysteresis: Hysteresis) -> Vec<Option<bool>> {
         let mut state = ProbeState::default();

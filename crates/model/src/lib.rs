@@ -40,7 +40,7 @@ pub use breaker::{Breaker, BreakerError, BREAKER_THAW, BREAKER_TRIP};
 pub use change::{Deferral, GuardPolicy, NameDiff, Removal, ZoneDiff};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use endpoint::{AllDownPolicy, BackendConfig, Check, EndpointConfig};
-pub use health::{observe, BackendState, HealthView, Hysteresis, ProbeState};
+pub use health::{observe, BackendState, HealthView, Hysteresis, ProbeState, Quorum};
 
 pub use hickory_proto::rr::{rdata, DNSClass, Name, RData, Record, RecordType};
 pub use version::{

@@ -207,6 +207,25 @@ pub trait Store: Send + Sync {
     /// process. Followers poll it cheaply.
     fn change_counter(&self) -> Result<u64, StoreError>;
 
+    /// Publishes this node's own health verdicts under `node`, kept for `ttl_ms` unless
+    /// published again, so a node that dies stops counting once they expire. Every node of
+    /// a shared store plans from all live nodes' verdicts ([`model::health::combine`]). A
+    /// store that one node uses alone keeps nothing (the default).
+    fn publish_health(
+        &self,
+        node: &str,
+        view: &model::HealthView,
+        ttl_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (node, view, ttl_ms);
+        Ok(())
+    }
+
+    /// Every live node's published verdicts, by node name (empty by default).
+    fn health_verdicts(&self) -> Result<Vec<(String, model::HealthView)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Full check: backend integrity, every ref points at an existing version, every
     /// version's content is present and hashes to its content hash. The error describes the
     /// first problem found.

@@ -110,3 +110,43 @@ impl Backend for EtcdBackend {
 }
 
 store::contract_suite!(etcd, EtcdBackend::new);
+
+#[test]
+fn etcd_nodes_share_their_health_verdicts_and_a_silent_nodes_expire() {
+    let backend = EtcdBackend::new();
+    let (one, two, reader) = (backend.open(), backend.open(), backend.open());
+    let mut down = model::HealthView::new();
+    down.set(
+        "192.0.2.1".parse().unwrap(),
+        model::BackendState {
+            healthy: false,
+            since_ms: 5,
+        },
+    );
+    one.publish_health("node-one", &down, 60_000).unwrap();
+    two.publish_health("node-two", &model::HealthView::new(), 2_000)
+        .unwrap();
+    let verdicts = reader.health_verdicts().unwrap();
+    let names: Vec<&str> = verdicts.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["node-one", "node-two"]);
+    assert_eq!(verdicts[0].1, down);
+    // node-two stops publishing: its lease runs out and its verdicts go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reader.health_verdicts().unwrap().len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-two's verdicts never expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_store_one_node_uses_alone_keeps_no_health_verdicts() {
+    let backend = SqliteBackend::new();
+    let store = backend.open();
+    store
+        .publish_health("node", &model::HealthView::new(), 1_000)
+        .unwrap();
+    assert!(store.health_verdicts().unwrap().is_empty());
+}

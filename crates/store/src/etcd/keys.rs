@@ -8,6 +8,7 @@
 //! | `audit/SEQUENCE`                      | an audit entry                           |
 //! | `zone-audit/ZONE/SEQUENCE`            | the same entry, found by zone            |
 //! | `audit-next`                          | the next audit sequence number           |
+//! | `health/NODE`                         | a node's own health verdicts (leased)    |
 //!
 //! ZONE is [`zone_key`](crate::zone_key) (lower-cased, fully qualified); numbers are written
 //! with 20 digits so that key order is numeric order.
@@ -70,6 +71,14 @@ impl Keys {
 
     pub fn zone_audits(&self, zone: &str) -> String {
         format!("{}zone-audit/{zone}/", self.prefix)
+    }
+
+    pub fn health(&self, node: &str) -> String {
+        format!("{}health/{node}", self.prefix)
+    }
+
+    pub fn healths(&self) -> String {
+        format!("{}health/", self.prefix)
     }
 
     pub fn audit_next(&self) -> String {

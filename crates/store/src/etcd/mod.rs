@@ -93,6 +93,7 @@ impl EtcdConfig {
 pub struct EtcdStore {
     runtime: Option<tokio::runtime::Runtime>,
     kv: KvClient,
+    lease: etcd_client::LeaseClient,
     keys: Keys,
     timeout: Duration,
     location: String,
@@ -182,6 +183,7 @@ impl EtcdStore {
         Ok(EtcdStore {
             runtime: Some(runtime),
             kv: client.kv_client(),
+            lease: client.lease_client(),
             keys: Keys::new(&config.prefix),
             timeout: config.timeout,
             location,
@@ -338,6 +340,12 @@ impl EtcdStore {
         }
     }
 
+    /// Every key under `prefix` with its value, in key order.
+    async fn all_under(&self, operation: &str, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        self.range(operation, prefix, None, None, false, false)
+            .await
+    }
+
     async fn read_zone(&self, key: &str) -> Result<ZoneRead, StoreError> {
         let zone_key = self.keys.zone(key);
         match self.get("reading the zone", &zone_key).await? {
@@ -385,14 +393,7 @@ impl EtcdStore {
 
     async fn version_records(&self, zone_key: &str) -> Result<Vec<VersionRecord>, StoreError> {
         let found = self
-            .range(
-                "listing versions",
-                &self.keys.versions(zone_key),
-                None,
-                None,
-                false,
-                false,
-            )
+            .all_under("listing versions", &self.keys.versions(zone_key))
             .await?;
         found
             .iter()
@@ -1212,14 +1213,7 @@ impl EtcdStore {
     async fn check_integrity_async(&self) -> Result<(), StoreError> {
         let corrupt = |detail: String| Err(StoreError::Corrupt { detail });
         let zones = self
-            .range(
-                "checking integrity",
-                &self.keys.zones(),
-                None,
-                None,
-                false,
-                false,
-            )
+            .all_under("checking integrity", &self.keys.zones())
             .await?;
         for kv in zones {
             let record: ZoneRecord = records::decode(kv.key(), kv.value())?;
@@ -1268,14 +1262,7 @@ impl EtcdStore {
 
     async fn zone_audit_all(&self, key: &str) -> Result<Vec<AuditEntry>, StoreError> {
         let found = self
-            .range(
-                "reading the audit log",
-                &self.keys.zone_audits(key),
-                None,
-                None,
-                false,
-                false,
-            )
+            .all_under("reading the audit log", &self.keys.zone_audits(key))
             .await?;
         found
             .iter()
@@ -1424,14 +1411,7 @@ impl Store for EtcdStore {
     }
 
     fn zones(&self) -> Result<Vec<(Name, Refs)>, StoreError> {
-        let found = self.run(self.range(
-            "listing zones",
-            &self.keys.zones(),
-            None,
-            None,
-            false,
-            false,
-        ))?;
+        let found = self.run(self.all_under("listing zones", &self.keys.zones()))?;
         found
             .iter()
             .map(|kv| {
@@ -1590,6 +1570,48 @@ impl Store for EtcdStore {
 
     fn check_integrity(&self) -> Result<(), StoreError> {
         self.run(self.check_integrity_async())
+    }
+
+    fn publish_health(
+        &self,
+        node: &str,
+        view: &model::HealthView,
+        ttl_ms: u64,
+    ) -> Result<(), StoreError> {
+        const OPERATION: &str = "publishing health verdicts";
+        let key = self.keys.health(node);
+        let value = records::encode(&records::HealthRecord::new(view));
+        // etcd leases count whole seconds; a new lease per publication, the old one expires.
+        let ttl = i64::try_from(ttl_ms.div_ceil(1000).max(2)).unwrap_or(i64::MAX);
+        self.run(async {
+            let mut lease = self.lease.clone();
+            let granted = tokio::time::timeout(self.timeout, lease.grant(ttl, None))
+                .await
+                .map_err(|_| self.backend(OPERATION, "no answer to the lease grant"))?
+                .map_err(|error| self.backend(OPERATION, error.to_string()))?;
+            let options = etcd_client::PutOptions::new().with_lease(granted.id());
+            self.call(OPERATION, |mut kv| {
+                let (key, value, options) = (key.clone(), value.clone(), options.clone());
+                async move { kv.put(key, value, Some(options)).await }
+            })
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn health_verdicts(&self) -> Result<Vec<(String, model::HealthView)>, StoreError> {
+        let prefix = self.keys.healths();
+        let found = self.run(self.all_under("reading health verdicts", &prefix))?;
+        found
+            .iter()
+            .map(|kv| {
+                let record: records::HealthRecord = records::decode(kv.key(), kv.value())?;
+                let node = keys::trailing_text(kv.key())
+                    .unwrap_or_default()
+                    .to_string();
+                Ok((node, record.view()))
+            })
+            .collect()
     }
 }
 

@@ -63,6 +63,49 @@ pub(super) struct VersionRecord {
     pub token: String,
 }
 
+/// One node's health verdicts, as it published them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct HealthRecord {
+    pub backends: Vec<VerdictRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct VerdictRecord {
+    pub address: std::net::IpAddr,
+    pub healthy: bool,
+    pub since_ms: u64,
+}
+
+impl HealthRecord {
+    pub fn new(view: &model::HealthView) -> HealthRecord {
+        HealthRecord {
+            backends: view
+                .backends
+                .iter()
+                .map(|(address, state)| VerdictRecord {
+                    address: *address,
+                    healthy: state.healthy,
+                    since_ms: state.since_ms,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn view(&self) -> model::HealthView {
+        let mut view = model::HealthView::new();
+        for verdict in &self.backends {
+            view.set(
+                verdict.address,
+                model::BackendState {
+                    healthy: verdict.healthy,
+                    since_ms: verdict.since_ms,
+                },
+            );
+        }
+        view
+    }
+}
+
 /// One audit entry; its sequence number is in its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct AuditRecord {
