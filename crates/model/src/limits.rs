@@ -164,6 +164,16 @@ pub const STORE_ETCD_RETRIES: Limit = Limit {
     max: 100_000,
 };
 
+/// How often a node on etcd reads the zones' change counter although its watch is open: a
+/// watch served by a member cut off from the others can stay silent, and this read bounds
+/// how long a follower can miss a ref move then.
+pub const STORE_ETCD_RESYNC_MS: Limit = Limit {
+    name: "store.etcd.resync_ms",
+    default: 1_000,
+    min: 50,
+    max: 60_000,
+};
+
 /// Record sets per storage bucket that the store aims for when it splits content into
 /// content-addressed buckets; a small change rewrites only the buckets it touches.
 pub const STORE_BUCKET_RRSETS: Limit = Limit {

@@ -85,6 +85,39 @@ pub fn assemble<'a>(
     Ok(ZoneContent::from_normalized_sets(origin, sets))
 }
 
+/// A bucket's bytes after a change: its sets at `names` (lower-cased, all of this bucket)
+/// replaced by the sets `content` has at those names, in canonical order. `None` when
+/// `bytes` do not decode (the caller then stores the content whole).
+pub fn rebuild(bytes: &[u8], names: &[&Name], content: &ZoneContent) -> Option<Vec<u8>> {
+    let mut sets = decode_record_sets(bytes).ok()?;
+    sets.retain(|set| !names.contains(&&set.name));
+    for name in names {
+        sets.extend(content.sets_at(name).cloned());
+    }
+    sets.sort_by_key(RecordSet::key);
+    let mut rebuilt = Vec::with_capacity(bytes.len());
+    for set in &sets {
+        set.encode(&mut rebuilt);
+    }
+    Some(rebuilt)
+}
+
+/// The names of `names` grouped by their bucket among `count`, in bucket order.
+pub fn by_bucket<'a>(
+    names: impl IntoIterator<Item = &'a Name>,
+    count: usize,
+) -> std::collections::BTreeMap<usize, Vec<&'a Name>> {
+    let mut per_bucket: std::collections::BTreeMap<usize, Vec<&Name>> =
+        std::collections::BTreeMap::new();
+    for name in names {
+        per_bucket
+            .entry(index_of(name, count))
+            .or_default()
+            .push(name);
+    }
+    per_bucket
+}
+
 /// The bucket of an owner name among `count` buckets (a power of two).
 pub fn index_of(name: &Name, count: usize) -> usize {
     let digest = Sha256::digest(name.to_lowercase().to_ascii().as_bytes());

@@ -15,7 +15,10 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use model::{Breaker, Generation, Name, Provenance, RefName, Refs, Version, ZoneContent};
+use model::{
+    Breaker, Generation, Name, Provenance, RecordSet, RecordType, RefName, Refs, Version,
+    ZoneContent,
+};
 
 use crate::{
     actions, AuditQuery, BreakerChange, Commit, NewAuditEntry, SetPinned, Store, StoreError,
@@ -65,6 +68,7 @@ macro_rules! contract_suite {
                 audit_log_records_every_change_in_order_and_is_append_only,
                 audit_query_filters_by_zone_time_and_sequence,
                 invalid_content_is_refused_and_changes_nothing,
+                a_commit_from_the_base_content_stores_what_a_whole_commit_stores,
                 missing_versions_are_not_found,
                 change_counter_moves_when_another_instance_moves_a_ref,
                 watcher_publishes_a_ref_move_made_through_another_instance,
@@ -843,6 +847,86 @@ pub fn audit_query_filters_by_zone_time_and_sequence(backend: &dyn Backend) {
         })
         .unwrap();
     assert_eq!(rest.len(), 4);
+}
+
+pub fn a_commit_from_the_base_content_stores_what_a_whole_commit_stores(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name(ZONE);
+    // 2,000 hosts: many storage buckets, so a change leaves most of them as they were.
+    let one = commit_on_top(&*store, &fixtures::content(ZONE, 1, 2_000, 0));
+    let base = store.content(&zone, one.generation).unwrap();
+
+    // A changed name, a removed one and a new one, derived from the base as a planner does.
+    let mut changed = base.clone();
+    changed.put_rrset(fixtures::host_set(ZONE, 7, 1));
+    let host8 = fixtures::name(&format!("host8.{ZONE}"));
+    assert!(changed.remove_rrset(&host8, RecordType::A).is_some());
+    changed.put_rrset(fixtures::host_set(ZONE, 5_000, 0));
+    let two = store
+        .commit_from(
+            fixtures::commit(&changed, Some(one.generation), RefName::Active),
+            &base,
+        )
+        .unwrap();
+    let read = store.content(&zone, two.generation).unwrap();
+    assert_eq!(read, changed.with_serial(two.serial));
+    assert_eq!(read.hash(), two.content_hash);
+    assert_eq!(two.records, changed.record_count());
+    if let Some(changes) = store
+        .content_changes(&zone, one.generation, two.generation)
+        .unwrap()
+    {
+        let mut patched = base.clone();
+        patched.replace_sets(&changes.removed, changes.added);
+        assert_eq!(
+            patched, read,
+            "the changes lead from the base to the new version"
+        );
+    }
+
+    // A change that breaks a rule at a changed name is refused and changes nothing.
+    let mut broken = read.clone();
+    let mut cname = RecordSet::new(
+        fixtures::name(&format!("host7.{ZONE}")),
+        RecordType::CNAME,
+        60,
+    );
+    cname.insert(model::RData::CNAME(model::rdata::CNAME(fixtures::name(
+        &format!("host9.{ZONE}"),
+    ))));
+    broken.put_rrset(cname);
+    let before = snapshot(&*store, &zone);
+    let error = store
+        .commit_from(
+            fixtures::commit(&broken, Some(two.generation), RefName::Active),
+            &read,
+        )
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Invalid { .. }), "{error}");
+    assert!(error.to_string().contains("CNAME"), "{error}");
+    assert_eq!(snapshot(&*store, &zone), before);
+
+    // Base content that is not the base's (a stale read) is not trusted: the new content
+    // is stored whole, exactly.
+    let other = fixtures::content(ZONE, 1, 2_000, 2);
+    let three = store
+        .commit_from(
+            fixtures::commit(&other, Some(two.generation), RefName::Active),
+            &base,
+        )
+        .unwrap();
+    assert_eq!(
+        store.content(&zone, three.generation).unwrap(),
+        other.with_serial(three.serial)
+    );
+    // Nor can stale base content hide a broken zone.
+    let error = store
+        .commit_from(
+            fixtures::commit(&broken, Some(three.generation), RefName::Active),
+            &read,
+        )
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Invalid { .. }), "{error}");
 }
 
 pub fn invalid_content_is_refused_and_changes_nothing(backend: &dyn Backend) {

@@ -207,6 +207,15 @@ pub trait Store: Send + Sync {
     /// process. Followers poll it cheaply.
     fn change_counter(&self) -> Result<u64, StoreError>;
 
+    /// A new feed of the change counter, pushed by the backend as it changes (etcd's
+    /// watch), for [`watch_changes`]; `None` (the default) when followers poll
+    /// [`Store::change_counter`] instead. Its receiver starts at the counter as read now; it
+    /// may also be told when nothing changed (the backend lost track and asks its followers
+    /// to re-read).
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
+
     /// Publishes this node's own health verdicts under `node`, kept for `ttl_ms` unless
     /// published again, so a node that dies stops counting once they expire. Every node of
     /// a shared store plans from all live nodes' verdicts ([`model::health::combine`]). A
@@ -230,6 +239,22 @@ pub trait Store: Send + Sync {
     /// version's content is present and hashes to its content hash. The error describes the
     /// first problem found.
     fn check_integrity(&self) -> Result<(), StoreError>;
+}
+
+/// One subscription to a backend's change feed ([`Store::change_feed`]).
+pub struct ChangeFeed {
+    /// The change counter as the backend learns of changes.
+    pub receiver: tokio::sync::watch::Receiver<u64>,
+    /// Ends the subscription (the receiver's channel closes).
+    pub stop: Box<dyn FnOnce() + Send + Sync>,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed")
+            .field("counter", &*self.receiver.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Record sets of the changed buckets of two versions. See [`Store::content_changes`].

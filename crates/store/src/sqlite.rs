@@ -2,7 +2,7 @@
 //! instance behind a mutex, every write in a `BEGIN IMMEDIATE` transaction. Several
 //! instances, in one or several processes, may open the same file.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -1315,13 +1315,7 @@ fn rebuild_buckets(
     if hashes.len() != count {
         return Ok(None);
     }
-    let mut per_bucket: BTreeMap<usize, Vec<&Name>> = BTreeMap::new();
-    for name in names {
-        per_bucket
-            .entry(buckets::index_of(name, count))
-            .or_default()
-            .push(name);
-    }
+    let per_bucket = buckets::by_bucket(names, count);
     let mut statement =
         tx.prepare_cached("SELECT bytes FROM blobs WHERE zone = ?1 AND hash = ?2")?;
     let mut written = Vec::with_capacity(per_bucket.len());
@@ -1332,18 +1326,9 @@ fn rebuild_buckets(
         let Some(bytes) = bytes.filter(|bytes| buckets::hash(bytes) == hashes[*index]) else {
             return Ok(None);
         };
-        let Ok(mut sets) = model::decode_record_sets(&bytes) else {
+        let Some(rebuilt) = buckets::rebuild(&bytes, bucket_names, stored) else {
             return Ok(None);
         };
-        sets.retain(|set| !bucket_names.contains(&&set.name));
-        for name in bucket_names {
-            sets.extend(stored.sets_at(name).cloned());
-        }
-        sets.sort_by_key(RecordSet::key);
-        let mut rebuilt = Vec::with_capacity(bytes.len());
-        for set in &sets {
-            set.encode(&mut rebuilt);
-        }
         hashes[*index] = buckets::hash(&rebuilt);
         written.push((*index, rebuilt));
     }

@@ -21,10 +21,15 @@
 //! compare, a commit reads its version back to see whether the first one applied (the version
 //! carries the call's token); anything else reports the outcome as unknown, never as failed.
 //!
+//! Followers do not poll: [`Store::change_feed`] is a watch on the zone records, resumed
+//! from the revision it last read and re-read whole when etcd has compacted that history
+//! ([`feed`]).
+//!
 //! The trait is synchronous and etcd's client is async: the store owns a small tokio runtime
 //! and blocks the calling thread on it (from a thread of its own when the caller is itself
 //! inside a runtime).
 
+mod feed;
 mod keys;
 mod records;
 
@@ -97,6 +102,8 @@ pub struct EtcdStore {
     keys: Keys,
     timeout: Duration,
     location: String,
+    /// The connection change feeds watch on ([`feed`]).
+    watching: Client,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -178,7 +185,18 @@ impl EtcdStore {
             .with_timeout(config.timeout)
             .with_keep_alive(Duration::from_secs(2), config.timeout);
         let client = runtime
-            .block_on(Client::connect(config.endpoints.clone(), Some(options)))
+            .block_on(Client::connect(
+                config.endpoints.clone(),
+                Some(options.clone()),
+            ))
+            .map_err(|error| backend(error.to_string()))?;
+        // The feed's own connection asks for a leader: etcd cancels a watch on a member
+        // that has none instead of leaving it silent.
+        let watching = runtime
+            .block_on(Client::connect(
+                config.endpoints.clone(),
+                Some(options.with_require_leader(true)),
+            ))
             .map_err(|error| backend(error.to_string()))?;
         Ok(EtcdStore {
             runtime: Some(runtime),
@@ -187,6 +205,7 @@ impl EtcdStore {
             keys: Keys::new(&config.prefix),
             timeout: config.timeout,
             location,
+            watching,
         })
     }
 
@@ -740,10 +759,112 @@ impl EtcdStore {
         Ok(content)
     }
 
+    /// What `commit` stores at `serial`: as a change of its base when `base_content` is the
+    /// base's stored content (checked against its hash) and the bucket layout is the same
+    /// (validated and stored at the cost of the change), else whole. A whole store of
+    /// content from `commit_from` is validated here; [`Store::commit`] validated it before.
+    async fn prepare(
+        &self,
+        key: &str,
+        commit: &Commit<'_>,
+        base_content: Option<&ZoneContent>,
+        serial: u32,
+    ) -> Result<Prepared, StoreError> {
+        let origin = commit.content.origin();
+        let stored = commit.content.with_serial(serial);
+        if let (Some(base), Some(base_content)) = (commit.base, base_content) {
+            if let Some(record) = self.read_version_record(key, base).await? {
+                if record.version()?.content_hash == base_content.hash() {
+                    invariants::check_change_valid(
+                        base_content,
+                        &stored,
+                        limits::ZONE_RECORDS.default,
+                    )
+                    .map_err(|violation| rules::invalid(origin, violation))?;
+                    if let Some(ready) = self
+                        .prepare_change(key, &record, base_content, &stored, serial)
+                        .await?
+                    {
+                        return Ok(ready);
+                    }
+                    return Ok(Prepared::new(&stored, serial));
+                }
+            }
+        }
+        if base_content.is_some() {
+            invariants::check_content_valid(&stored, limits::ZONE_RECORDS.default)
+                .map_err(|violation| rules::invalid(origin, violation))?;
+        }
+        Ok(Prepared::new(&stored, serial))
+    }
+
+    /// `stored` as a change of the version `base` (whose content is `base_content`): the
+    /// base's manifest with the buckets holding a changed name rebuilt, and the manifest
+    /// chunks holding those. `None` when the bucket count differs or a bucket cannot be
+    /// read back (then the content is stored whole).
+    async fn prepare_change(
+        &self,
+        key: &str,
+        base: &VersionRecord,
+        base_content: &ZoneContent,
+        stored: &ZoneContent,
+        serial: u32,
+    ) -> Result<Option<Prepared>, StoreError> {
+        let count = buckets::bucket_count(stored.rrset_count());
+        let old_chunks = self.manifest_chunks(key, base).await?;
+        let mut hashes = Vec::with_capacity(count);
+        for (_, bytes) in &old_chunks {
+            hashes.extend(decode_chunk(key, base.generation, bytes)?);
+        }
+        if hashes.len() != count {
+            return Ok(None);
+        }
+        let names: BTreeSet<Name> = base_content
+            .changed_sets(stored)
+            .iter()
+            .map(|set| set.key.name.to_lowercase())
+            .collect();
+        let per_bucket = buckets::by_bucket(&names, count);
+        let indexes: Vec<usize> = per_bucket.keys().copied().collect();
+        let old: Vec<BucketHash> = indexes.iter().map(|index| hashes[*index]).collect();
+        let bytes = self.bucket_sets(key, base.generation, &old).await?;
+        let mut blobs = Vec::with_capacity(indexes.len() + 1);
+        for ((index, bucket_names), bytes) in per_bucket.iter().zip(bytes) {
+            let Some(rebuilt) = buckets::rebuild(&bytes, bucket_names, stored) else {
+                return Ok(None);
+            };
+            hashes[*index] = buckets::hash(&rebuilt);
+            blobs.push((hashes[*index], rebuilt));
+        }
+        let touched: BTreeSet<usize> = indexes
+            .iter()
+            .map(|index| index / MANIFEST_CHUNK_HASHES)
+            .collect();
+        let mut chunks: Vec<BucketHash> = old_chunks.iter().map(|(hash, _)| *hash).collect();
+        for chunk in touched {
+            let part = &hashes[chunk * MANIFEST_CHUNK_HASHES
+                ..((chunk + 1) * MANIFEST_CHUNK_HASHES).min(hashes.len())];
+            let bytes = buckets::encode_manifest(part);
+            chunks[chunk] = buckets::hash(&bytes);
+            blobs.push((chunks[chunk], bytes));
+        }
+        let mut seen = HashSet::new();
+        blobs.retain(|(hash, _)| seen.insert(*hash));
+        Ok(Some(Prepared {
+            serial,
+            content_hash: stored.hash(),
+            records: stored.record_count(),
+            blobs,
+            chunks,
+            whole: false,
+        }))
+    }
+
     async fn commit_async(
         &self,
         commit: &Commit<'_>,
         content_serial: u32,
+        base_content: Option<&ZoneContent>,
     ) -> Result<Version, StoreError> {
         const OPERATION: &str = "committing a version";
         let content = commit.content;
@@ -768,16 +889,22 @@ impl EtcdStore {
             )?;
             let ready = match prepared.take() {
                 Some(ready) if ready.serial == admitted.serial => ready,
-                _ => Prepared::new(content, admitted.serial),
+                _ => {
+                    self.prepare(&key, commit, base_content, admitted.serial)
+                        .await?
+                }
             };
             // Blobs the active version holds stay while this call's compare holds: clean-up
             // keeps the active version and moves the zone record when it deletes anything.
+            // A change holds only new blobs (the rest is its base's, the active version).
             let held: HashSet<BucketHash> = match facts.refs.active {
-                Some(active) => match self.read_version_record(&key, active).await? {
-                    Some(base) => self.blobs_of(&key, &base).await?.into_iter().collect(),
-                    None => HashSet::new(),
-                },
-                None => HashSet::new(),
+                Some(active) if ready.whole => {
+                    match self.read_version_record(&key, active).await? {
+                        Some(base) => self.blobs_of(&key, &base).await?.into_iter().collect(),
+                        None => HashSet::new(),
+                    }
+                }
+                _ => HashSet::new(),
             };
             let missing: Vec<(String, Vec<u8>)> = ready
                 .blobs
@@ -1280,17 +1407,13 @@ struct Prepared {
     blobs: Vec<(BucketHash, Vec<u8>)>,
     /// The hashes of the manifest chunks, in order.
     chunks: Vec<BucketHash>,
+    /// Whether `blobs` are every blob of the content (else only those its base lacks).
+    whole: bool,
 }
 
 impl Prepared {
-    fn new(content: &ZoneContent, serial: u32) -> Prepared {
-        let stored;
-        let stored = if content.serial() == Some(serial) {
-            content
-        } else {
-            stored = content.with_serial(serial);
-            &stored
-        };
+    /// Every blob of `stored` (content whose SOA serial is `serial`).
+    fn new(stored: &ZoneContent, serial: u32) -> Prepared {
         let mut blobs: Vec<(BucketHash, Vec<u8>)> = buckets::split(stored)
             .into_iter()
             .map(|bytes| (buckets::hash(&bytes), bytes))
@@ -1312,6 +1435,7 @@ impl Prepared {
             records: stored.record_count(),
             blobs,
             chunks,
+            whole: true,
         }
     }
 
@@ -1397,7 +1521,16 @@ impl Store for EtcdStore {
         invariants::check_content_valid(content, limits::ZONE_RECORDS.default)
             .map_err(|violation| rules::invalid(&origin, violation))?;
         let content_serial = rules::content_serial(content)?;
-        self.run(self.commit_async(&commit, content_serial))
+        self.run(self.commit_async(&commit, content_serial, None))
+    }
+
+    fn commit_from(
+        &self,
+        commit: Commit<'_>,
+        base_content: &ZoneContent,
+    ) -> Result<Version, StoreError> {
+        let content_serial = rules::content_serial(commit.content)?;
+        self.run(self.commit_async(&commit, content_serial, Some(base_content)))
     }
 
     fn move_ref(&self, request: MoveRef<'_>) -> Result<(), StoreError> {
@@ -1566,6 +1699,17 @@ impl Store for EtcdStore {
             .kvs()
             .first()
             .map_or(0, |kv| u64::try_from(kv.mod_revision()).unwrap_or(0)))
+    }
+
+    fn change_feed(&self) -> Option<crate::ChangeFeed> {
+        let runtime = self.runtime.as_ref()?.handle();
+        let initial = self.change_counter().unwrap_or(0);
+        let (receiver, task) =
+            feed::start(runtime, self.watching.clone(), self.keys.zones(), initial);
+        Some(crate::ChangeFeed {
+            receiver,
+            stop: Box::new(move || task.abort()),
+        })
     }
 
     fn check_integrity(&self) -> Result<(), StoreError> {
