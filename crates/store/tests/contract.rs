@@ -150,3 +150,72 @@ fn a_store_one_node_uses_alone_keeps_no_health_verdicts() {
         .unwrap();
     assert!(store.health_verdicts().unwrap().is_empty());
 }
+
+#[test]
+fn an_etcd_change_feed_outlives_its_member_restarting_and_tells_followers_to_re_read() {
+    use std::time::{Duration, Instant};
+    let mut cluster = EtcdCluster::start(1);
+    let mut config = EtcdConfig::new(cluster.endpoints());
+    config.prefix = "/feed/".to_string();
+    let reader: Arc<dyn Store> = Arc::new(EtcdStore::open(&config).expect("the store opens"));
+    let writer = EtcdStore::open(&config).expect("the store opens");
+    let (mut changes, _handle) = store::watch_changes(Arc::clone(&reader), Duration::from_secs(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime builds");
+    let wait_told = |changes: &mut tokio::sync::watch::Receiver<u64>, what: &str| {
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), changes.changed())
+                .await
+                .unwrap_or_else(|_| panic!("the feed never told its follower {what}"))
+                .expect("the feed is running");
+        });
+        *changes.borrow_and_update()
+    };
+    let zone = store::contract::fixtures::name("feed.test.");
+    let commit = |variant: u8| {
+        let content = store::contract::fixtures::content("feed.test.", 1, 3, variant);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let base = writer.refs(&zone).ok().map(|refs| refs.active);
+            let result = base.map(|base| {
+                writer.commit(store::contract::fixtures::commit(
+                    &content,
+                    base,
+                    model::RefName::Active,
+                ))
+            });
+            match result {
+                Some(Ok(version)) => return version,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "no commit within 30 s: {other:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    commit(0);
+    let first = wait_told(&mut changes, "of a commit made through another instance");
+    assert_eq!(first, reader.change_counter().unwrap());
+
+    // The member dies and comes back: the watch ended with it, so once the member answers
+    // the feed tells its follower to re-read although nothing changed...
+    cluster.kill(0);
+    cluster.restart(0);
+    let resumed = wait_told(&mut changes, "after its watch ended");
+    assert_eq!(resumed, first, "nothing changed while the member was down");
+    // ...and follows what is written after.
+    commit(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *changes.borrow() == first {
+        assert!(
+            Instant::now() < deadline,
+            "the feed never saw the commit after the restart"
+        );
+        let _ = wait_told(&mut changes, "of the commit after the restart");
+    }
+    assert_eq!(*changes.borrow(), reader.change_counter().unwrap());
+}
