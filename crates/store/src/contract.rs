@@ -69,6 +69,7 @@ macro_rules! contract_suite {
                 audit_query_filters_by_zone_time_and_sequence,
                 invalid_content_is_refused_and_changes_nothing,
                 a_commit_from_the_base_content_stores_what_a_whole_commit_stores,
+                what_a_version_changed_stays_known_after_its_parent_is_cleaned_up,
                 missing_versions_are_not_found,
                 change_counter_moves_when_another_instance_moves_a_ref,
                 watcher_publishes_a_ref_move_made_through_another_instance,
@@ -927,6 +928,62 @@ pub fn a_commit_from_the_base_content_stores_what_a_whole_commit_stores(backend:
         )
         .unwrap_err();
     assert!(matches!(error, StoreError::Invalid { .. }), "{error}");
+}
+
+pub fn what_a_version_changed_stays_known_after_its_parent_is_cleaned_up(backend: &dyn Backend) {
+    let store = backend.open();
+    let zone = fixtures::name(ZONE);
+    let mut version = commit_on_top(&*store, &fixtures::content(ZONE, 1, 200, 0));
+    for host in 0..4 {
+        let base = store.content(&zone, version.generation).unwrap();
+        let mut next = base.clone();
+        next.put_rrset(fixtures::host_set(ZONE, host, 9));
+        version = store
+            .commit_from(
+                fixtures::commit(&next, Some(version.generation), RefName::Active),
+                &base,
+            )
+            .unwrap();
+    }
+    // Clean-up keeps the active version and the one before; the one before that goes.
+    let parent = version.parent.expect("committed on a base");
+    let grandparent = store
+        .version(&zone, parent)
+        .unwrap()
+        .parent
+        .expect("committed on a base");
+    let deleted = store.clean_up(&zone, 1, "test", 2_000).unwrap();
+    assert!(
+        deleted.contains(&grandparent),
+        "clean-up deleted {deleted:?}"
+    );
+
+    let changes = store
+        .content_changes(&zone, grandparent, version.generation)
+        .unwrap()
+        .expect("what the last two versions changed is still known");
+    assert_eq!(changes.version.generation, version.generation);
+    for host in [2, 3] {
+        assert!(changes.added.contains(&fixtures::host_set(ZONE, host, 9)));
+        assert!(changes.removed.contains(&fixtures::host_set(ZONE, host, 0)));
+    }
+    let changed: std::collections::BTreeSet<Name> = changes
+        .added
+        .iter()
+        .chain(&changes.removed)
+        .map(|set| set.name.to_lowercase())
+        .collect();
+    let expected: std::collections::BTreeSet<Name> = [
+        zone.clone(),
+        fixtures::name(&format!("host2.{ZONE}")),
+        fixtures::name(&format!("host3.{ZONE}")),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        changed, expected,
+        "only the apex (its serial), host2 and host3 changed"
+    );
 }
 
 pub fn invalid_content_is_refused_and_changes_nothing(backend: &dyn Backend) {

@@ -69,6 +69,8 @@ struct StoredVersion {
     content: Arc<ZoneContent>,
     /// Was ever the target of the active ref (clean-up keeps the last K of these).
     activated: bool,
+    /// What it changed from its parent, recorded at commit: known after the parent is gone.
+    changes: Option<Arc<NameChanges>>,
 }
 
 #[derive(Debug, Clone)]
@@ -317,6 +319,10 @@ impl Store for MemoryStore {
                 .zones
                 .entry(key.clone())
                 .or_insert_with(|| new_zone(&origin));
+            let recorded = commit
+                .base
+                .and_then(|base| zone.versions.get(&base))
+                .map(|base| Arc::new(changes_between(&base.content, &stored)));
             zone.next_generation = admitted.generation.next();
             zone.last_serial = Some(admitted.serial);
             let version = Version {
@@ -338,6 +344,7 @@ impl Store for MemoryStore {
                     version: version.clone(),
                     content: Arc::new(stored),
                     activated: false,
+                    changes: recorded,
                 },
             );
             let changes = rules::commit_writes(
@@ -430,12 +437,18 @@ impl Store for MemoryStore {
             let Some(zone_state) = state.zones.get(&key) else {
                 return Ok(None);
             };
-            let (Some(old), Some(new)) =
-                (zone_state.versions.get(&from), zone_state.versions.get(&to))
-            else {
+            let Some(new) = zone_state.versions.get(&to) else {
                 return Ok(None);
             };
-            let changed = NameChanges::between(old.content.rrsets().cloned(), new.content.rrsets());
+            let changed = match zone_state.versions.get(&from) {
+                Some(old) => {
+                    NameChanges::between(old.content.rrsets().cloned(), new.content.rrsets())
+                }
+                None => match recorded_chain(zone_state, from, to) {
+                    Some(changed) => changed,
+                    None => return Ok(None),
+                },
+            };
             let mut changes = ContentChanges {
                 version: new.version.clone(),
                 removed: changed.removed,
@@ -708,6 +721,37 @@ impl Store for MemoryStore {
             Ok(())
         })
     }
+}
+
+/// The changes from `base` to `stored` (content derived from it), at the cost of the change.
+fn changes_between(base: &ZoneContent, stored: &ZoneContent) -> NameChanges {
+    let names: std::collections::BTreeSet<Name> = base
+        .changed_sets(stored)
+        .iter()
+        .map(|set| set.key.name.to_lowercase())
+        .collect();
+    let before: Vec<model::RecordSet> = names
+        .iter()
+        .flat_map(|name| base.sets_at(name).cloned())
+        .collect();
+    NameChanges::between(before, names.iter().flat_map(|name| stored.sets_at(name)))
+}
+
+/// The recorded changes from `from` (gone) to `to`, composed along parents, at most
+/// [`limits::STORE_CHANGES_CHAIN`] of them.
+fn recorded_chain(zone: &ZoneState, from: Generation, to: Generation) -> Option<NameChanges> {
+    let mut steps = Vec::new();
+    let mut at = zone.versions.get(&to)?;
+    for _ in 0..limits::STORE_CHANGES_CHAIN.default {
+        let parent = at.version.parent?;
+        steps.push(NameChanges::clone(at.changes.as_ref()?));
+        if parent == from {
+            steps.reverse();
+            return Some(NameChanges::compose(steps));
+        }
+        at = zone.versions.get(&parent)?;
+    }
+    None
 }
 
 #[cfg(test)]

@@ -44,7 +44,9 @@ use etcd_client::{
     SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 use model::invariants;
-use model::{limits, AuditEntry, Breaker, Generation, Name, RefName, Refs, Version, ZoneContent};
+use model::{
+    limits, AuditEntry, Breaker, Generation, Name, RecordSet, RefName, Refs, Version, ZoneContent,
+};
 
 use crate::buckets::{self, BucketHash};
 use crate::changes::NameChanges;
@@ -644,6 +646,7 @@ impl EtcdStore {
             used.push(hash);
             used.extend(decode_chunk(zone_key, record.generation, &bytes)?);
         }
+        used.extend(record.changes.as_deref().and_then(parse_hash));
         Ok(used)
     }
 
@@ -848,6 +851,26 @@ impl EtcdStore {
             chunks[chunk] = buckets::hash(&bytes);
             blobs.push((chunks[chunk], bytes));
         }
+        // What changed, kept with the version (small changes only): it outlives the parent.
+        let limit =
+            usize::try_from(limits::STORE_RECORDED_CHANGE_RRSETS.default).unwrap_or(usize::MAX);
+        let before: Vec<RecordSet> = names
+            .iter()
+            .flat_map(|name| base_content.sets_at(name).cloned())
+            .collect();
+        let after: Vec<&RecordSet> = names.iter().flat_map(|name| stored.sets_at(name)).collect();
+        let changes = NameChanges::between(before, after);
+        // One blob goes in one request: larger changes are not recorded (a follower then
+        // compares the two versions' buckets, or loads the zone).
+        let max_bytes = limits::STORE_ETCD_TXN_BYTES.default as usize;
+        let changes = (changes.len() <= limit)
+            .then(|| changes.encode())
+            .filter(|bytes| bytes.len() <= max_bytes)
+            .map(|bytes| {
+                let hash = buckets::hash(&bytes);
+                blobs.push((hash, bytes));
+                hash
+            });
         let mut seen = HashSet::new();
         blobs.retain(|(hash, _)| seen.insert(*hash));
         Ok(Some(Prepared {
@@ -857,6 +880,7 @@ impl EtcdStore {
             blobs,
             chunks,
             whole: false,
+            changes,
         }))
     }
 
@@ -939,6 +963,7 @@ impl EtcdStore {
             zone.set_refs(changes.refs);
             let mut version_record =
                 VersionRecord::new(&version, ready.manifest_keys(), token.clone());
+            version_record.changes = ready.changes.as_ref().map(keys::hex);
             version_record.activated = changes.activated() == Some(admitted.generation);
             let version_key = self.keys.version(&key, admitted.generation);
             let head = self.read_audit_head().await?;
@@ -1296,6 +1321,13 @@ impl EtcdStore {
                     zone: zone.clone(),
                     generation: to,
                 })?;
+        if let Some(changes) = self.recorded_changes(&key, &new, from).await? {
+            return Ok(Some(ContentChanges {
+                version: new.version()?,
+                removed: changes.removed,
+                added: changes.added,
+            }));
+        }
         let Some(old) = self.read_version_record(&key, from).await? else {
             return Ok(None);
         };
@@ -1335,6 +1367,56 @@ impl EtcdStore {
             removed: changes.removed,
             added: changes.added,
         }))
+    }
+
+    /// The changes from `from` to `to` composed from the changes each version on the way
+    /// recorded (at most [`limits::STORE_CHANGES_CHAIN`] of them); `None` when one of them
+    /// recorded none or is gone, or `from` is not an ancestor within reach. `from` itself
+    /// need not exist any more.
+    async fn recorded_changes(
+        &self,
+        key: &str,
+        to: &VersionRecord,
+        from: Generation,
+    ) -> Result<Option<NameChanges>, StoreError> {
+        let mut steps = Vec::new();
+        let mut at = to.clone();
+        for _ in 0..limits::STORE_CHANGES_CHAIN.default {
+            let (Some(parent), Some(hash)) = (at.parent, at.changes.as_deref()) else {
+                return Ok(None);
+            };
+            let Some(hash) = parse_hash(hash) else {
+                return Ok(None);
+            };
+            let Some(bytes) = self
+                .get_many("reading recorded changes", vec![self.keys.blob(key, &hash)])
+                .await?
+                .pop()
+                .flatten()
+                .filter(|bytes| buckets::hash(bytes) == hash)
+            else {
+                return Ok(None);
+            };
+            let changes = NameChanges::decode(&bytes).map_err(|error| StoreError::Corrupt {
+                detail: format!(
+                    "zone {key} generation {}: its recorded changes do not decode: {error}",
+                    at.generation
+                ),
+            })?;
+            steps.push(changes);
+            if parent == from.0 {
+                steps.reverse();
+                return Ok(Some(NameChanges::compose(steps)));
+            }
+            if parent < from.0 {
+                return Ok(None);
+            }
+            match self.read_version_record(key, Generation(parent)).await? {
+                Some(record) => at = record,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     async fn check_integrity_async(&self) -> Result<(), StoreError> {
@@ -1409,6 +1491,8 @@ struct Prepared {
     chunks: Vec<BucketHash>,
     /// Whether `blobs` are every blob of the content (else only those its base lacks).
     whole: bool,
+    /// The blob (among `blobs`) of the changes from the base, when committed as a change.
+    changes: Option<BucketHash>,
 }
 
 impl Prepared {
@@ -1436,6 +1520,7 @@ impl Prepared {
             blobs,
             chunks,
             whole: true,
+            changes: None,
         }
     }
 

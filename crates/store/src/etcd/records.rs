@@ -61,6 +61,13 @@ pub(super) struct VersionRecord {
     /// Written by the one call that committed it: after a timed-out commit the caller finds
     /// out whether it was its own.
     pub token: String,
+    /// SHA-256 (hex) of the blob of its changes from its parent ([`NameChanges`]), when it
+    /// was committed as a change: what it changed stays known after the parent is cleaned
+    /// up (the velocity window reads it).
+    ///
+    /// [`NameChanges`]: crate::changes::NameChanges
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<String>,
 }
 
 /// One node's health verdicts, as it published them.
@@ -230,6 +237,7 @@ impl VersionRecord {
             activated: false,
             manifest,
             token,
+            changes: None,
         }
     }
 
