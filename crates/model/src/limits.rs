@@ -174,6 +174,17 @@ pub const STORE_ETCD_RESYNC_MS: Limit = Limit {
     max: 60_000,
 };
 
+/// The etcd store deletes content no version uses (reading every kept version's manifest
+/// and listing the zone's blobs) when a clean-up deletes a generation that is a multiple of
+/// this: the sweep's cost is shared by that many commits, and at most about that many
+/// versions' changed buckets wait for it.
+pub const STORE_ETCD_SWEEP_EVERY: Limit = Limit {
+    name: "store.etcd.sweep_every",
+    default: 8,
+    min: 1,
+    max: 1_024,
+};
+
 /// Record sets per storage bucket that the store aims for when it splits content into
 /// content-addressed buckets; a small change rewrites only the buckets it touches.
 pub const STORE_BUCKET_RRSETS: Limit = Limit {

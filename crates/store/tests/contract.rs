@@ -219,3 +219,70 @@ fn an_etcd_change_feed_outlives_its_member_restarting_and_tells_followers_to_re_
     }
     assert_eq!(*changes.borrow(), reader.change_counter().unwrap());
 }
+
+#[test]
+fn etcd_clean_up_deletes_the_content_no_version_uses_and_keeps_what_versions_use() {
+    let backend = EtcdBackend::new();
+    let store = backend.open();
+    let origin = "sweep.test.";
+    let zone = store::contract::fixtures::name(origin);
+    let every = model::limits::STORE_ETCD_SWEEP_EVERY.default;
+    let mut version = store
+        .commit(store::contract::fixtures::commit(
+            &store::contract::fixtures::content(origin, 1, 300, 0),
+            None,
+            model::RefName::Active,
+        ))
+        .unwrap();
+    let rounds = 3 * every;
+    for round in 0..rounds {
+        let base = store.content(&zone, version.generation).unwrap();
+        let mut next = base.clone();
+        let host = u32::try_from(round).unwrap();
+        next.put_rrset(store::contract::fixtures::host_set(origin, host, 7));
+        version = store
+            .commit_from(
+                store::contract::fixtures::commit(
+                    &next,
+                    Some(version.generation),
+                    model::RefName::Active,
+                ),
+                &base,
+            )
+            .unwrap();
+        store.clean_up(&zone, 2, "test", 1_000).unwrap();
+    }
+    let kept = store.history(&zone, 1_000).unwrap();
+    for kept in &kept {
+        let content = store.content(&zone, kept.generation).unwrap();
+        assert_eq!(
+            content.hash(),
+            kept.content_hash,
+            "a kept version reads back whole"
+        );
+    }
+    // Each change writes at most two buckets (the host's and the apex's, whose SOA serial
+    // rises), one manifest chunk and its recorded changes; the first version wrote every
+    // bucket and a chunk. What remains: the kept versions' blobs, and at
+    // most the blobs of the versions deleted since the last sweep.
+    let listed = std::process::Command::new("etcdctl")
+        .arg("--endpoints")
+        .arg(backend.config.endpoints.join(","))
+        .args(["get", "--prefix", "--keys-only"])
+        .arg(format!("{}blobs/", backend.config.prefix))
+        .output()
+        .expect("etcdctl runs (scripts/test installs etcd-client)");
+    assert!(listed.status.success(), "{listed:?}");
+    let blobs = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .count() as u64;
+    let buckets = store::buckets::bucket_count(302) as u64;
+    let bound = buckets + 1 + 4 * kept.len() as u64 + 4 * every;
+    let unswept = buckets + 1 + 4 * rounds;
+    assert!(
+        blobs <= bound,
+        "{blobs} blobs stored; the kept versions and the unswept ones need at most {bound} \
+         ({unswept} if nothing were ever deleted)"
+    );
+}

@@ -1258,8 +1258,12 @@ impl EtcdStore {
                 audit_head: Some(head),
             };
             if let Outcome::Applied(revision) = self.execute(OPERATION, &write, None).await? {
-                // The versions are gone; their buckets go now or at a later clean-up.
-                let _ = self.sweep_blobs(&key, revision, zone_value).await;
+                // The versions are gone; their buckets go now or at a later clean-up (every
+                // few generations: see the limit).
+                let every = limits::STORE_ETCD_SWEEP_EVERY.default;
+                if clean_up.delete.iter().any(|g| g.0.is_multiple_of(every)) {
+                    let _ = self.sweep_blobs(&key, revision, zone_value).await;
+                }
                 return Ok(clean_up.delete);
             }
         }
