@@ -5,8 +5,9 @@
 //! node cut off from the backends cannot remove them alone.
 //!
 //! The node's own view goes into the combination at once (not after a round trip through
-//! the store); the others' are read every [`EXCHANGE_POLL_MS`]. When the store cannot be
-//! read, the node plans from its own view (its writes fail anyway until the store answers).
+//! the store); the others' are read when the store's health feed says one published (etcd's
+//! watch), and every [`EXCHANGE_POLL_MS`] in any case. When the store cannot be read, the
+//! node plans from its own view (its writes fail anyway until the store answers).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -63,7 +64,13 @@ pub fn start(
     let shown = Arc::clone(&checkers);
     let poll = Duration::from_millis(EXCHANGE_POLL_MS.default);
     let refresh = Duration::from_millis(PUBLISH_INTERVAL_MS.default);
+    let feed = store.health_feed();
     let task = tokio::spawn(async move {
+        // Ends the feed's watch when the exchange ends.
+        let (mut published_elsewhere, _stop) = match feed {
+            Some(feed) => (Some(feed.receiver), Some(StopOnDrop(Some(feed.stop)))),
+            None => (None, None),
+        };
         let mut published: Option<Instant> = None;
         let mut changed = true;
         loop {
@@ -116,11 +123,37 @@ pub fn start(
                     }
                     true
                 }
+                () = elsewhere(&mut published_elsewhere) => false,
                 () = tokio::time::sleep(poll) => false,
             };
         }
     });
     (combined, checkers, task)
+}
+
+/// Resolves when the health feed says another node published; never without a feed (or
+/// once it has closed: the poll goes on).
+async fn elsewhere(feed: &mut Option<watch::Receiver<u64>>) {
+    match feed {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                *feed = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Runs a feed's stop when dropped.
+struct StopOnDrop(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop();
+        }
+    }
 }
 
 /// The checkers' verdicts per backend, for `status`: node → address → healthy.

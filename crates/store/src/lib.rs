@@ -230,6 +230,13 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// A feed that is told whenever any node publishes verdicts or a node's verdicts
+    /// expire (etcd's watch), so a node combines the others' verdicts as they come instead
+    /// of at its next poll; `None` (the default) when there is none.
+    fn health_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
+
     /// Every live node's published verdicts, by node name (empty by default).
     fn health_verdicts(&self) -> Result<Vec<(String, model::HealthView)>, StoreError> {
         Ok(Vec::new())

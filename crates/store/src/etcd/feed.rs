@@ -1,4 +1,5 @@
-//! The change feed of an etcd store: what followers wait on instead of polling.
+//! The change feed of an etcd store: what followers wait on instead of polling. The same
+//! task watches the nodes' health verdicts for the health exchange (another prefix).
 //!
 //! The counter is the highest mod revision under `zones/` (every ref move, breaker change
 //! and canary move rewrites a zone record), the same number [`Store::change_counter`]

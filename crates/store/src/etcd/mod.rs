@@ -1801,6 +1801,15 @@ impl Store for EtcdStore {
         })
     }
 
+    fn health_feed(&self) -> Option<crate::ChangeFeed> {
+        let runtime = self.runtime.as_ref()?.handle();
+        let (receiver, task) = feed::start(runtime, self.watching.clone(), self.keys.healths(), 0);
+        Some(crate::ChangeFeed {
+            receiver,
+            stop: Box::new(move || task.abort()),
+        })
+    }
+
     fn check_integrity(&self) -> Result<(), StoreError> {
         self.run(self.check_integrity_async())
     }
