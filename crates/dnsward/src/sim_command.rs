@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// Racing enactors (enactor 0 is the one that stalls).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub enactors: u64,
+    /// Nodes sharing the store, each with its own control loop, enactors and health view
+    /// (health by majority; faults cut a node off from a backend). The naive mode has one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=7))]
+    pub nodes: u64,
     /// Canary mode: enactors write the canary ref, the validator promotes what passes, and
     /// the faults also write canaries that empty a protected name.
     #[arg(long)]
@@ -62,6 +66,8 @@ pub fn run(args: SimArgs) -> Result<(), CliError> {
         enactors: usize::try_from(args.enactors).unwrap_or(sim::DEFAULT_ENACTORS),
         canary: args.canary,
         broken_changes: args.break_changes,
+        // Bounded to 7 by the parser.
+        nodes: usize::try_from(args.nodes).unwrap_or(sim::DEFAULT_NODES),
     };
     match args.seed {
         Some(seed) => replay(SimConfig { seed, ..template }, args.trace),

@@ -49,6 +49,9 @@ pub enum Invariant {
     /// What a server answers (patched, carried or pre-encoded) is what the library path
     /// answers from a whole build of the version it serves.
     ServedAnswers,
+    /// Several nodes: a backend that only a minority of nodes sees down (they are cut off
+    /// from it) stays in every plan any node publishes.
+    QuorumHolds,
 }
 
 impl Invariant {
@@ -67,6 +70,7 @@ impl Invariant {
             Invariant::RepairedToGood => "repaired-to-good",
             Invariant::BadCanaryNeverActive => "bad-canary-never-active",
             Invariant::ServedAnswers => "served-answers",
+            Invariant::QuorumHolds => "quorum-holds",
         }
     }
 }

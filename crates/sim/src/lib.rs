@@ -70,6 +70,11 @@ pub struct SimConfig {
     /// The store's recorded changes are wrong on purpose ([`store::MemoryStore::break_changes`]):
     /// the servers' patches go wrong and the checkers must say so.
     pub broken_changes: bool,
+    /// Nodes sharing the store, each with its own control loop, `enactors` enactors and
+    /// health view (its own verdicts, a copy of the others' it refreshes now and then, the
+    /// combination by majority it plans from); faults cut a node off from a backend. The
+    /// naive mode has one.
+    pub nodes: usize,
 }
 
 /// Default steps with faults per seed.
@@ -78,6 +83,8 @@ pub const DEFAULT_FAULT_STEPS: u64 = 150;
 pub const DEFAULT_LIVENESS_STEPS: u64 = 300;
 /// Default number of enactors.
 pub const DEFAULT_ENACTORS: usize = 3;
+/// Default number of nodes.
+pub const DEFAULT_NODES: usize = 1;
 
 impl SimConfig {
     pub fn new(seed: u64) -> SimConfig {
@@ -89,7 +96,12 @@ impl SimConfig {
             enactors: DEFAULT_ENACTORS,
             canary: false,
             broken_changes: false,
+            nodes: DEFAULT_NODES,
         }
+    }
+
+    pub fn nodes(self, nodes: usize) -> SimConfig {
+        SimConfig { nodes, ..self }
     }
 
     pub fn naive(self, naive: bool) -> SimConfig {
@@ -120,6 +132,9 @@ impl SimConfig {
         }
         if self.enactors != DEFAULT_ENACTORS {
             command.push_str(&format!(" --enactors {}", self.enactors));
+        }
+        if self.nodes != DEFAULT_NODES {
+            command.push_str(&format!(" --nodes {}", self.nodes));
         }
         command
     }
@@ -410,6 +425,8 @@ impl Summary {
         stats.rollbacks += more.rollbacks;
         stats.canaries_refused += more.canaries_refused;
         stats.canaries_promoted += more.canaries_promoted;
+        stats.cut_offs += more.cut_offs;
+        stats.plans_elsewhere += more.plans_elsewhere;
         stats.repairs.by_rollback += more.repairs.by_rollback;
         stats.repairs.by_pipeline += more.repairs.by_pipeline;
         stats.repairs.canaries += more.repairs.canaries;
@@ -471,6 +488,12 @@ impl Summary {
                 stats.rollbacks,
                 stats.canaries_refused,
                 stats.canaries_promoted
+            ));
+        }
+        if self.stats.cut_offs > 0 || self.stats.plans_elsewhere > 0 {
+            line.push_str(&format!(
+                "; nodes: {} cut off from a backend, {} plans by a node other than the first",
+                self.stats.cut_offs, self.stats.plans_elsewhere
             ));
         }
         if !self.by_invariant.is_empty() {

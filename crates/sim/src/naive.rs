@@ -59,12 +59,12 @@ impl World<'_> {
         {
             return "plan: unchanged".to_string();
         }
-        if let Some(latest) = self.board.latest(&origin) {
+        if let Some(latest) = self.board().latest(&origin) {
             if latest.base == active && latest.content == plan.content {
                 return "plan: unchanged".to_string();
             }
         }
-        let published = self.board.publish(GuardedPlan {
+        let published = self.board().publish(GuardedPlan {
             sequence: 0,
             base_content: None,
             zone: origin,

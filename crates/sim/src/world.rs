@@ -73,8 +73,13 @@ impl BadState {
 /// Who moves in a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Actor {
-    Plan,
+    /// A node's control loop plans.
+    Plan(usize),
     Enactor(usize),
+    /// A node reads the other nodes' published verdicts.
+    Exchange(usize),
+    /// A node is cut off from a backend, or reaches it again.
+    Blind,
     Janitor,
     Flap,
     Clock,
@@ -96,6 +101,8 @@ pub(crate) enum Phase {
 
 /// One enactor and what it holds between steps.
 pub(crate) struct Slot {
+    /// The node it runs on.
+    pub(crate) node: usize,
     pub(crate) enactor: Enactor,
     /// The newest plan sequence this enactor has taken (its in-memory `seen`).
     pub(crate) seen: u64,
@@ -103,6 +110,23 @@ pub(crate) struct Slot {
     pub(crate) held: Option<Prepared>,
     /// Stalled: not scheduled before this step.
     pub(crate) stalled_until: Option<u64>,
+}
+
+/// One node of the control plane: its control loop (planner and guard), the board its
+/// enactors take plans from, and the health it plans from. Every node shares the one store.
+pub(crate) struct SimNode {
+    /// Empty with one node (actors keep their single-node names).
+    pub(crate) name: String,
+    /// Backends this node's checkers cannot reach: its own verdict says down.
+    blind: BTreeSet<IpAddr>,
+    /// Its copy of every node's own verdicts (its own always current), as of its last
+    /// exchange: what the store's health keys held when it read them.
+    seen: Vec<HealthView>,
+    /// The combination by majority of `seen`: what the control loop plans from.
+    health: watch::Sender<HealthView>,
+    pub(crate) board: Arc<PlanBoard>,
+    replan: Arc<Notify>,
+    control: ControlLoop,
 }
 
 /// Counts for the summary.
@@ -124,6 +148,10 @@ pub struct Stats {
     pub rollbacks: u64,
     pub canaries_refused: u64,
     pub canaries_promoted: u64,
+    /// Several nodes: times a node was cut off from a backend.
+    pub cut_offs: u64,
+    /// Several nodes: plans published by a node other than the first.
+    pub plans_elsewhere: u64,
     /// How the bad states ended (the checkers' count).
     pub repairs: crate::checks::Repairs,
 }
@@ -141,13 +169,16 @@ pub(crate) struct World<'rt> {
     /// The checkers' client: never faulted.
     pub(crate) reader: MemoryStore,
     pub(crate) clock: Arc<ManualClock>,
-    health: watch::Sender<HealthView>,
     truth: BTreeMap<IpAddr, bool>,
     pub(crate) zone: ZonePlan,
     control_config: ControlConfig,
-    pub(crate) board: Arc<PlanBoard>,
-    replan: Arc<Notify>,
-    control: ControlLoop,
+    /// The nodes; the naive mode has one.
+    pub(crate) nodes: Vec<SimNode>,
+    /// Several nodes: a backend that never goes down and that at most a minority of nodes
+    /// is ever cut off from (the quorum-holds checker's subject).
+    steady: Option<IpAddr>,
+    /// Violations found while a step ran (the quorum-holds checker), reported by `check`.
+    pending: Vec<Violation>,
     pub(crate) slots: Vec<Slot>,
     /// Naive mode: the plan sequence of each applied version (the October "plan number").
     pub(crate) naive_plans: BTreeMap<Generation, u64>,
@@ -190,17 +221,36 @@ impl<'rt> World<'rt> {
             .flat_map(|endpoint| endpoint.backends.iter())
             .map(|backend| (backend.address, true))
             .collect();
-        let (health, health_rx) = watch::channel(HealthView::new());
-        let board = PlanBoard::new();
-        let replan = Arc::new(Notify::new());
-        let control = ControlLoop::new(
-            Arc::clone(&store_dyn),
-            Arc::clone(&board),
-            control_config.clone(),
-            health_rx,
-            Arc::clone(&clock) as Arc<dyn Clock>,
-            Arc::clone(&replan),
-        );
+        let count = if config.naive { 1 } else { config.nodes.max(1) };
+        let nodes: Vec<SimNode> = (0..count)
+            .map(|index| {
+                let (health, health_rx) = watch::channel(HealthView::new());
+                let board = PlanBoard::new();
+                let replan = Arc::new(Notify::new());
+                let control = ControlLoop::new(
+                    Arc::clone(&store_dyn),
+                    Arc::clone(&board),
+                    control_config.clone(),
+                    health_rx,
+                    Arc::clone(&clock) as Arc<dyn Clock>,
+                    Arc::clone(&replan),
+                );
+                SimNode {
+                    name: if count == 1 {
+                        String::new()
+                    } else {
+                        node_name(index)
+                    },
+                    blind: BTreeSet::new(),
+                    seen: vec![HealthView::new(); count],
+                    health,
+                    board,
+                    replan,
+                    control,
+                }
+            })
+            .collect();
+        let steady = (count > 1).then(|| endpoints[0].backends[0].address);
         let validator = (!config.naive).then(|| SimValidator::start(store.client(), &name(ZONE)));
         let mut checker = Checker::new(name(ZONE), endpoints.clone(), KEEP_LAST);
         checker.rogue_actor(ROGUE);
@@ -213,16 +263,15 @@ impl<'rt> World<'rt> {
             store_dyn,
             reader,
             clock,
-            health,
             truth,
             checker,
             validator,
             servers,
             zone,
             control_config,
-            board,
-            replan,
-            control,
+            nodes,
+            steady,
+            pending: Vec::new(),
             slots: Vec::new(),
             naive_plans: BTreeMap::new(),
             trace: Trace::default(),
@@ -231,27 +280,35 @@ impl<'rt> World<'rt> {
             start_ms: 0,
         };
         world.start_ms = world.now_ms();
-        world.slots = (0..world.config.enactors)
+        world.slots = (0..world.config.enactors * world.nodes.len())
             .map(|index| world.new_slot(index))
             .collect();
         world.publish_health();
+        for node in 0..world.nodes.len() {
+            world.exchange_views(node);
+        }
         world
     }
 
+    /// Enactor `index` of all: node `index / enactors`, its enactor `index % enactors`.
     fn new_slot(&self, index: usize) -> Slot {
         let target = if self.config.canary {
             RefName::Canary
         } else {
             RefName::Active
         };
+        let per_node = self.config.enactors.max(1);
+        let node = index / per_node;
         Slot {
+            node,
             enactor: Enactor::new(
-                index,
+                index % per_node,
                 Arc::clone(&self.store_dyn),
                 Arc::clone(&self.clock) as Arc<dyn Clock>,
                 KEEP_LAST,
-                Arc::clone(&self.replan),
+                Arc::clone(&self.nodes[node].replan),
             )
+            .on_node(&self.nodes[node].name)
             .with_target(target),
             seen: 0,
             held: None,
@@ -259,8 +316,14 @@ impl<'rt> World<'rt> {
         }
     }
 
+    /// What the first node plans from (the only node of the naive mode).
     pub(crate) fn health_view(&self) -> HealthView {
-        self.health.borrow().clone()
+        self.nodes[0].health.borrow().clone()
+    }
+
+    /// The first node's plan board (the only node of the naive mode).
+    pub(crate) fn board(&self) -> &Arc<PlanBoard> {
+        &self.nodes[0].board
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
@@ -273,9 +336,11 @@ impl<'rt> World<'rt> {
         self.stats.steps += 1;
         let actor = self.pick(phase);
         let line = match actor {
-            Actor::Plan if self.config.naive => self.naive_plan(),
-            Actor::Plan => self.plan(),
+            Actor::Plan(_) if self.config.naive => self.naive_plan(),
+            Actor::Plan(node) => self.plan(node),
             Actor::Enactor(index) => self.enact(index, phase),
+            Actor::Exchange(node) => self.exchange(node),
+            Actor::Blind => self.blind(),
             Actor::Janitor if self.config.naive => self.naive_clean_up("janitor"),
             Actor::Janitor => self.clean_up(),
             Actor::Flap => self.flap(),
@@ -334,14 +399,29 @@ impl<'rt> World<'rt> {
         {
             return Actor::Validator;
         }
-        let mut actors: Vec<(Actor, u64)> = vec![(Actor::Plan, 16), (Actor::Janitor, 4)];
-        let latest = self
-            .board
-            .latest(&self.zone.origin)
-            .map(|plan| plan.sequence);
+        let mut actors: Vec<(Actor, u64)> = vec![(Actor::Plan(0), 16), (Actor::Janitor, 4)];
+        for node in 1..self.nodes.len() {
+            actors.push((Actor::Plan(node), 16));
+        }
+        if self.nodes.len() > 1 {
+            actors.extend((0..self.nodes.len()).map(|node| (Actor::Exchange(node), 8)));
+            if phase == Phase::Faults {
+                actors.push((Actor::Blind, 4));
+            }
+        }
+        let latest: Vec<Option<u64>> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                node.board
+                    .latest(&self.zone.origin)
+                    .map(|plan| plan.sequence)
+            })
+            .collect();
         for (index, slot) in self.slots.iter().enumerate() {
             let stalled = slot.stalled_until.is_some_and(|until| until > self.step);
-            let has_work = slot.held.is_some() || latest.is_some_and(|seq| seq > slot.seen);
+            let has_work =
+                slot.held.is_some() || latest[slot.node].is_some_and(|seq| seq > slot.seen);
             if has_work && !stalled {
                 actors.push((Actor::Enactor(index), 14));
             }
@@ -364,60 +444,175 @@ impl<'rt> World<'rt> {
             }
         }
         // The plan actor always has weight, so there is always a pick.
-        self.rng.weighted(&actors).unwrap_or(Actor::Plan)
+        self.rng.weighted(&actors).unwrap_or(Actor::Plan(0))
     }
 
-    fn publish_health(&self) {
+    /// Every node's checkers report: each node's own verdicts are the truth, less the
+    /// backends it is cut off from. A node plans from its own current verdicts combined with
+    /// the others' as of its last exchange.
+    fn publish_health(&mut self) {
         let now_ms = self.now_ms();
-        let mut view = HealthView::new();
-        for (address, healthy) in &self.truth {
-            view.set(
-                *address,
-                BackendState {
-                    healthy: *healthy,
-                    since_ms: now_ms,
-                },
-            );
+        for index in 0..self.nodes.len() {
+            let mut view = HealthView::new();
+            for (address, healthy) in &self.truth {
+                view.set(
+                    *address,
+                    BackendState {
+                        healthy: *healthy && !self.nodes[index].blind.contains(address),
+                        since_ms: now_ms,
+                    },
+                );
+            }
+            self.nodes[index].seen[index] = view;
+            self.combine(index);
         }
-        self.health.send_replace(view);
+    }
+
+    /// The node's view to plan from: with one node its own verdicts, with several their
+    /// combination by majority ([`model::health::combine`], as `[health] quorum`'s default).
+    fn combine(&self, index: usize) {
+        let node = &self.nodes[index];
+        let view = if node.seen.len() == 1 {
+            node.seen[0].clone()
+        } else {
+            let views: Vec<&HealthView> = node.seen.iter().collect();
+            model::health::combine(&views, model::Quorum::Majority)
+        };
+        node.health.send_replace(view);
+    }
+
+    /// Node `index` reads every node's published verdicts.
+    fn exchange_views(&mut self, index: usize) {
+        let own: Vec<HealthView> = (0..self.nodes.len())
+            .map(|other| self.nodes[other].seen[other].clone())
+            .collect();
+        self.nodes[index].seen = own;
+        self.combine(index);
+    }
+
+    fn exchange(&mut self, index: usize) -> String {
+        self.exchange_views(index);
+        let down: Vec<String> = self.nodes[index]
+            .health
+            .borrow()
+            .backends
+            .iter()
+            .filter(|(_, state)| !state.healthy)
+            .map(|(address, _)| address.to_string())
+            .collect();
+        format!(
+            "{}: reads the others' verdicts; plans with down: {}",
+            self.nodes[index].name,
+            if down.is_empty() {
+                "none".to_string()
+            } else {
+                down.join(", ")
+            }
+        )
+    }
+
+    /// A node is cut off from a backend (its own checks fail while the backend is up), or
+    /// reaches it again. At most a minority of nodes is ever cut off from the steady backend.
+    fn blind(&mut self) -> String {
+        let index = self.rng.index(self.nodes.len());
+        let addresses: Vec<IpAddr> = self.truth.keys().copied().collect();
+        let address = addresses[self.rng.index(addresses.len())];
+        let name = self.nodes[index].name.clone();
+        if self.nodes[index].blind.remove(&address) {
+            self.publish_health();
+            return format!("{name}: reaches {address} again");
+        }
+        if Some(address) == self.steady {
+            let blind = self
+                .nodes
+                .iter()
+                .filter(|node| node.blind.contains(&address))
+                .count();
+            if 2 * (blind + 1) > self.nodes.len() {
+                return format!("{name}: stays in reach of {address} (a majority would not)");
+            }
+        }
+        self.nodes[index].blind.insert(address);
+        self.stats.cut_offs += 1;
+        self.publish_health();
+        format!("{name}: cut off from {address}")
     }
 
     /// One round of the real control loop: plan, judge, publish or refuse and trip.
-    fn plan(&mut self) -> String {
-        let rounds = self.runtime.block_on(self.control.plan_once());
+    fn plan(&mut self, node: usize) -> String {
+        let rounds = self.runtime.block_on(self.nodes[node].control.plan_once());
         let Some((_, round)) = rounds.into_iter().next() else {
             return "plan: no zone".to_string();
+        };
+        let who = if self.nodes[node].name.is_empty() {
+            "plan".to_string()
+        } else {
+            format!("{} plan", self.nodes[node].name)
         };
         match round {
             ZoneRound::Published(plan) => {
                 self.checker.accepted(plan.base, &plan.content);
+                self.check_quorum(node, &plan.content);
+                self.stats.plans_elsewhere += u64::from(node > 0);
                 format!(
-                    "plan: published #{} on {}{}",
+                    "{who}: published #{} on {}{}",
                     plan.sequence,
                     show(plan.base),
                     answers(&plan.content)
                 )
             }
-            ZoneRound::Unchanged => "plan: unchanged".to_string(),
-            ZoneRound::Frozen(breaker) => format!("plan: frozen ({})", breaker.state_name()),
+            ZoneRound::Unchanged => format!("{who}: unchanged"),
+            ZoneRound::Frozen(breaker) => format!("{who}: frozen ({})", breaker.state_name()),
             ZoneRound::Refused(verdict) => {
                 self.stats.refused += 1;
                 // The refused content, recomputed from the same inputs (the planner is pure
                 // and nothing moved in between), for the refused-never-active checker.
-                if let Some((base, content)) = self.replay_plan() {
+                if let Some((base, content)) = self.replay_plan(node) {
                     self.checker.refused(base, content);
                 }
-                format!("plan: refused ({verdict})")
+                format!("{who}: refused ({verdict})")
             }
-            ZoneRound::Failed(error) => format!("plan: failed ({})", first_clause(&error)),
+            ZoneRound::Failed(error) => format!("{who}: failed ({})", first_clause(&error)),
             ZoneRound::AwaitingProbes { unprobed } => {
-                format!("plan: waits for the first probes of {unprobed} backends")
+                format!("{who}: waits for the first probes of {unprobed} backends")
             }
         }
     }
 
+    /// The quorum-holds checker: the steady backend (up, and at most a minority of nodes
+    /// cut off from it) is in every plan a node publishes.
+    fn check_quorum(&mut self, node: usize, content: &ZoneContent) {
+        let Some(steady) = self.steady else {
+            return;
+        };
+        let owner = &self.zone.endpoints[0].name;
+        if !self.zone.endpoints[0].answers_in(content).contains(&steady) {
+            let blind: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|other| other.blind.contains(&steady))
+                .map(|other| other.name.as_str())
+                .collect();
+            self.pending.push(Violation::new(
+                Invariant::QuorumHolds,
+                format!(
+                    "step {}: {} published a plan without {steady} at {owner}, which only {} \
+                     of {} nodes cannot reach",
+                    self.step,
+                    self.nodes[node].name,
+                    if blind.is_empty() {
+                        "none".to_string()
+                    } else {
+                        blind.join(", ")
+                    },
+                    self.nodes.len()
+                ),
+            ));
+        }
+    }
+
     /// The plan the control loop just made, recomputed from the store as it is.
-    fn replay_plan(&self) -> Option<(Option<Generation>, ZoneContent)> {
+    fn replay_plan(&self, node: usize) -> Option<(Option<Generation>, ZoneContent)> {
         let reader = &self.reader;
         let origin = &self.zone.origin;
         let active = reader.refs(origin).ok()?.active;
@@ -435,7 +630,7 @@ impl<'rt> World<'rt> {
                 now_ms,
             )
             .ok()?;
-        let health = self.health.borrow().clone();
+        let health = self.nodes[node].health.borrow().clone();
         let static_content = self.static_records();
         let plan = planner::plan(
             &PlanInput {
@@ -468,7 +663,8 @@ impl<'rt> World<'rt> {
                 .block_on(self.slots[index].enactor.apply(prepared));
             return format!("{actor} apply #{sequence}: {}", self.outcome(&outcome));
         }
-        let Some(plan) = self.board.latest(&self.zone.origin) else {
+        let node = self.slots[index].node;
+        let Some(plan) = self.nodes[node].board.latest(&self.zone.origin) else {
             return format!("{actor}: no plan");
         };
         self.slots[index].seen = plan.sequence;
@@ -565,7 +761,13 @@ impl<'rt> World<'rt> {
     }
 
     fn flap(&mut self) -> String {
-        let addresses: Vec<IpAddr> = self.truth.keys().copied().collect();
+        let steady = self.steady;
+        let addresses: Vec<IpAddr> = self
+            .truth
+            .keys()
+            .copied()
+            .filter(|address| Some(*address) != steady)
+            .collect();
         let address = addresses[self.rng.index(addresses.len())];
         let healthy = {
             let state = self.truth.entry(address).or_insert(true);
@@ -750,20 +952,26 @@ impl<'rt> World<'rt> {
     /// every enactor but a stalled one (on another node) start again with empty memory.
     fn restart(&mut self) -> String {
         self.stats.restarts += 1;
-        let health_rx = self.health.subscribe();
-        self.control = ControlLoop::new(
+        let node = if self.nodes.len() == 1 {
+            0
+        } else {
+            self.rng.index(self.nodes.len())
+        };
+        let health_rx = self.nodes[node].health.subscribe();
+        self.nodes[node].control = ControlLoop::new(
             Arc::clone(&self.store_dyn),
-            Arc::clone(&self.board),
+            Arc::clone(&self.nodes[node].board),
             self.control_config.clone(),
             health_rx,
             Arc::clone(&self.clock) as Arc<dyn Clock>,
-            Arc::clone(&self.replan),
+            Arc::clone(&self.nodes[node].replan),
         );
         let mut restarted = Vec::new();
         for index in 0..self.slots.len() {
-            if self.slots[index]
-                .stalled_until
-                .is_some_and(|until| until > self.step)
+            if self.slots[index].node != node
+                || self.slots[index]
+                    .stalled_until
+                    .is_some_and(|until| until > self.step)
             {
                 continue;
             }
@@ -777,7 +985,16 @@ impl<'rt> World<'rt> {
             self.validator = Some(validator);
             restarted.push("validator".to_string());
         }
-        format!("restart: control loop and enactors {}", restarted.join(","))
+        let name = &self.nodes[node].name;
+        let name = if name.is_empty() {
+            String::new()
+        } else {
+            format!(" {name}")
+        };
+        format!(
+            "restart{name}: control loop and enactors {}",
+            restarted.join(",")
+        )
     }
 
     /// Faults stop: stalled enactors resume, no fault is pending, health holds still.
@@ -789,13 +1006,22 @@ impl<'rt> World<'rt> {
             // A pending fault is spent on a harmless read.
             let _ = self.store.refs(&self.zone.origin);
         }
+        if self.nodes.len() > 1 {
+            for node in &mut self.nodes {
+                node.blind.clear();
+            }
+            self.publish_health();
+            return "calm: faults stop, stalled enactors resume, every node reaches every backend"
+                .to_string();
+        }
         "calm: faults stop, stalled enactors resume".to_string()
     }
 
     /// What the control loop plans from: the zone file with the operator's edits (records
     /// no endpoint owns stay as an operator left them).
     fn static_records(&self) -> ZoneContent {
-        self.control
+        self.nodes[0]
+            .control
             .static_records(&self.zone.origin)
             .unwrap_or_else(|| self.zone.static_content.clone())
     }
@@ -806,7 +1032,16 @@ impl<'rt> World<'rt> {
         let Some(active) = self.active_content() else {
             return false;
         };
-        let health = self.health.borrow().clone();
+        // Converged when every node plans from the same view and that view asks for nothing
+        // new (after the faults, nodes reach every backend and exchange verdicts).
+        let health = self.health_view();
+        if self
+            .nodes
+            .iter()
+            .any(|node| *node.health.borrow() != health)
+        {
+            return false;
+        }
         let static_content = self.static_records();
         let plan = planner::plan(
             &PlanInput {
@@ -826,6 +1061,7 @@ impl<'rt> World<'rt> {
     /// The checkers, after a step.
     pub(crate) fn check(&mut self) -> Vec<Violation> {
         let mut found = self.checker.check(&self.reader, self.step);
+        found.append(&mut self.pending);
         if self.validator.is_some() {
             if let Some(detail) = self.servers.wrong_answer(&self.zone.origin) {
                 found.push(Violation::new(Invariant::ServedAnswers, detail));
@@ -1003,6 +1239,12 @@ pub(crate) fn with_foreign(content: &ZoneContent, owner: &str) -> ZoneContent {
         bad.put_rrset(set);
     }
     bad
+}
+
+/// `node-a`, `node-b`, …
+fn node_name(index: usize) -> String {
+    let letter = u8::try_from(index % 26).unwrap_or(0);
+    format!("node-{}", char::from(b'a' + letter))
 }
 
 fn name(text: &str) -> Name {

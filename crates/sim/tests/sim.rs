@@ -48,6 +48,38 @@ fn a_thousand_seeds_of_dnsward_violate_nothing_and_every_one_converges_or_freeze
 }
 
 #[test]
+fn three_nodes_with_their_own_health_views_violate_nothing_and_a_cut_off_node_removes_nothing_alone(
+) {
+    let config = SimConfig {
+        fault_steps: 100,
+        ..SimConfig::new(0).nodes(3)
+    };
+    let summary = sim::run_seeds(0, 300, &config, |_, _| {});
+    if let Some(first) = &summary.first_failure {
+        panic!("{}\n{}", summary.line(), first.describe(30));
+    }
+    assert_eq!(
+        summary.converged + summary.frozen,
+        300,
+        "{}",
+        summary.line()
+    );
+    let stats = summary.stats;
+    assert!(
+        stats.cut_offs > 0 && stats.plans_elsewhere > 0 && stats.conflicts > 0,
+        "nodes were cut off, planned and raced: {}",
+        summary.line()
+    );
+    let report = Simulator::new().run(SimConfig::new(7).nodes(3));
+    let traced = |text: &str| report.trace.lines().iter().any(|line| line.contains(text));
+    assert!(
+        traced("node-b/enactor-") && traced("node-c plan") && traced("cut off from"),
+        "every node plans and enacts: {}",
+        report.describe(20)
+    );
+}
+
+#[test]
 fn three_hundred_seeds_in_canary_mode_violate_nothing_and_refuse_bad_canaries() {
     let config = SimConfig {
         fault_steps: 100,
